@@ -1,0 +1,44 @@
+# Every target sets up the virtual environment first, from nothing on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+LAKE ?= lake
+
+.PHONY: install run test lint bench bench-extraction bench-dedup bench-quality bench-e2e clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev,dask]'
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(VENV)/bin/siftlake ingest seeds --lake $(LAKE)
+
+test: install
+	$(PY) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check flows tests bench
+	$(VENV)/bin/mypy
+
+bench-extraction: install
+	$(PY) bench/extraction.py
+
+bench-dedup: install
+	$(PY) bench/dedup.py
+
+bench-quality: install
+	$(PY) bench/quality.py
+
+bench-e2e: install
+	$(PY) bench/e2e.py
+
+bench: bench-extraction bench-dedup bench-quality
+
+clean:
+	rm -rf $(LAKE) .pytest_cache .mypy_cache .ruff_cache

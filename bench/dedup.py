@@ -1,0 +1,487 @@
+"""Near-duplicate detection benchmark: accuracy, LSH recall, throughput, index size and memory.
+
+    python bench/dedup.py                 # everything (about 3-6 min on one core)
+    python bench/dedup.py --sweep         # plus the parameter sweep that chose the defaults
+    python bench/dedup.py --lake-docs 100000 --skip-built   # quicker memory check
+
+Sections:
+1. signature throughput on article-length texts (scrapinghub_aeb gold), vs datasketch MinHash.bulk;
+2. clough_plagiarism (answer, source) pairs: cut/light are near-duplicates, non is not, heavy apart;
+3. a built near-duplicate set: each scrapinghub_aeb gold article as HTML in 4 site templates with
+   heavy shared chrome (cosmetic changes, ~1% of words edited, a short paragraph removed, an update
+   line appended), negatives = other articles in the same templates and two-article mash-ups, all
+   run through the pipeline's extraction, then scored pairwise against the true clusters; plus the
+   LSH's candidate recall against exact Jaccard computed by brute force;
+4. index bytes per document and peak RSS while resolving a batch against a synthetic 1,000,000-doc
+   index (signatures only), in a child process so the number is that of the dedup alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import itertools
+import json
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from flows.dedup import (  # noqa: E402
+    DedupBatch,
+    DedupConfig,
+    band_keys,
+    candidate_pairs,
+    content_hash,
+    estimated_jaccard,
+    resolve,
+    shingle_ids,
+    shingles,
+    signatures,
+)
+from flows.dedup_index import LakeIndex, publish_segment  # noqa: E402
+
+CORPORA = REPO.parent / "shared" / "corpora"
+
+
+def load_gold_texts() -> list[str]:
+    rows = [json.loads(line) for line in open(CORPORA / "scrapinghub_aeb" / "gold.jsonl", encoding="utf-8")]
+    return [r["text"] for r in rows if r["text"].strip()]
+
+
+def cpu_seconds(fn: Callable[[], object]) -> float:
+    start = time.process_time()
+    fn()
+    return time.process_time() - start
+
+
+# -- 1. throughput ------------------------------------------------------------------------------
+
+
+def bench_throughput(config: DedupConfig, repeat: int) -> None:
+    from datasketch import MinHash
+
+    texts = load_gold_texts() * repeat
+    words = np.mean([len(t.split()) for t in texts])
+    print(f"\n## 1. Signature throughput ({len(texts)} scrapinghub_aeb gold texts, mean {words:.0f} words, 1 core)")
+    sha = config.model_copy(update={"hash_function": "sha1_hash32"})
+    base = cpu_seconds(
+        lambda: MinHash.bulk(
+            [[s.encode() for s in set(shingles(t, sha))] for t in texts], num_perm=config.num_perm, seed=config.seed
+        )
+    )
+    print(f"  datasketch MinHash.bulk (sha1_hash32, baseline): {len(texts) / base:7.0f} docs/s")
+    for name, cfg in (("ours, sha1_hash32 (bit-identical to the baseline)", sha), (f"ours, {config.hash_function}", config)):
+        secs = cpu_seconds(lambda cfg=cfg: signatures(texts, cfg))  # type: ignore[misc]
+        print(f"  {name:50s}: {len(texts) / secs:7.0f} docs/s  ({base / secs:.2f}x baseline)")
+
+
+# -- scoring helpers ----------------------------------------------------------------------------
+
+
+def clusters_of(texts: Sequence[str], config: DedupConfig, ids: Sequence[str] | None = None) -> list[str]:
+    """Run the real resolve() on texts as one batch against an empty lake; return dup_cluster."""
+    ids = list(ids) if ids is not None else [f"d{i:05d}" for i in range(len(texts))]
+    batch = DedupBatch(
+        doc_ids=ids,
+        content_hashes=[content_hash(t) for t in texts],
+        signatures=signatures(texts, config),
+        quality=np.full(len(texts), 0.5),
+        lengths=np.array([len(t) for t in texts]),
+    )
+    return resolve(batch, LakeIndex(Path("/nonexistent"), config, []), config).dup_cluster
+
+
+def pair_set(labels: Sequence[object]) -> set[tuple[int, int]]:
+    groups: dict[object, list[int]] = defaultdict(list)
+    for i, label in enumerate(labels):
+        groups[label].append(i)
+    return {p for members in groups.values() for p in itertools.combinations(members, 2)}
+
+
+def prf(predicted: set[tuple[int, int]], truth: set[tuple[int, int]]) -> tuple[float, float, float]:
+    tp = len(predicted & truth)
+    p = tp / len(predicted) if predicted else 1.0
+    r = tp / len(truth) if truth else 1.0
+    return p, r, (2 * p * r / (p + r) if p + r else 0.0)
+
+
+def jaccard(a: set[int], b: set[int]) -> float:
+    return len(a & b) / len(a | b) if a or b else 1.0
+
+
+def id_sets(texts: Iterable[str], config: DedupConfig) -> list[set[int]]:
+    return [set(shingle_ids(t, config).tolist()) for t in texts]
+
+
+# -- 2. clough ----------------------------------------------------------------------------------
+
+
+def load_clough() -> tuple[list[str], list[str], list[tuple[int, int, str]]]:
+    root = CORPORA / "clough_plagiarism"
+    gold = [json.loads(line) for line in open(root / "gold.jsonl", encoding="utf-8")]
+    paths = sorted({g["source_path"] for g in gold}) + [g["text_path"] for g in gold]
+    ids = [Path(p).stem for p in paths]
+    texts = [(root / p).read_text(encoding="utf-8", errors="replace") for p in paths]
+    pos = {p: i for i, p in enumerate(paths)}
+    pairs = [(pos[g["text_path"]], pos[g["source_path"]], g["category"]) for g in gold]
+    return ids, texts, pairs
+
+
+def bench_clough(config: DedupConfig) -> None:
+    ids, texts, pairs = load_clough()
+    clusters = clusters_of(texts, config, ids)
+    sets = id_sets(texts, config)
+    print(f"\n## 2. clough_plagiarism dev: {len(pairs)} (answer, source) pairs, threshold {config.threshold}")
+    print("  category  pairs  flagged  share   exact Jaccard of each pair (sorted)")
+    for cat in ("cut", "light", "heavy", "non"):
+        mine = [(a, s) for a, s, c in pairs if c == cat]
+        flagged = sum(clusters[a] == clusters[s] for a, s in mine)
+        js = sorted(round(jaccard(sets[a], sets[s]), 2) for a, s in mine)
+        print(f"  {cat:8s} {len(mine):5d}  {flagged:7d}  {flagged / len(mine):5.2f}   {js}")
+    pos = [(a, s) for a, s, c in pairs if c in ("cut", "light")]
+    neg = [(a, s) for a, s, c in pairs if c == "non"]
+    tp = sum(clusters[a] == clusters[s] for a, s in pos)
+    fp = sum(clusters[a] == clusters[s] for a, s in neg)
+    p = tp / (tp + fp) if tp + fp else 1.0
+    r = tp / len(pos)
+    print(f"  cut+light vs non: precision {p:.3f}  recall {r:.3f}  F1 {2 * p * r / (p + r) if p + r else 0:.3f}")
+    print(f"  non pairs flagged (false positives): {fp} of {len(neg)}  -> precision on non pairs {1.0 if fp == 0 else 0.0:.1f}")
+    containment = [len(sets[a] & sets[s]) / max(len(sets[a]), 1) for a, s, c in pairs if c == "cut"]
+    print(f"  cut containment |A&S|/|A| (share of the answer's shingles in the source): {sorted(round(c, 2) for c in containment)}")
+
+
+# -- 3. built near-duplicate set ------------------------------------------------------------------
+
+NAV = " ".join(f'<li><a href="/section/{w.lower()}">{w}</a></li>' for w in (
+    "World US Politics Business Tech Science Health Sports Arts Books Style Food Travel Magazine "
+    "Opinion Podcasts Video Weather Obituaries Corrections Markets Climate Education Real-Estate").split())
+POPULAR = " ".join(f"<li><a href='/p/{i}'>{t}</a></li>" for i, t in enumerate([
+    "Ten things you missed this week in markets and money",
+    "The quiet town that became a global hub for electric bikes",
+    "Why sleep experts say you should stop checking your phone at night",
+    "A guide to the best new restaurants opening this spring",
+    "How a small startup plans to take on the biggest cloud providers",
+    "Inside the race to build a better battery for the grid",
+    "What the new tax rules mean for freelancers and small businesses",
+    "The museum that lets visitors touch every single exhibit",
+]))
+LEGAL = (
+    "Copyright 2020 Example Media Group. All rights reserved. Use of this site constitutes acceptance "
+    "of our User Agreement and Privacy Policy and Cookie Statement and Your California Privacy Rights. "
+    "The material on this site may not be reproduced, distributed, transmitted, cached or otherwise used, "
+    "except with the prior written permission of Example Media Group. Ad Choices. Subscribe to our "
+    "newsletter for the latest headlines delivered to your inbox every morning. Follow us on social media."
+)
+COOKIE = "We use cookies to improve your experience, personalise content and analyse traffic. By continuing you accept."
+
+
+def _paras_html(paras: list[str], style: int) -> str:
+    if style == 1:
+        return "<br><br>\n".join(html.escape(p) for p in paras)
+    return "\n".join(f"<p>{html.escape(p)}</p>" for p in paras)
+
+
+TEMPLATES: list[Callable[[str, list[str], int], str]] = [
+    lambda t, ps, s: (
+        f"<html><head><title>{html.escape(t)} | The Daily Example</title></head><body>"
+        f"<div class='cookie'>{COOKIE}</div><header><nav><ul>{NAV}</ul></nav></header>"
+        f"<main><article><h1>{html.escape(t)}</h1><div class='byline'>By Staff Reporter</div>"
+        f"{_paras_html(ps, s)}</article></main><aside><h3>Most popular</h3><ul>{POPULAR}</ul></aside>"
+        f"<footer><p>{LEGAL}</p></footer></body></html>"
+    ),
+    lambda t, ps, s: (
+        f"<html><head><title>{html.escape(t)}</title></head><body><div id='top'><ul class='menu'>{NAV}</ul></div>"
+        f"<div class='wrap'><div class='sidebar'><h4>Trending now</h4><ol>{POPULAR}</ol>"
+        f"<div class='newsletter'>Sign up for our free newsletter. Enter your email address to subscribe.</div></div>"
+        f"<div class='post'><h2 class='post-title'>{html.escape(t)}</h2><div class='post-body entry-content'>"
+        f"{_paras_html(ps, s)}</div><div class='share'>Share this article on Facebook Twitter LinkedIn Email</div>"
+        f"</div></div><div id='footer'>{LEGAL} {COOKIE}</div></body></html>"
+    ),
+    lambda t, ps, s: (
+        f"<html><head><title>{html.escape(t)} - News Portal</title></head><body>"
+        f"<table width='100%'><tr><td colspan='2'><ul>{NAV}</ul></td></tr><tr><td class='left' width='20%'>"
+        f"<b>Related stories</b><ul>{POPULAR}</ul></td><td class='main'><h1>{html.escape(t)}</h1>"
+        f"<div class='story'>{_paras_html(ps, s)}</div></td></tr><tr><td colspan='2'><small>{LEGAL}</small>"
+        f"</td></tr></table></body></html>"
+    ),
+    lambda t, ps, s: (
+        f"<!doctype html><html><head><title>{html.escape(t)}</title></head><body class='magazine'>"
+        f"<div class='banner'>{COOKIE} <button>Accept</button></div><nav class='primary'><ul>{NAV}</ul></nav>"
+        f"<section class='hero'><h1>{html.escape(t)}</h1><p class='dek'>Our reporting, updated daily.</p></section>"
+        f"<section class='content'><div class='article__body'>{_paras_html(ps, s)}</div>"
+        f"<div class='tags'>Tags: news, analysis, features</div></section>"
+        f"<section class='more'><h2>More from the magazine</h2><ul>{POPULAR}</ul></section>"
+        f"<footer class='site-footer'><p>{LEGAL}</p></footer></body></html>"
+    ),
+]
+
+UPDATE_LINE = "Update, March 3: This article has been updated to include a response from the company."
+
+
+def cosmetic(paras: list[str]) -> list[str]:
+    """Changes a reader would not call edits: quotes, dashes, spacing, line wraps."""
+    out = []
+    for p in paras:
+        p = p.replace("\u2019", "'").replace("\u201c", '"').replace("\u201d", '"').replace("\u2014", " -- ")
+        p = p.replace(". ", ".  ").replace(", ", ",\n")
+        out.append(p)
+    return out
+
+
+def edit_words(paras: list[str], rng: random.Random, vocab: list[str], share: float = 0.01) -> list[str]:
+    words = [p.split(" ") for p in paras]
+    slots = [(i, j) for i, ws in enumerate(words) for j in range(len(ws))]
+    for i, j in rng.sample(slots, max(1, round(len(slots) * share))):
+        words[i][j] = rng.choice(vocab)
+    return [" ".join(ws) for ws in words]
+
+
+def drop_short_paragraph(paras: list[str]) -> list[str]:
+    if len(paras) >= 3:
+        inner = min(range(1, len(paras) - 1), key=lambda i: len(paras[i]))
+        return paras[:inner] + paras[inner + 1 :]
+    sentences = paras[-1].split(". ")
+    return paras[:-1] + [". ".join(sentences[:-1])] if len(sentences) > 1 else paras
+
+
+def build_set(texts: list[str], seed: int = 7) -> tuple[list[str], list[int], list[str]]:
+    """HTML pages, their true cluster, their kind."""
+    rng = random.Random(seed)
+    vocab = sorted({w for t in texts for w in t.split() if w.isalpha()})
+    pages, truth, kinds = [], [], []
+    for a, text in enumerate(texts):
+        paras = [p.strip() for p in text.split("\n") if p.strip()]
+        title = " ".join(paras[0].split()[:8])
+        variants = [
+            ("original", paras, 0, 0),
+            ("cosmetic", cosmetic(paras), 1, 1),
+            ("edit1pct", edit_words(paras, rng, vocab), 2, 0),
+            ("para_removed", drop_short_paragraph(paras), 3, 0),
+            ("update_line", [*paras, UPDATE_LINE], (a % 2) * 2 + 1, 0),
+        ]
+        for kind, ps, template, style in variants:
+            pages.append(TEMPLATES[template](title, ps, style))
+            truth.append(a)
+            kinds.append(kind)
+    for a in range(0, len(texts) - 1, 2):
+        left = texts[a].split()
+        right = texts[a + 1].split()
+        mash = " ".join(left[: len(left) // 2] + right[len(right) // 2 :])
+        pages.append(TEMPLATES[a % 4](" ".join(left[:8]), [mash], 0))
+        truth.append(len(texts) + a)
+        kinds.append("mashup")
+    return pages, truth, kinds
+
+
+def extract_all(pages: list[str]) -> tuple[list[str], str]:
+    try:
+        from flows.document import Document
+        from flows.extract import ExtractConfig, extract_batch
+
+        docs = [Document(doc_id=f"p{i}", source_uri=f"p{i}.html", text=p, kind="html") for i, p in enumerate(pages)]
+        kept, _rejects = extract_batch(docs, ExtractConfig())
+        by_id = {d.doc_id: d.text for d in kept}
+        return [by_id.get(f"p{i}", "") for i in range(len(pages))], "flows.extract.extract_batch"
+    except Exception as exc:  # the pipeline's extractor is another engineer's module: fall back
+        print(f"  (flows.extract.extract_batch unavailable: {type(exc).__name__}: {exc}; using trafilatura)")
+    import trafilatura
+
+    out = [trafilatura.extract(p, deduplicate=False, include_comments=False, include_tables=True) for p in pages]
+    return [o or "" for o in out], "trafilatura.extract"
+
+
+def built_texts(cache: Path | None) -> tuple[list[str], list[int], list[str], str]:
+    gold = load_gold_texts()
+    pages, truth, kinds = build_set(gold)
+    if cache and cache.exists():
+        data = json.loads(cache.read_text())
+        if data["n"] == len(pages):
+            return data["texts"], truth, kinds, data["how"] + " (cached)"
+    texts, how = extract_all(pages)
+    if cache:
+        cache.write_text(json.dumps({"n": len(pages), "texts": texts, "how": how}))
+    return texts, truth, kinds, how
+
+
+def bench_built(config: DedupConfig, cache: Path | None) -> None:
+    start = time.perf_counter()
+    texts, truth, kinds, how = built_texts(cache)
+    n_art = len(set(t for t, k in zip(truth, kinds, strict=True) if k != "mashup"))
+    print(f"\n## 3. Built near-duplicate set: {n_art} articles x 5 variants + {kinds.count('mashup')} mash-ups "
+          f"= {len(texts)} pages, extracted with {how} in {time.perf_counter() - start:.0f} s; "
+          f"{sum(not t for t in texts)} empty extractions")
+    clusters = clusters_of(texts, config)
+    predicted, true_pairs = pair_set(clusters), pair_set(truth)
+    p, r, f = prf(predicted, true_pairs)
+    print(f"  pairwise (resolve, threshold {config.threshold}): precision {p:.4f}  recall {r:.4f}  F1 {f:.4f}  "
+          f"({len(true_pairs)} true pairs, {len(predicted)} predicted)")
+    by_kind: dict[str, list[bool]] = defaultdict(list)
+    orig = {t: i for i, (t, k) in enumerate(zip(truth, kinds, strict=True)) if k == "original"}
+    for i, (t, k) in enumerate(zip(truth, kinds, strict=True)):
+        if k not in ("original", "mashup"):
+            by_kind[k].append(clusters[i] == clusters[orig[t]])
+    print("  recall vs the original, by variant: " + ", ".join(f"{k} {np.mean(v):.3f}" for k, v in by_kind.items()))
+    mash_fp = sum(clusters.count(clusters[i]) > 1 for i, k in enumerate(kinds) if k == "mashup")
+    print(f"  mash-ups wrongly clustered: {mash_fp} of {kinds.count('mashup')}")
+    lsh_recall(texts, config)
+
+
+def lsh_recall(texts: list[str], config: DedupConfig) -> None:
+    sets = id_sets(texts, config)
+    n = len(texts)
+    exact = {(i, j) for i in range(n) for j in range(i + 1, n) if jaccard(sets[i], sets[j]) >= config.threshold}
+    sigs = signatures(texts, config)
+    # Identical signatures are one bucket for resolve(); count them as candidates here too.
+    left, right = candidate_pairs(band_keys(sigs, config), config.max_candidates_per_band)
+    cands = set(zip(left.tolist(), right.tolist(), strict=True))
+    est = {(i, j) for i, j in cands if estimated_jaccard(sigs[i], sigs[j]) >= config.threshold}
+    got = len(exact & cands)
+    print(f"  brute force: {len(exact)} pairs with exact Jaccard >= {config.threshold} (of {n * (n - 1) // 2}); "
+          f"LSH candidate recall {got / max(len(exact), 1):.4f}; after MinHash verification "
+          f"recall {len(exact & est) / max(len(exact), 1):.4f}, precision {len(exact & est) / max(len(est), 1):.4f}; "
+          f"{len(cands)} candidate pairs checked")
+
+
+# -- sweep -------------------------------------------------------------------------------------
+
+
+def s_curve(b: int, r: int, s: float) -> float:
+    return float(1 - (1 - s**r) ** b)
+
+
+def bench_sweep(cache: Path | None) -> None:
+    texts, truth, kinds, _ = built_texts(cache)
+    _, ctexts, cpairs = load_clough()
+    true_pairs = pair_set(truth)
+    n = len(texts)
+    print("\n## Sweep: exact Jaccard (no MinHash error), pair-level on the built set, clough pairs")
+    print("  shingles     thr   built P   built R   built F1 | clough cut  light  heavy  non-FP | max neg J  min pos J")
+    for kind, size in (("word", 1), ("word", 2), ("word", 3), ("word", 4), ("word", 5), ("char", 5), ("char", 9)):
+        cfg = DedupConfig(shingle_kind=kind, shingle_size=size, hash_function="token_xxh32" if kind == "word" else "xxh32")  # type: ignore[arg-type]
+        sets = id_sets(texts, cfg)
+        js = {(i, j): jaccard(sets[i], sets[j]) for i in range(n) for j in range(i + 1, n)}
+        csets = id_sets(ctexts, cfg)
+        cj = [(jaccard(csets[a], csets[s]), c) for a, s, c in cpairs]
+        neg = max(v for k, v in js.items() if k not in true_pairs)
+        pos = min(js[k] for k in true_pairs)
+        for thr in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8):
+            pred = {k for k, v in js.items() if v >= thr}
+            p, r, f = prf(pred, true_pairs)
+            rec = {c: np.mean([v >= thr for v, cc in cj if cc == c]) for c in ("cut", "light", "heavy", "non")}
+            print(f"  {kind} {size:2d}   {thr:4.2f}   {p:.4f}    {r:.4f}    {f:.4f}  | {rec['cut']:.2f}     "
+                  f"{rec['light']:.2f}   {rec['heavy']:.2f}   {rec['non']:.2f}   | {neg:.3f}      {pos:.3f}")
+    print("\n  LSH S-curve P(candidate | Jaccard s) for num_perm 128:")
+    print("  bands x rows   s=0.3   s=0.5   s=0.6   s=0.7   s=0.8   band-key bytes/doc")
+    for b, r in ((16, 8), (20, 6), (25, 5), (32, 4), (42, 3)):
+        print(f"  {b:3d} x {r}     " + "  ".join(f"{s_curve(b, r, s):.4f}" for s in (0.3, 0.5, 0.6, 0.7, 0.8))
+              + f"   {b * 12}")
+
+
+# -- 4. index size and memory ---------------------------------------------------------------------
+
+
+def bench_index(config: DedupConfig, lake_docs: int, batch_docs: int, segments: int) -> None:
+    print(f"\n## 4. Index: {lake_docs:,} synthetic documents in {segments} segments, a batch of {batch_docs:,}")
+    with tempfile.TemporaryDirectory(prefix="dedup-bench-") as tmp:
+        for step in ("build", "query-empty", "query"):
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", step, tmp, str(lake_docs), str(batch_docs), str(segments)],
+                capture_output=True, text=True, check=True,
+            ).stdout
+            print(out.rstrip())
+
+
+def _random_sigs(rng: np.random.Generator, n: int, num_perm: int) -> np.ndarray:
+    return rng.integers(0, 2**32, size=(n, num_perm), dtype=np.uint64).astype(np.uint32)
+
+
+def child(step: str, tmp: str, lake_docs: int, batch_docs: int, segments: int) -> None:
+    config = DedupConfig()
+    index_dir = Path(tmp) / "_index"
+    start = time.perf_counter()
+    if step == "build":
+        per = -(-lake_docs // segments)
+        for s in range(segments):
+            n = min(per, lake_docs - s * per)
+            rng = np.random.default_rng(s)
+            sigs = _random_sigs(rng, n, config.num_perm)
+            ids = [f"{s:02d}{i:014x}{'0' * 48}" for i in range(n)]  # 64-char ids, like sha256 hex
+            batch = DedupBatch(ids, ids, sigs, np.zeros(n), np.zeros(n, np.int64))
+            decisions = resolve(batch, LakeIndex(index_dir, config, []), config)
+            staging = Path(tmp) / "staging" / f"run-{s:04d}"
+            LakeIndex(index_dir, config, []).write_segment(staging, batch, decisions)
+            publish_segment(index_dir, staging)
+        size = sum(f.stat().st_size for f in index_dir.rglob("*") if f.is_file())
+        print(f"  built in {time.perf_counter() - start:.0f} s: {size / 1e6:.0f} MB on disk = {size / lake_docs:.0f} bytes/doc "
+              f"(signatures {4 * config.num_perm}, band keys+rows {12 * config.bands}, ids/cluster/flags the rest)")
+        return
+    index = LakeIndex.open(index_dir, config) if step == "query" else LakeIndex(index_dir, config, [])
+    batch = _query_batch(index_dir, config, batch_docs, segments) if step == "query" else _query_batch(None, config, batch_docs, segments)
+    t0 = time.perf_counter()
+    cpu0 = time.process_time()
+    decisions = resolve(batch, index, config)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    label = f"against the {len(index):,}-doc index" if step == "query" else "against an empty index (baseline)"
+    print(f"  resolve {len(batch):,} docs {label}: {cpu:.2f} s CPU ({len(batch) / cpu:,.0f} docs/s), "
+          f"{int(decisions.is_duplicate.sum()):,} duplicates found, peak RSS {rss_mb:,.0f} MB")
+
+
+def _query_batch(index_dir: Path | None, config: DedupConfig, n: int, segments: int) -> DedupBatch:
+    """Half near-copies of lake documents (10% of values changed, est. Jaccard ~0.9), half new."""
+    rng = np.random.default_rng(12345)
+    sigs = _random_sigs(rng, n, config.num_perm)
+    if index_dir is not None:
+        index = LakeIndex.open(index_dir, config)
+        half = n // 2
+        seg = index.segments[0]
+        rows = np.sort(rng.choice(seg.count, size=half, replace=False))
+        copies = np.asarray(seg.signatures[rows]).copy()
+        mask = rng.random(copies.shape) < 0.1
+        copies[mask] = sigs[:half][mask]
+        sigs[:half] = copies
+    ids = [f"q{i:063x}" for i in range(n)]
+    return DedupBatch(ids, ids, sigs, np.full(n, 0.5), np.full(n, 1000, np.int64))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sweep", action="store_true", help="also print the parameter sweep")
+    parser.add_argument("--lake-docs", type=int, default=1_000_000)
+    parser.add_argument("--batch-docs", type=int, default=20_000)
+    parser.add_argument("--segments", type=int, default=4)
+    parser.add_argument("--repeat", type=int, default=4, help="throughput corpus = gold texts x repeat")
+    parser.add_argument("--cache", type=Path, default=None, help="cache extracted texts of the built set here")
+    parser.add_argument("--skip-built", action="store_true")
+    parser.add_argument("--skip-index", action="store_true")
+    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        step, tmp, lake, batch, segs = args.child
+        child(step, tmp, int(lake), int(batch), int(segs))
+        return
+    config = DedupConfig()
+    print(f"# dedup bench; DedupConfig: {config.model_dump()}")
+    bench_throughput(config, args.repeat)
+    bench_clough(config)
+    if not args.skip_built:
+        bench_built(config, args.cache)
+    if args.sweep:
+        bench_sweep(args.cache)
+    if not args.skip_index:
+        bench_index(config, args.lake_docs, args.batch_docs, args.segments)
+
+
+if __name__ == "__main__":
+    main()

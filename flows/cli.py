@@ -1,0 +1,71 @@
+"""The ``siftlake`` command: ``siftlake ingest SOURCE [--lake DIR] [--json]``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from pydantic import ValidationError
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="siftlake", description="Document-ingestion ETL into a Parquet lake.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("ingest", help="ingest SOURCE (a file, a directory or a glob) into the lake")
+    run.add_argument("source", help="file, directory (read recursively) or quoted glob pattern")
+    run.add_argument("--lake", default="lake", help="root folder of the lake (default: lake)")
+    run.add_argument("--config", help="JSON file with IngestConfig fields (see README: Configuration)")
+    run.add_argument("--json", action="store_true", help="print the run's counts as one JSON object on the last line")
+    return parser
+
+
+def _config(args: argparse.Namespace) -> Any:
+    from flows.config import IngestConfig
+
+    fields: dict[str, Any] = {}
+    if args.config:
+        with open(args.config, encoding="utf-8") as handle:
+            fields = json.load(handle)
+    fields.update(source=args.source, lake=args.lake)
+    return IngestConfig.model_validate(fields)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        config = _config(args)
+    except (OSError, ValueError, ValidationError) as err:
+        print(f"siftlake: invalid configuration: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    from flows.dedup_index import IncompatibleIndexError
+    from flows.ingest import ingest
+    from flows.lake import LakeBusyError
+    from flows.read import SourceError
+
+    try:
+        counts = ingest(config)
+    except (SourceError, LakeBusyError, IncompatibleIndexError) as err:
+        print(f"siftlake: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.json:
+        print(json.dumps(counts, sort_keys=True))
+    else:
+        print(_summary(counts))
+    return 0
+
+
+def _summary(counts: dict[str, Any]) -> str:
+    lines = [f"units read: {counts['units']} (already in the lake, skipped: {counts['skipped_known']})",
+             f"documents written: {counts['documents']} ({counts['duplicates']} flagged as duplicates)",
+             f"rejects: {counts['rejects']}"]
+    lines += [f"  {reason}: {n}" for reason, n in counts["reject_reasons"].items()]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""Bytes to text: BOM, then the declared charset (HTTP header or HTML meta), then detection.
+
+Order of evidence, strongest first: a byte-order mark; bytes that are valid UTF-8 (pages that
+declare a legacy charset but are UTF-8 are common); the charset the server or page declares;
+UTF-8 with a few stray Windows-1252 bytes (mixed files are common in crawls); charset-normalizer's
+detection. Bytes that look binary are refused with a reason.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+
+from charset_normalizer import from_bytes
+
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+_META_CHARSET = re.compile(rb"""<meta[^>]{0,200}?charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]{2,40})""", re.IGNORECASE)
+# WHATWG: browsers read these labels as their supersets; so do we.
+_SUPERSETS = {"iso-8859-1": "cp1252", "latin-1": "cp1252", "latin1": "cp1252", "ascii": "cp1252",
+              "us-ascii": "cp1252", "gb2312": "gb18030", "gbk": "gb18030", "shift_jis": "cp932",
+              "shift-jis": "cp932", "sjis": "cp932", "x-sjis": "cp932", "euc-kr": "cp949", "iso-8859-9": "cp1254"}
+_SNIFF_BYTES = 4096
+# Share of characters that may be C0 controls (other than \t \n \r) or U+FFFD before the unit is binary.
+_MAX_CONTROL_SHARE = 0.01
+# Mixed UTF-8/cp1252: at most this share of the non-ASCII characters may be stray bytes.
+_MAX_STRAY_SHARE = 0.5
+# Western text in cp1252: mostly ASCII letters, and its non-ASCII ones are common Latin letters and marks.
+_WESTERN = frozenset("àáâãäåæçèéêëìíîïñòóôõöøùúûüýÿœšžßÀÁÂÃÄÅÆÇÈÉÊËÌÍÎÏÑÒÓÔÕÖØÙÚÛÜÝŸŒŠŽ"
+                     "“”‘’–—…€«»°§©®·•\u00a0¡¿£¥¢ºª×")
+_MAX_WESTERN_SHARE = 0.3
+
+
+class DecodeError(ValueError):
+    """The bytes are not text: ``reason`` is the reject code, ``detail`` a sentence."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+def _cp1252_fallback(err: UnicodeError) -> tuple[str, int]:
+    assert isinstance(err, UnicodeDecodeError)
+    bad = err.object[err.start : err.end]
+    return bad.decode("cp1252", errors="replace"), err.end
+
+
+codecs.register_error("siftlake-cp1252", _cp1252_fallback)
+
+
+def _codec(label: str | None) -> str | None:
+    if not label:
+        return None
+    label = label.strip().lower()
+    label = _SUPERSETS.get(label, label)
+    try:
+        return codecs.lookup(label).name
+    except LookupError:
+        return None
+
+
+def _bom(payload: bytes) -> str | None:
+    for bom, codec in _BOMS:
+        if payload.startswith(bom):
+            return codec
+    return None
+
+
+def _meta_charset(payload: bytes) -> str | None:
+    match = _META_CHARSET.search(payload[:_SNIFF_BYTES])
+    return match.group(1).decode("ascii") if match else None
+
+
+def _mostly_utf8(payload: bytes) -> str | None:
+    """Decode UTF-8 that has a few invalid bytes, reading those as Windows-1252."""
+    text = payload.decode("utf-8", errors="replace")
+    stray = text.count("\ufffd")
+    non_ascii = sum(1 for ch in text if ord(ch) > 127)
+    if stray and non_ascii and stray / non_ascii <= _MAX_STRAY_SHARE and stray < non_ascii:
+        return payload.decode("utf-8", errors="siftlake-cp1252")
+    return None
+
+
+def _western(payload: bytes) -> str | None:
+    """Decode as Windows-1252 when the result reads as Western European text.
+
+    charset-normalizer often mistakes short cp1252 text for mac_latin2 or cp1250; a cp1252 reading
+    whose non-ASCII characters are few and all common Latin letters and punctuation is the safer bet.
+    """
+    try:
+        text = payload.decode("cp1252")
+    except UnicodeDecodeError:
+        return None
+    letters = sum(1 for ch in text if ch.isalpha())
+    non_ascii = [ch for ch in text if ord(ch) > 127]
+    accented = sum(1 for ch in non_ascii if ch.isalpha())
+    if not letters or accented > letters * _MAX_WESTERN_SHARE or not set(non_ascii) <= _WESTERN:
+        return None
+    return text
+
+
+def _detect(payload: bytes) -> str | None:
+    best = from_bytes(payload[: 1 << 18]).best()
+    if best is None:
+        return None
+    return payload.decode(best.encoding, errors="replace")
+
+
+def _looks_binary(text: str) -> bool:
+    sample = text[: 1 << 16]
+    if not sample:
+        return False
+    bad = sum(1 for ch in sample if (ch < " " and ch not in "\t\n\r\f") or ch == "\ufffd")
+    return bad / len(sample) > _MAX_CONTROL_SHARE
+
+
+def decode_bytes(payload: bytes, *, is_html: bool, declared: str | None = None) -> str:
+    """Decode a unit's bytes; raise ``DecodeError`` when they are binary or undecodable."""
+    if not payload.strip():
+        raise DecodeError("empty", "the unit is empty or whitespace only")
+    text = _decode(payload, is_html, declared)
+    if text is None or _looks_binary(text):
+        raise DecodeError("binary", "the bytes do not decode to text in any known encoding (binary file?)")
+    return text
+
+
+def _decode(payload: bytes, is_html: bool, declared: str | None) -> str | None:
+    bom = _bom(payload)
+    if bom:
+        return payload.decode(bom, errors="replace")
+    if b"\x00" in payload[:_SNIFF_BYTES]:
+        # NUL bytes without a BOM: UTF-16/32 without a mark, or binary; detection decides.
+        return _detect(payload)
+    try:
+        # Valid UTF-8 beats a declaration: legacy bytes are almost never valid UTF-8 by chance,
+        # while pages that declare Shift_JIS or latin-1 but are UTF-8 are common.
+        return payload.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    codec = _codec(declared) or (_codec(_meta_charset(payload)) if is_html else None)
+    if codec and codec != "utf-8":
+        text = payload.decode(codec, errors="replace")
+        if text.count("\ufffd") <= len(text) * _MAX_CONTROL_SHARE:
+            return text
+    return _mostly_utf8(payload) or _western(payload) or _detect(payload)

@@ -1,0 +1,388 @@
+"""The lake's persistent near-duplicate index: immutable segments of sorted, memory-mapped arrays.
+
+Layout (``INDEX = LAKE/_index``)::
+
+    INDEX/segments/<name>/meta.json         format, index parameters, entry count, replaced segments
+    INDEX/segments/<name>/signatures.npy     (n, num_perm) uint32 MinHash values, row = entry
+    INDEX/segments/<name>/band_keys.npy      (bands, n) uint64, each band sorted ascending
+    INDEX/segments/<name>/band_rows.npy      (bands, n) uint32, entry row of each sorted key
+    INDEX/segments/<name>/id_keys.npy        (n,) uint64 xxh3_64(doc_id), sorted
+    INDEX/segments/<name>/id_rows.npy        (n,) uint32, entry row of each sorted id key
+    INDEX/segments/<name>/doc_ids.npy        (n,) bytes, the entries' doc_id (UTF-8)
+    INDEX/segments/<name>/clusters.npy       (n,) bytes, their dup_cluster
+    INDEX/segments/<name>/is_duplicate.npy   (n,) bool
+    INDEX/segments/<name>/similarity.npy     (n,) float32, their dup_similarity
+
+A run writes one segment into its staging area (``write_segment``) and publishes it with one
+atomic directory rename to ``INDEX/segments/<name>`` (``publish_segment``) once its Parquet files
+are in place: a reader sees a whole segment or none. Directories whose name starts with ``.`` or
+``_`` (``_tmp...``) are ignored. Queries cost ``batch x bands x segments x log(segment)``: one
+``np.searchsorted`` per band on memory-mapped sorted keys, then the signatures of the candidate
+rows only. Memory is what those pages need, not the lake's size.
+
+Compaction (``compact``) merges all live segments into one, published the same way; its
+``meta.json`` names the segments it replaces, which readers then skip, so a crash at any point
+leaves a consistent index. Run it when no ingest run is writing, e.g. when the segment count
+passes a few dozen (query time grows linearly with the number of segments).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xxhash
+
+from flows.dedup import (
+    DedupBatch,
+    DedupConfig,
+    DedupDecisions,
+    KnownDecisions,
+    LakeMatches,
+    band_keys,
+    estimated_jaccard,
+)
+
+FORMAT = 1
+SEGMENTS = "segments"
+_META = "meta.json"
+
+
+class IncompatibleIndexError(ValueError):
+    """The index on disk was built with other parameters than the ones asked for."""
+
+
+class CorruptIndexError(RuntimeError):
+    """A published segment is unreadable."""
+
+
+def _id_keys(doc_ids: Sequence[str]) -> np.ndarray:
+    return np.fromiter(
+        (xxhash.xxh3_64_intdigest(d.encode("utf-8")) for d in doc_ids),
+        dtype=np.uint64,
+        count=len(doc_ids),
+    )
+
+
+def _encode(values: Sequence[str]) -> np.ndarray:
+    encoded = [v.encode("utf-8") for v in values]
+    width = max((len(v) for v in encoded), default=1) or 1
+    return np.array(encoded, dtype=f"S{width}")
+
+
+@dataclass
+class _Segment:
+    name: str
+    meta: dict[str, Any]
+    signatures: np.ndarray
+    band_keys: np.ndarray
+    band_rows: np.ndarray
+    id_keys: np.ndarray
+    id_rows: np.ndarray
+    doc_ids: np.ndarray
+    clusters: np.ndarray
+    is_duplicate: np.ndarray
+    similarity: np.ndarray
+
+    @property
+    def count(self) -> int:
+        return int(self.meta["count"])
+
+    @classmethod
+    def load(cls, path: Path, meta: dict[str, Any]) -> _Segment:
+        def arr(name: str) -> np.ndarray:
+            array: np.ndarray = np.load(path / f"{name}.npy", mmap_mode="r", allow_pickle=False)
+            return array
+
+        try:
+            return cls(
+                path.name,
+                meta,
+                arr("signatures"),
+                arr("band_keys"),
+                arr("band_rows"),
+                arr("id_keys"),
+                arr("id_rows"),
+                arr("doc_ids"),
+                arr("clusters"),
+                arr("is_duplicate"),
+                arr("similarity"),
+            )
+        except (OSError, ValueError) as exc:
+            raise CorruptIndexError(
+                f"index segment {path} is unreadable ({exc}); move it out of "
+                f"{path.parent} and re-ingest the run that wrote it"
+            ) from exc
+
+    def find_ids(self, doc_ids: Sequence[str], keys: np.ndarray) -> np.ndarray:
+        """Entry row of each doc_id in this segment, -1 where absent."""
+        rows = np.full(len(doc_ids), -1, dtype=np.int64)
+        if self.count == 0 or len(doc_ids) == 0:
+            return rows
+        pos = np.searchsorted(self.id_keys, keys)
+        for i in np.flatnonzero(pos < self.count).tolist():
+            # Walk the (rare) run of equal 64-bit keys comparing the real ids.
+            p = int(pos[i])
+            while p < self.count and self.id_keys[p] == keys[i]:
+                row = int(self.id_rows[p])
+                if self.doc_ids[row].decode("utf-8") == doc_ids[i]:
+                    rows[i] = row
+                    break
+                p += 1
+        return rows
+
+    def candidates(self, qkeys: np.ndarray, cap: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(query row, entry row)`` pairs sharing a band key, at most ``cap`` per band."""
+        qs, rs = [], []
+        for band in range(qkeys.shape[0]):
+            keys = self.band_keys[band]
+            lo = np.searchsorted(keys, qkeys[band], side="left")
+            hi = np.searchsorted(keys, qkeys[band], side="right")
+            counts = np.minimum(hi - lo, cap)
+            hit = np.flatnonzero(counts)
+            if len(hit) == 0:
+                continue
+            reps = counts[hit]
+            starts = np.repeat(lo[hit] - np.cumsum(reps) + reps, reps)
+            positions = starts + np.arange(int(reps.sum()))
+            qs.append(np.repeat(hit, reps))
+            rs.append(np.asarray(self.band_rows[band][positions], dtype=np.int64))
+        if not qs:
+            empty = np.empty(0, dtype=np.int64)
+            return empty, empty
+        codes = np.unique(np.concatenate(qs) * np.int64(self.count) + np.concatenate(rs))
+        return codes // self.count, codes % self.count
+
+
+class LakeIndex:
+    """All published segments of one lake's index, opened read-only."""
+
+    def __init__(self, index_dir: Path, config: DedupConfig, segments: list[_Segment]) -> None:
+        self.index_dir = index_dir
+        self.config = config
+        self.segments = segments
+
+    @classmethod
+    def open(cls, index_dir: Path, config: DedupConfig) -> LakeIndex:
+        """Open ``index_dir`` (``LAKE/_index``); a missing or empty directory is an empty index.
+
+        Raises ``IncompatibleIndexError`` when a segment was built with other parameters.
+        """
+        segments = []
+        for path, meta in _live_segments(Path(index_dir)):
+            _check_params(path, meta, config)
+            if int(meta["count"]) > 0:
+                segments.append(_Segment.load(path, meta))
+        return cls(Path(index_dir), config, segments)
+
+    def __len__(self) -> int:
+        return sum(s.count for s in self.segments)
+
+    def _locate(self, doc_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        # Segment and row of each doc_id (-1, -1 when absent); first segment by name wins.
+        seg = np.full(len(doc_ids), -1, dtype=np.int64)
+        row = np.full(len(doc_ids), -1, dtype=np.int64)
+        keys = _id_keys(doc_ids)
+        for s, segment in enumerate(self.segments):
+            rows = segment.find_ids(doc_ids, keys)
+            new = (rows >= 0) & (seg < 0)
+            seg[new], row[new] = s, rows[new]
+        return seg, row
+
+    def decisions_of(self, doc_ids: Sequence[str]) -> KnownDecisions:
+        """The decisions the lake holds for ``doc_ids`` (``found`` marks which are there)."""
+        seg, row = self._locate(doc_ids)
+        clusters = [""] * len(doc_ids)
+        is_dup = np.zeros(len(doc_ids), dtype=bool)
+        sims = np.ones(len(doc_ids), dtype=np.float64)
+        for i in np.flatnonzero(seg >= 0).tolist():
+            segment, r = self.segments[int(seg[i])], int(row[i])
+            clusters[i] = segment.clusters[r].decode("utf-8")
+            is_dup[i] = bool(segment.is_duplicate[r])
+            sims[i] = float(segment.similarity[r])
+        return KnownDecisions(seg >= 0, clusters, is_dup, sims)
+
+    def signatures_of(self, doc_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """``(found, signatures)`` of lake documents; rows not found are all-zero."""
+        seg, row = self._locate(doc_ids)
+        sigs = np.zeros((len(doc_ids), self.config.num_perm), dtype=np.uint32)
+        for s, segment in enumerate(self.segments):
+            mine = np.flatnonzero(seg == s)
+            if len(mine):
+                uniq, pos = np.unique(row[mine], return_inverse=True)
+                sigs[mine] = np.asarray(segment.signatures[uniq])[pos.reshape(-1)]
+        return seg >= 0, sigs
+
+    def query(self, sigs: np.ndarray) -> LakeMatches:
+        """Lake documents whose estimated Jaccard with each query signature is >= threshold."""
+        cfg = self.config
+        qkeys = band_keys(sigs, cfg) if len(sigs) else np.empty((cfg.bands, 0), np.uint64)
+        rows_out, ids_out, clusters_out, sims_out = [], [], [], []
+        for segment in self.segments:
+            q, r = segment.candidates(qkeys, cfg.max_candidates_per_band)
+            if len(q) == 0:
+                continue
+            # Fetch only the candidates' signatures, in file order (sequential reads).
+            uniq_rows, pos = np.unique(r, return_inverse=True)
+            cand = np.asarray(segment.signatures[uniq_rows])[pos.reshape(-1)]
+            sims = estimated_jaccard(sigs[q], cand)
+            ok = np.flatnonzero(sims >= cfg.threshold)
+            rows_out.append(q[ok])
+            sims_out.append(sims[ok])
+            ids_out += [segment.doc_ids[int(x)].decode("utf-8") for x in r[ok]]
+            clusters_out += [segment.clusters[int(x)].decode("utf-8") for x in r[ok]]
+        if not rows_out:
+            return LakeMatches(np.empty(0, np.int64), [], [], np.empty(0, np.float64))
+        return LakeMatches(np.concatenate(rows_out), ids_out, clusters_out, np.concatenate(sims_out))
+
+    def write_segment(self, segment_dir: Path, batch: DedupBatch, decisions: DedupDecisions) -> int:
+        """Write the batch's entries not yet in the lake into ``segment_dir``; return their count.
+
+        ``segment_dir`` must be new or empty. Publish it with :func:`publish_segment` (one
+        rename). A segment with 0 entries is valid; publishing it is optional.
+        """
+        seg, _ = self._locate(batch.doc_ids)
+        seen: set[str] = set()
+        rows = []
+        for i, doc_id in enumerate(batch.doc_ids):
+            if seg[i] < 0 and doc_id not in seen:
+                seen.add(doc_id)
+                rows.append(i)
+        sel = np.array(rows, dtype=np.int64)
+        _write_arrays(
+            Path(segment_dir),
+            self.config,
+            doc_ids=[batch.doc_ids[i] for i in rows],
+            clusters=[decisions.dup_cluster[i] for i in rows],
+            signatures=np.asarray(batch.signatures, dtype=np.uint32)[sel].reshape(len(rows), self.config.num_perm),
+            is_duplicate=np.asarray(decisions.is_duplicate, dtype=bool)[sel],
+            similarity=np.asarray(decisions.dup_similarity, dtype=np.float32)[sel],
+        )
+        return len(rows)
+
+
+def segment_destination(index_dir: Path, segment_dir: Path) -> Path:
+    """Where a written segment must be renamed to: ``index_dir/segments/<segment_dir.name>``."""
+    return Path(index_dir) / SEGMENTS / Path(segment_dir).name
+
+
+def publish_segment(index_dir: Path, segment_dir: Path) -> Path:
+    """Make a written segment visible with one atomic rename (same filesystem required)."""
+    dest = segment_destination(index_dir, segment_dir)
+    if dest.name.startswith((".", "_")):
+        raise ValueError(f"segment name {dest.name!r} starts with '.' or '_': readers skip it")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    # os.rename fails on a non-empty destination rather than overwrite an existing segment.
+    Path(segment_dir).rename(dest)
+    return dest
+
+
+def _write_arrays(
+    segment_dir: Path,
+    config: DedupConfig,
+    *,
+    doc_ids: list[str],
+    clusters: list[str],
+    signatures: np.ndarray,
+    is_duplicate: np.ndarray,
+    similarity: np.ndarray,
+    replaces: Sequence[str] = (),
+) -> None:
+    segment_dir.mkdir(parents=True, exist_ok=True)
+    if any(segment_dir.iterdir()):
+        raise FileExistsError(f"segment directory {segment_dir} is not empty")
+    n = len(doc_ids)
+    keys = band_keys(signatures, config)
+    order = np.argsort(keys, axis=1, kind="stable")
+    idk = _id_keys(doc_ids)
+    id_order = np.argsort(idk, kind="stable")
+    arrays = {
+        "signatures": signatures,
+        "band_keys": np.take_along_axis(keys, order, axis=1),
+        "band_rows": order.astype(np.uint32),
+        "id_keys": idk[id_order],
+        "id_rows": id_order.astype(np.uint32),
+        "doc_ids": _encode(doc_ids),
+        "clusters": _encode(clusters),
+        "is_duplicate": is_duplicate,
+        "similarity": similarity,
+    }
+    for name, array in arrays.items():
+        np.save(segment_dir / f"{name}.npy", array, allow_pickle=False)
+    meta = {"format": FORMAT, "index_params": config.index_params(), "count": n, "replaces": list(replaces)}
+    # meta.json last: a segment dir with it is complete (the rename makes it visible anyway).
+    (segment_dir / _META).write_text(json.dumps(meta, indent=1, sort_keys=True))
+
+
+def _live_segments(index_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
+    root = index_dir / SEGMENTS
+    if not root.is_dir():
+        return []
+    found: dict[str, tuple[Path, dict[str, Any] | None]] = {}
+    for path in sorted(root.iterdir()):
+        if not path.is_dir() or path.name.startswith((".", "_")):
+            continue
+        meta_path = path / _META
+        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else None
+        found[path.name] = (path, meta)
+    replaced = {r for _, m in found.values() if m for r in m.get("replaces", [])}
+    live = []
+    for name, (path, meta) in found.items():
+        if name in replaced:
+            continue
+        if meta is None:
+            raise CorruptIndexError(
+                f"index segment {path} has no {_META}: it was not written by write_segment; move it out of {root}"
+            )
+        live.append((path, meta))
+    return live
+
+
+def _check_params(path: Path, meta: dict[str, Any], config: DedupConfig) -> None:
+    want = config.index_params()
+    have = meta.get("index_params", {})
+    if meta.get("format") != FORMAT or have != want:
+        diff = {k: (have.get(k), want.get(k)) for k in sorted(set(have) | set(want)) if have.get(k) != want.get(k)}
+        raise IncompatibleIndexError(
+            f"the near-duplicate index at {path.parent.parent} was built with other dedup "
+            f"parameters (index vs this run: {diff}, format {meta.get('format')} vs {FORMAT}). "
+            "Run with the DedupConfig the index was built with, or move that directory aside to "
+            "start a new index (documents already in the lake are then not matched by new runs)."
+        )
+
+
+def compact(index_dir: Path, config: DedupConfig, name: str) -> Path | None:
+    """Merge all live segments into one segment ``name``; returns it, or None if < 2 segments.
+
+    Holds all entries in memory (~ (4 x num_perm + 12 x bands + 60) bytes each). Do not run it
+    while an ingest run may publish a segment: that segment would be kept (it is not in
+    ``replaces``), so nothing is lost, but the two would not be merged.
+    """
+    index = LakeIndex.open(index_dir, config)
+    live = [p for p, _ in _live_segments(Path(index_dir))]
+    if len(live) < 2:
+        return None
+    segs = index.segments
+    tmp = Path(index_dir) / SEGMENTS / f"_tmp-{name}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    _write_arrays(
+        tmp,
+        config,
+        doc_ids=[d.decode("utf-8") for s in segs for d in s.doc_ids],
+        clusters=[c.decode("utf-8") for s in segs for c in s.clusters],
+        signatures=np.concatenate([np.asarray(s.signatures) for s in segs]).reshape(-1, config.num_perm),
+        is_duplicate=np.concatenate([np.asarray(s.is_duplicate) for s in segs]),
+        similarity=np.concatenate([np.asarray(s.similarity) for s in segs]),
+        replaces=[p.name for p in live],
+    )
+    dest = Path(index_dir) / SEGMENTS / name
+    tmp.rename(dest)
+    for path in live:
+        shutil.rmtree(path, ignore_errors=True)
+    return dest

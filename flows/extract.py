@@ -1,0 +1,100 @@
+"""The extract stage: main text out of HTML pages, chrome lines out of plain text.
+
+HTML goes through trafilatura (see ``flows._extract_html`` for the combination of modes that
+measured best on the gold sets, ``bench/extraction.py`` for the numbers) inside a child process
+with a per-page time limit (``flows._extract_sandbox``), so one pathological page becomes a
+reject and the shard goes on. Plain text goes through ``flows.chrome``. Both come out through
+``normalize_text``: NFC, paragraphs separated by exactly one blank line.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from flows._extract_html import HtmlOptions, HtmlResult, extract_html
+from flows._extract_sandbox import ExtractTimeout, SandboxError, for_thread
+from flows.chrome import strip_chrome
+from flows.document import Document, Reject, reject
+from flows.normalize import normalize_text
+
+STAGE = "extract"
+Strategy = Literal["combined", "default", "recall", "precision", "fast"]
+
+
+class ExtractConfig(BaseModel):
+    """Knobs of the extract stage; the defaults are the best measured by ``bench/extraction.py``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    timeout_s: float = Field(default=10.0, gt=0)
+    """Per-page limit for HTML extraction; a page over it becomes an ``extract_timeout`` reject."""
+    sandbox: bool = True
+    """Extract HTML in a child process so ``timeout_s`` can be enforced; off only for debugging."""
+    strategy: Strategy = "combined"
+    """``combined`` = siftlake's mix of trafilatura modes; the others are one stock mode each."""
+    include_tables: bool = True
+    """Keep tables that belong to the article (as ``| cell | cell |`` rows)."""
+    recall_max_ratio: float = Field(default=1.5, gt=0)
+    """``combined``: trust favor_recall's text unless it is this many times longer than the default's."""
+    strip_text_chrome: bool = True
+    """Remove chrome lines (share bars, captions, bylines, counters) from plain-text inputs."""
+
+
+def _html_options(config: ExtractConfig) -> HtmlOptions:
+    return HtmlOptions(
+        strategy=config.strategy,
+        include_tables=config.include_tables,
+        recall_max_ratio=config.recall_max_ratio,
+    )
+
+
+def _extract_html(doc: Document, config: ExtractConfig) -> HtmlResult:
+    options = _html_options(config)
+    if not config.sandbox:
+        return extract_html(doc.text, options)
+    return for_thread().extract(doc.text, options, config.timeout_s)
+
+
+def _extract_one(doc: Document, config: ExtractConfig) -> Document | Reject:
+    """Extract one document in place, or say why it cannot be."""
+    if doc.kind == "html":
+        result = _extract_html(doc, config)
+        text = normalize_text(result.text)
+        if doc.title is None and result.title:
+            doc.title = result.title
+        if doc.url is None and result.url:
+            doc.url = result.url
+        empty = "The page has no main text that trafilatura could find."
+    else:
+        raw = normalize_text(doc.text)
+        text = normalize_text(strip_chrome(raw, doc.title)) if config.strip_text_chrome else raw
+        empty = "The text is empty once chrome lines are removed."
+    if not text:
+        return reject(doc, STAGE, "no_main_content", empty)
+    doc.text = text
+    return doc
+
+
+def extract_batch(docs: list[Document], config: ExtractConfig) -> tuple[list[Document], list[Reject]]:
+    """Extract each document's main text; a document that fails becomes a ``Reject``, never an exception.
+
+    ``kind == "html"``: main-text extraction of ``doc.text`` (the decoded HTML); sets ``doc.title`` and
+    ``doc.url`` when they are None and the page states them. ``kind == "text"``: chrome lines removed.
+    Reasons: ``no_main_content`` (nothing left), ``extract_timeout`` (over ``config.timeout_s``),
+    ``extract_error`` (anything else, with the exception in the detail).
+    """
+    kept: list[Document] = []
+    rejects: list[Reject] = []
+    for doc in docs:
+        try:
+            out = _extract_one(doc, config)
+        except ExtractTimeout:
+            out = reject(doc, STAGE, "extract_timeout", f"Extraction took longer than {config.timeout_s:g} s.")
+        except SandboxError as err:
+            out = reject(doc, STAGE, "extract_error", f"Extraction failed: {err}.")
+        except Exception as err:  # a bad document must never stop the shard
+            out = reject(doc, STAGE, "extract_error", f"Extraction failed: {type(err).__name__}: {err}.")
+        (kept if isinstance(out, Document) else rejects).append(out)
+    return kept, rejects

@@ -1,0 +1,198 @@
+"""The Prefect flow ``ingest``: read, normalize, extract, score, dedup, write, one task per stage and shard.
+
+Thin by design: every task calls one function of the pure core (``flows.pipeline``); this module
+only schedules shards, reports progress and publishes artifacts. Prefect loads this file with
+``flows/`` on ``sys.path``, so siftlake modules are always imported as ``flows.<module>``.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+from prefect.cache_policies import NO_CACHE
+from prefect.client.orchestration import get_client
+from prefect.futures import PrefectFuture
+from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
+
+from flows import lake as lakefs
+from flows import pipeline, report
+from flows.config import IngestConfig, RunnerConfig
+from flows.dedup import DedupConfig
+from flows.extract import ExtractConfig
+from flows.quality import QualityConfig
+from flows.read import InputFile, ReadConfig, discover, plan_shards
+
+# Data flows through these tasks: Prefect must not hash thousands of documents for caching.
+_DATA = {"cache_policy": NO_CACHE, "persist_result": False}
+_IO_RETRIES = {"retries": 2, "retry_delay_seconds": [1, 5]}
+
+
+@task(name="read", **_DATA, **_IO_RETRIES)
+def read_task(number: int, files: list[InputFile], config: ReadConfig, known_ids: str) -> pipeline.ShardBatch:
+    return pipeline.read_stage(number, files, config, Path(known_ids))
+
+
+@task(name="normalize", **_DATA)
+def normalize_task(batch: pipeline.ShardBatch) -> pipeline.ShardBatch:
+    return pipeline.normalize_stage(batch)
+
+
+@task(name="extract", **_DATA)
+def extract_task(batch: pipeline.ShardBatch, config: ExtractConfig) -> pipeline.ShardBatch:
+    return pipeline.extract_stage(batch, config)
+
+
+@task(name="score", **_DATA)
+def score_task(batch: pipeline.ShardBatch, config: QualityConfig) -> pipeline.ShardBatch:
+    return pipeline.score_stage(batch, config)
+
+
+@task(name="fingerprint", **_DATA)
+def fingerprint_task(batch: pipeline.ShardBatch, config: DedupConfig) -> pipeline.ShardBatch:
+    return pipeline.fingerprint_stage(batch, config)
+
+
+@task(name="stage", **_DATA, **_IO_RETRIES)
+def stage_task(batch: pipeline.ShardBatch, paths: lakefs.RunPaths) -> pipeline.ShardSummary:
+    return pipeline.stage_shard(batch, paths)
+
+
+@task(name="dedup", **_DATA)
+def dedup_task(paths: lakefs.RunPaths, config: DedupConfig) -> dict[str, int]:
+    return pipeline.dedup_stage(paths, config)
+
+
+@task(name="write", **_DATA, **_IO_RETRIES)
+def write_task(paths: lakefs.RunPaths, manifest: dict[str, Any]) -> list[str]:
+    moves = pipeline.write_stage(paths, manifest)
+    lakefs.commit(paths, moves)
+    return moves
+
+
+def task_runner(config: RunnerConfig) -> TaskRunner[Any]:
+    """The task runner the config asks for: processes by default, so CPU-bound stages use every core."""
+    workers = config.workers or os.cpu_count() or 1
+    _share_api_with_workers()
+    if config.kind == "thread":
+        return ThreadPoolTaskRunner(max_workers=workers)
+    if config.kind == "dask":
+        from prefect_dask import DaskTaskRunner  # optional extra: pip install 'siftlake[dask]'
+
+        if config.dask_address:
+            return DaskTaskRunner(address=config.dask_address)
+        return DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "processes": True})
+    return ProcessPoolTaskRunner(max_workers=workers)
+
+
+def _share_api_with_workers() -> None:
+    """Point worker processes at this run's Prefect API; without it each starts a temporary server."""
+    if not os.environ.get("PREFECT_API_URL"):
+        with get_client(sync_client=True) as client:
+            os.environ["PREFECT_API_URL"] = str(client.api_url).rstrip("/")
+
+
+@flow(name="process-shards")
+def process_shards(config: IngestConfig, shards: list[list[InputFile]], paths: lakefs.RunPaths,
+                   known_ids: str, done: list[int]) -> list[pipeline.ShardSummary]:
+    """Run the per-shard stages, a bounded number of shards in flight, reporting progress."""
+    workers = config.runner.workers or os.cpu_count() or 1
+    window = config.runner.shards_in_flight or 2 * workers
+    todo = [n for n in range(len(shards)) if n not in done]
+    progress = create_progress_artifact(progress=_percent(len(done), len(shards)), key="ingest-progress",
+                                        description=f"shards staged, run {paths.run_id}")
+    in_flight: list[PrefectFuture[pipeline.ShardSummary]] = []
+    summaries: list[pipeline.ShardSummary] = []
+    for number in todo:
+        in_flight.append(_submit_shard(number, shards[number], config, paths, known_ids))
+        while len(in_flight) >= window or (number == todo[-1] and in_flight):
+            summaries.append(in_flight.pop(0).result())
+            finished = len(done) + len(summaries)
+            update_progress_artifact(progress, _percent(finished, len(shards)))
+            report.print_progress(finished, len(shards))
+    return summaries
+
+
+def _submit_shard(number: int, files: list[InputFile], config: IngestConfig, paths: lakefs.RunPaths,
+                  known_ids: str) -> PrefectFuture[pipeline.ShardSummary]:
+    batch = read_task.submit(number, files, config.read, known_ids)
+    batch = normalize_task.submit(batch)
+    batch = extract_task.submit(batch, config.extract)
+    batch = score_task.submit(batch, config.quality)
+    batch = fingerprint_task.submit(batch, config.dedup)
+    return stage_task.submit(batch, paths)
+
+
+def _percent(done: int, total: int) -> float:
+    return 100.0 if total == 0 else round(100.0 * done / total, 1)
+
+
+@flow(name="ingest", log_prints=True)
+def ingest(config: IngestConfig = IngestConfig()) -> dict[str, Any]:  # noqa: B008 - pydantic default is immutable
+    """Ingest ``config.source`` into the lake at ``config.lake``; return the run's counts."""
+    logger = get_run_logger()
+    lake = Path(config.lake)
+    with lakefs.lake_lock(lake, config.lock_wait_s):
+        for run_id in lakefs.recover(lake):
+            logger.info("finished the interrupted commit of run %s", run_id)
+        discovery = discover(config.source)
+        shards = plan_shards(discovery.files, config.read)
+        paths, started = _open_run(lake, config, shards)
+        known_ids = _save_known_ids(paths, discovery.rejects)
+        done = sorted(pipeline.staged_shards(paths))
+        if done:
+            logger.info("resuming run %s: %d of %d shards already staged", paths.run_id, len(done), len(shards))
+        runner = task_runner(config.runner)
+        summaries = process_shards.with_options(task_runner=runner)(config, shards, paths, known_ids, done)
+        dedup = dedup_task(paths, config.dedup)
+        counts, seconds = report.run_counts(paths, summaries, dedup)
+        manifest = pipeline.manifest_for(config, paths.run_id, counts, seconds, started)
+        write_task(paths, manifest)
+    _publish(lake, manifest)
+    return counts
+
+
+def _open_run(lake: Path, config: IngestConfig, shards: list[list[InputFile]]) -> tuple[lakefs.RunPaths, datetime]:
+    """Resume the unfinished run of the same source and plan, or start a new one."""
+    plan_key = report.plan_key(config, shards)
+    for staging in lakefs.unfinished_runs(lake):
+        state = report.read_run_state(staging)
+        if state.get("plan_key") == plan_key:
+            return lakefs.RunPaths(lake, staging.name, state["ingest_date"]), datetime.fromisoformat(state["started_at"])
+    started = datetime.now(UTC)
+    paths = lakefs.RunPaths(lake, pipeline.new_run_id(started), started.date().isoformat())
+    report.write_run_state(paths, {"plan_key": plan_key, "ingest_date": paths.ingest_date,
+                                   "started_at": started.isoformat(), "source": config.source})
+    return paths, started
+
+
+def _save_known_ids(paths: lakefs.RunPaths, discovery_rejects: list[Any]) -> str:
+    """Store the lake's unit ids once for the workers, and stage the rejects found while listing."""
+    known = lakefs.known_unit_ids(paths.lake)
+    target = paths.staging / "known_ids.npy"
+    np.save(target, known)
+    fresh = [r for r in discovery_rejects if not lakefs.is_known(known, r.unit_id)]
+    lakefs.write_parquet_atomic(lakefs.rejects_table(fresh, paths.run_id), paths.staging / "run.rejects.parquet")
+    return str(target)
+
+
+def _publish(lake: Path, manifest: dict[str, Any]) -> None:
+    """Log the counts and publish them, with the quality and duplicate reports, as artifacts."""
+    logger = get_run_logger()
+    counts = manifest["counts"]
+    logger.info("run %s: %s", manifest["run_id"], {k: v for k, v in counts.items() if not isinstance(v, dict)})
+    create_table_artifact(table=report.count_rows(manifest), key="ingest-counts",
+                          description=f"Counts per stage and reject reason, run {manifest['run_id']}")
+    create_markdown_artifact(markdown=report.run_markdown(lake, manifest), key="ingest-report",
+                             description=f"Quality and duplicates, run {manifest['run_id']}")
+

@@ -1,0 +1,307 @@
+"""The stages composed over shards: plain functions, no Prefect (``flows.ingest`` wraps them).
+
+Per shard: read, normalize, extract, score (language + quality), fingerprint (content hash +
+MinHash), stage to Parquet. Across the run: dedup (within the run and against the lake's
+index), then write and commit. Quality is scored before the dedup decision because the keep
+policy prefers the better document of a cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from flows import lake as lakefs
+from flows.config import IngestConfig
+from flows.dedup import DedupBatch, DedupConfig, DedupDecisions, content_hash, resolve, signatures
+from flows.dedup_index import SEGMENTS, LakeIndex
+from flows.document import Document, Reject, reject
+from flows.extract import ExtractConfig, extract_batch
+from flows.language import detect_language
+from flows.normalize import normalize_batch
+from flows.quality import SIGNAL_NAMES, QualityConfig, score_batch
+from flows.read import InputFile, ReadConfig, read_shard
+
+LIBRARIES = ("siftlake", "prefect", "trafilatura", "datasketch", "pyarrow", "py3langid", "ftfy",
+             "charset-normalizer", "warcio", "numpy")
+
+
+@dataclass
+class ShardBatch:
+    """One shard between stages: its documents, its rejects so far, and per-stage counts."""
+
+    number: int
+    docs: list[Document]
+    rejects: list[Reject] = field(default_factory=list)
+    counts: Counter[str] = field(default_factory=Counter)
+    seconds: Counter[str] = field(default_factory=Counter)
+    signatures: np.ndarray | None = None
+
+
+@dataclass
+class ShardSummary:
+    """What a staged shard reports back to the flow (small: no documents)."""
+
+    number: int
+    documents: int
+    rejects: int
+    counts: Counter[str]
+    seconds: Counter[str]
+    reasons: Counter[str]
+
+
+class _Timer:
+    def __init__(self, batch: ShardBatch, stage: str) -> None:
+        self.batch, self.stage = batch, stage
+
+    def __enter__(self) -> None:
+        self.start = time.perf_counter()
+        self.batch.counts[f"{self.stage}_in"] += len(self.batch.docs)
+
+    def __exit__(self, *exc: object) -> None:
+        self.batch.seconds[self.stage] += time.perf_counter() - self.start
+        self.batch.counts[f"{self.stage}_out"] += len(self.batch.docs)
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """Sortable and unique: UTC time plus a random suffix."""
+    now = now or datetime.now(UTC)
+    return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+
+
+# -- per-shard stages ------------------------------------------------------------------------
+
+
+def _guarded(batch: ShardBatch, stage: str, apply: Callable[[list[Document]], object]) -> None:
+    """Apply a stage to the shard; if it raises, apply it document by document and reject the failures.
+
+    A bug or a pathological document then costs that document, with its reason, not the whole run.
+    """
+    try:
+        apply(batch.docs)
+        return
+    except Exception:
+        pass
+    kept: list[Document] = []
+    for doc in batch.docs:
+        try:
+            apply([doc])
+            kept.append(doc)
+        except Exception as err:
+            batch.rejects.append(reject(doc, stage, f"{stage}_error", f"{type(err).__name__}: {err}"))
+    batch.docs = kept
+
+
+def read_stage(number: int, files: list[InputFile], config: ReadConfig, known_ids: Path) -> ShardBatch:
+    """Read a shard's units, leaving out those the lake already holds (same place, same bytes)."""
+    batch = ShardBatch(number, [])
+    start = time.perf_counter()
+    docs, rejects = read_shard(files, config)
+    known = np.load(known_ids, mmap_mode="r") if known_ids.exists() else np.empty(0, np.uint64)
+    batch.docs = [d for d in docs if not lakefs.is_known(known, d.doc_id)]
+    batch.rejects = [r for r in rejects if not lakefs.is_known(known, r.unit_id)]
+    batch.counts["files"] = len(files)
+    batch.counts["units"] = len(docs) + len(rejects)
+    batch.counts["skipped_known"] = len(docs) + len(rejects) - len(batch.docs) - len(batch.rejects)
+    batch.counts["read_out"] = len(batch.docs)
+    batch.seconds["read"] = time.perf_counter() - start
+    return batch
+
+
+def normalize_stage(batch: ShardBatch) -> ShardBatch:
+    with _Timer(batch, "normalize"):
+        _guarded(batch, "normalize", normalize_batch)
+    return batch
+
+
+def extract_stage(batch: ShardBatch, config: ExtractConfig) -> ShardBatch:
+    with _Timer(batch, "extract"):
+        batch.docs, rejects = extract_batch(batch.docs, config)
+        batch.rejects.extend(rejects)
+    return batch
+
+
+def score_stage(batch: ShardBatch, config: QualityConfig) -> ShardBatch:
+    """Language, then quality signals and score (signals are data; thresholds are the reader's)."""
+    def score(docs: list[Document]) -> None:
+        for doc in docs:
+            doc.lang, doc.lang_score = detect_language(doc.text)
+        score_batch(docs, config)
+
+    with _Timer(batch, "score"):
+        _guarded(batch, "score", score)
+    return batch
+
+
+def fingerprint_stage(batch: ShardBatch, config: DedupConfig) -> ShardBatch:
+    """Content hash and MinHash signature of each document: the dedup stage's per-shard half."""
+    def fingerprint(docs: list[Document]) -> None:
+        for doc in docs:
+            doc.content_hash = content_hash(doc.text)
+        batch.signatures = signatures([d.text for d in docs], config)
+
+    with _Timer(batch, "fingerprint"):
+        _guarded(batch, "fingerprint", fingerprint)
+        if len(batch.signatures) != len(batch.docs):  # a document was dropped: sign the survivors together
+            fingerprint(batch.docs)
+    return batch
+
+
+def stage_shard(batch: ShardBatch, paths: lakefs.RunPaths) -> ShardSummary:
+    """Write a processed shard into the run's staging folder; the shard is then done for good."""
+    assert batch.signatures is not None, "fingerprint_stage must run before stage_shard"
+    start = time.perf_counter()
+    rejects = lakefs.rejects_table(batch.rejects, paths.run_id)
+    lakefs.write_parquet_atomic(rejects, paths.shard_rejects_file(batch.number))
+    table = lakefs.staged_table(batch.docs, batch.signatures, SIGNAL_NAMES)
+    lakefs.write_parquet_atomic(table, paths.shard_file(batch.number))
+    batch.seconds["stage"] += time.perf_counter() - start
+    summary = ShardSummary(batch.number, len(batch.docs), len(batch.rejects), batch.counts, batch.seconds,
+                           Counter(f"{r.stage}/{r.reason}" for r in batch.rejects))
+    # The summary is kept beside the shard so a resumed run still reports the whole run's counts.
+    paths.shard_summary_file(batch.number).write_text(json.dumps(
+        {"counts": summary.counts, "seconds": summary.seconds, "reasons": summary.reasons}))
+    return summary
+
+
+def staged_shards(paths: lakefs.RunPaths) -> set[int]:
+    """Shard numbers already staged by this run (a resumed run skips them)."""
+    if not paths.shards.exists():
+        return set()
+    return {int(p.name[6:12]) for p in paths.shards.glob("shard-*.rejects.parquet")
+            if paths.shard_file(int(p.name[6:12])).exists()}
+
+
+# -- run-level stages ------------------------------------------------------------------------
+
+
+def dedup_stage(paths: lakefs.RunPaths, config: DedupConfig) -> dict[str, int]:
+    """Decide duplicates for the whole run against the lake; stage decisions and index segment."""
+    files = sorted(paths.shards.glob("shard-*[0-9].parquet"))
+    columns = ["doc_id", "content_hash", "signature", "quality_score", "n_chars"]
+    table = pa.concat_tables([pq.read_table(f, columns=columns) for f in files]) if files else None
+    batch = _dedup_batch(table, config)
+    index = LakeIndex.open(paths.lake / lakefs.INDEX, config)
+    decisions = resolve(batch, index, config)
+    lakefs.write_parquet_atomic(_decisions_table(batch, decisions), paths.staging / "decisions.parquet")
+    shutil.rmtree(paths.staging / _segment(paths), ignore_errors=True)  # a retried dedup starts afresh
+    if len(batch):
+        index.write_segment(paths.staging / _segment(paths), batch, decisions)
+    return {"documents": len(batch), "duplicates": int(decisions.is_duplicate.sum()),
+            "clusters_with_duplicates": len({c for c, d in zip(decisions.dup_cluster, decisions.is_duplicate) if d})}
+
+
+def _segment(paths: lakefs.RunPaths) -> str:
+    """Where the run's index segment is staged, relative to staging (and, once committed, to the lake)."""
+    return f"{lakefs.INDEX}/{SEGMENTS}/{paths.run_id}"
+
+
+def _dedup_batch(table: pa.Table | None, config: DedupConfig) -> DedupBatch:
+    if table is None or table.num_rows == 0:
+        return DedupBatch([], [], np.empty((0, config.num_perm), np.uint32), np.empty(0), np.empty(0, np.int64))
+    raw = b"".join(table.column("signature").to_pylist())
+    sigs = np.frombuffer(raw, dtype=np.uint32).reshape(table.num_rows, -1)
+    return DedupBatch(
+        doc_ids=table.column("doc_id").to_pylist(),
+        content_hashes=table.column("content_hash").to_pylist(),
+        signatures=sigs,
+        quality=table.column("quality_score").to_numpy(),
+        lengths=table.column("n_chars").to_numpy(),
+    )
+
+
+def _decisions_table(batch: DedupBatch, decisions: DedupDecisions) -> pa.Table:
+    return pa.table({
+        "doc_id": batch.doc_ids,
+        "dup_cluster": decisions.dup_cluster,
+        "is_duplicate": decisions.is_duplicate,
+        "dup_similarity": decisions.dup_similarity,
+    })
+
+
+def write_stage(paths: lakefs.RunPaths, manifest: dict[str, Any]) -> list[str]:
+    """Assemble the run's documents and rejects files in staging; return the renames to commit."""
+    decisions = pq.read_table(paths.staging / "decisions.parquet")
+    by_id = {doc_id: row for row, doc_id in enumerate(decisions.column("doc_id").to_pylist())}
+    moves = [_write_documents(paths, decisions, by_id), _write_rejects(paths)]
+    # The index segment moves last, as one folder: a document is in the index only once it is in the lake.
+    if (paths.staging / _segment(paths)).exists():
+        moves.append(_segment(paths))
+    manifest_path = paths.manifest
+    manifest_path.write_text(json.dumps(manifest, indent=2, default=str))
+    return [m for m in moves if m]
+
+
+def _write_documents(paths: lakefs.RunPaths, decisions: pa.Table, by_id: dict[str, int]) -> str:
+    schema = lakefs.documents_schema(SIGNAL_NAMES)
+    relative = paths.table_file(lakefs.DOCUMENTS)
+    target = paths.staging / relative
+    target.parent.mkdir(parents=True, exist_ok=True)
+    rows = 0
+    with pq.ParquetWriter(target, schema, compression="zstd") as writer:
+        for shard in sorted(paths.shards.glob("shard-*[0-9].parquet")):
+            staged = pq.read_table(shard).drop_columns(["signature"])
+            if staged.num_rows == 0:
+                continue
+            take = pa.array([by_id[d] for d in staged.column("doc_id").to_pylist()], pa.int64())
+            picked = decisions.take(take)
+            for name in ("dup_cluster", "is_duplicate", "dup_similarity"):
+                staged = staged.append_column(name, picked.column(name))
+            staged = staged.append_column("run_id", pa.array([paths.run_id] * staged.num_rows, pa.string()))
+            writer.write_table(staged.select(schema.names).cast(schema))
+            rows += staged.num_rows
+    if rows == 0:
+        target.unlink()
+        return ""
+    return relative
+
+
+def _write_rejects(paths: lakefs.RunPaths) -> str:
+    tables = [pq.read_table(p) for p in sorted(paths.shards.glob("shard-*.rejects.parquet"))]
+    extra = paths.staging / "run.rejects.parquet"
+    if extra.exists():
+        tables.append(pq.read_table(extra))
+    table = pa.concat_tables(tables) if tables else lakefs.rejects_table([], paths.run_id)
+    if table.num_rows == 0:
+        return ""
+    relative = paths.table_file(lakefs.REJECTS)
+    lakefs.write_parquet_atomic(table.cast(lakefs.REJECTS_SCHEMA), paths.staging / relative)
+    return relative
+
+
+def library_versions() -> dict[str, str]:
+    versions = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def manifest_for(config: IngestConfig, run_id: str, counts: dict[str, Any], seconds: dict[str, float],
+                 started: datetime) -> dict[str, Any]:
+    """The run's manifest: what ran, with which libraries and parameters, and what came of it."""
+    return {
+        "run_id": run_id,
+        "started_at": started.isoformat(),
+        "finished_at": datetime.now(UTC).isoformat(),
+        "config": config.model_dump(mode="json"),
+        "minhash": config.dedup.index_params(),
+        "libraries": library_versions(),
+        "counts": counts,
+        "seconds": {k: round(v, 3) for k, v in seconds.items()},
+    }

@@ -1,0 +1,109 @@
+"""Run bookkeeping and reports: the resumable run state, counts per stage, artifact contents."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import xxhash
+
+from flows import lake as lakefs
+from flows.config import IngestConfig
+from flows.read import InputFile
+
+_STATE = "run_state.json"
+STAGES = ("read", "normalize", "extract", "score", "fingerprint", "stage")
+
+
+def plan_key(config: IngestConfig, shards: list[list[InputFile]]) -> str:
+    """Identifies a run's work: same config and same files (paths and sizes) give the same key."""
+    digest = xxhash.xxh3_128(config.model_dump_json().encode())
+    for number, shard in enumerate(shards):
+        for item in shard:
+            digest.update(f"{number}\0{item.rel}\0{item.size}\n".encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()
+
+
+def write_run_state(paths: lakefs.RunPaths, state: dict[str, Any]) -> None:
+    paths.staging.mkdir(parents=True, exist_ok=True)
+    (paths.staging / _STATE).write_text(json.dumps(state))
+
+
+def read_run_state(staging: Path) -> dict[str, Any]:
+    try:
+        return dict(json.loads((staging / _STATE).read_text()))
+    except (OSError, ValueError):
+        return {}
+
+
+def run_counts(paths: lakefs.RunPaths, summaries: list[Any], dedup: dict[str, int]) -> tuple[dict[str, Any], dict[str, float]]:
+    """Whole-run counts from every staged shard's summary (this invocation's and a resumed run's)."""
+    del summaries  # the staged summaries include them, and survive a restart
+    counts: Counter[str] = Counter()
+    seconds: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
+    for path in sorted(paths.shards.glob("shard-*.json")):
+        summary = json.loads(path.read_text())
+        counts.update(summary["counts"])
+        seconds.update(summary["seconds"])
+        reasons.update(summary["reasons"])
+    listing = pq.read_table(paths.staging / "run.rejects.parquet")
+    reasons.update(f"{s}/{r}" for s, r in zip(listing.column("stage").to_pylist(), listing.column("reason").to_pylist()))
+    stages = {stage: {"in": counts.get(f"{stage}_in", 0), "out": counts.get(f"{stage}_out", 0)}
+              for stage in STAGES[1:-1]}
+    result: dict[str, Any] = {
+        "files": counts["files"],
+        "units": counts["units"] + listing.num_rows,
+        "skipped_known": counts["skipped_known"],
+        "documents": dedup["documents"],
+        "duplicates": dedup["duplicates"],
+        "unique": dedup["documents"] - dedup["duplicates"],
+        "rejects": sum(reasons.values()),
+        "reject_reasons": dict(sorted(reasons.items())),
+        "stages": stages,
+    }
+    return result, dict(seconds)
+
+
+def count_rows(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows of the counts table artifact: one per stage, then one per reject reason."""
+    counts = manifest["counts"]
+    rows = [{"what": "units read", "count": counts["units"]},
+            {"what": "skipped (already in the lake)", "count": counts["skipped_known"]}]
+    rows += [{"what": f"stage {name}: in / out", "count": f"{io['in']} / {io['out']}"}
+             for name, io in counts["stages"].items()]
+    rows += [{"what": "documents written", "count": counts["documents"]},
+             {"what": "of which duplicates", "count": counts["duplicates"]}]
+    rows += [{"what": f"reject {reason}", "count": n} for reason, n in counts["reject_reasons"].items()]
+    return rows
+
+
+def run_markdown(lake: Path, manifest: dict[str, Any]) -> str:
+    """Quality-score distribution and largest duplicate clusters of one run, as markdown."""
+    run_id = manifest["run_id"]
+    files = list((lake / lakefs.DOCUMENTS).glob(f"*/run-{run_id}.parquet"))
+    lines = [f"# siftlake run {run_id}", ""]
+    if not files:
+        return "\n".join([*lines, "No new documents in this run."])
+    table = pq.read_table(files[0], columns=["doc_id", "quality_score", "dup_cluster", "is_duplicate"])
+    lines += ["## Quality score", "", "| score | documents |", "|---|---|"]
+    scores = table.column("quality_score").to_pylist()
+    for low in range(10):
+        n = sum(1 for s in scores if low / 10 <= s < (low + 1) / 10 or (low == 9 and s == 1.0))
+        lines.append(f"| {low / 10:.1f}-{(low + 1) / 10:.1f} | {n} |")
+    dups = table.filter(pc.field("is_duplicate"))
+    clusters = Counter(dups.column("dup_cluster").to_pylist()).most_common(10)
+    lines += ["", "## Largest duplicate clusters", "", "| kept doc_id | duplicates in this run |", "|---|---|"]
+    lines += [f"| {cluster} | {n} |" for cluster, n in clusters] or ["| (none) | 0 |"]
+    return "\n".join(lines)
+
+
+def print_progress(done: int, total: int) -> None:
+    """A progress line on the terminal (stderr, so ``--json`` output stays clean)."""
+    end = "\r" if sys.stderr.isatty() and done < total else "\n"
+    print(f"siftlake: {done}/{total} shards processed", end=end, file=sys.stderr, flush=True)

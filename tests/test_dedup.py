@@ -1,0 +1,182 @@
+"""Signatures, config and the in-run keep policy of flows.dedup."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xxhash
+from datasketch import MinHash
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from flows.dedup import (
+    DedupBatch,
+    DedupConfig,
+    content_hash,
+    resolve,
+    shingle_ids,
+    shingles,
+    signatures,
+    tokens,
+)
+from flows.dedup_index import LakeIndex
+
+CONFIG = DedupConfig()
+VOCAB = [f"w{i}" for i in range(5000)]
+
+
+def article(seed: int, words: int = 300) -> str:
+    rng = random.Random(seed)
+    return " ".join(rng.choice(VOCAB) for _ in range(words))
+
+
+def edit(text: str, seed: int, share: float = 0.01) -> str:
+    """Replace ``share`` of the words: a light revision."""
+    rng = random.Random(seed)
+    words = text.split()
+    for i in rng.sample(range(len(words)), max(1, int(len(words) * share))):
+        words[i] = "edited"
+    return " ".join(words)
+
+
+def batch_of(ids: list[str], texts: list[str], quality: list[float] | None = None) -> DedupBatch:
+    return DedupBatch(
+        doc_ids=ids,
+        content_hashes=[content_hash(t) for t in texts],
+        signatures=signatures(texts, CONFIG),
+        quality=np.array(quality if quality is not None else [0.5] * len(ids), dtype=float),
+        lengths=np.array([len(t) for t in texts]),
+    )
+
+
+def decide(batch: DedupBatch, tmp_path: Path) -> dict[str, tuple[str, bool, float]]:
+    d = resolve(batch, LakeIndex.open(tmp_path / "_index", CONFIG), CONFIG)
+    return {
+        doc: (d.dup_cluster[i], bool(d.is_duplicate[i]), float(d.dup_similarity[i]))
+        for i, doc in enumerate(batch.doc_ids)
+    }
+
+
+@pytest.mark.parametrize(
+    ("hash_function", "hashfunc"),
+    [("token_xxh32", int), ("xxh32", xxhash.xxh32_intdigest), ("sha1_hash32", None)],
+)
+def test_signatures_equal_datasketch_minhash(hash_function: str, hashfunc: object) -> None:
+    config = DedupConfig(hash_function=hash_function)  # type: ignore[arg-type]
+    texts = [article(1), "Short text.", "", "Ünïcödé — 東京 text, with punctuation!"]
+    sigs = signatures(texts, config)
+    for text, sig in zip(texts, sigs, strict=True):
+        kwargs = {} if hashfunc is None else {"hashfunc": hashfunc}
+        expected = MinHash(num_perm=config.num_perm, seed=config.seed, **kwargs)
+        if hash_function == "token_xxh32":
+            values: list[object] = [int(v) for v in shingle_ids(text, config)]
+        else:
+            values = [s.encode() for s in shingles(text, config)]
+        if values:
+            expected.update_batch(values)
+        assert np.array_equal(expected.hashvalues, sig)
+
+
+def test_signatures_do_not_depend_on_the_shard() -> None:
+    texts = [article(i, 50 + i) for i in range(12)]
+    whole = signatures(texts, CONFIG)
+    parts = np.concatenate([signatures(texts[i : i + 5], CONFIG) for i in range(0, 12, 5)])
+    assert whole.dtype == np.uint32 and whole.shape == (12, CONFIG.num_perm)
+    assert np.array_equal(whole, parts)
+
+
+def test_cosmetic_changes_do_not_change_tokens() -> None:
+    assert tokens("Hello,  WORLD!\n\nIt's fine.") == tokens("hello world - it s fine")
+    assert tokens("東京") == ["東", "京"]
+
+
+def test_content_hash_is_the_exact_duplicate_key() -> None:
+    assert content_hash("a b") == content_hash("a b")
+    assert content_hash("a b") != content_hash("a  b")
+    assert len(content_hash("")) == 32
+
+
+def test_config_is_frozen_strict_and_checked() -> None:
+    with pytest.raises(ValidationError):
+        DedupConfig(bands=40, rows=4)  # 160 > 128 permutations
+    with pytest.raises(ValidationError):
+        DedupConfig(shingle_kind="char")  # token hashing needs word shingles
+    with pytest.raises(ValidationError):
+        DedupConfig(unknown=1)  # type: ignore[call-arg]
+    with pytest.raises(ValidationError):
+        CONFIG.threshold = 0.1
+    assert DedupConfig.model_validate(CONFIG.model_dump()) == CONFIG
+    assert "threshold" not in CONFIG.index_params()
+
+
+def test_near_and_exact_duplicates_found_unrelated_docs_kept(tmp_path: Path) -> None:
+    base = article(7)
+    texts = [base, edit(base, 1), base, article(8), article(9)]
+    out = decide(batch_of(["a", "b", "c", "d", "e"], texts, [0.9, 0.5, 0.9, 0.5, 0.5]), tmp_path)
+    assert out["a"] == ("a", False, 1.0)
+    assert out["b"][:2] == ("a", True) and 0.8 < out["b"][2] < 1.0
+    assert out["c"] == ("a", True, 1.0)
+    assert out["d"] == ("d", False, 1.0)
+    assert out["e"] == ("e", False, 1.0)
+
+
+def test_keep_policy_quality_then_length_then_doc_id(tmp_path: Path) -> None:
+    base = article(3)
+    longer = base + " appended update line"
+    by_quality = decide(batch_of(["z", "y"], [base, longer], [0.9, 0.1]), tmp_path)
+    assert by_quality["y"][:2] == ("z", True)
+    by_length = decide(batch_of(["z", "y"], [base, longer], [0.5, 0.5]), tmp_path)
+    assert by_length["z"][:2] == ("y", True)
+    by_id = decide(batch_of(["z", "y"], [base, base], [0.5, 0.5]), tmp_path)
+    assert by_id == {"y": ("y", False, 1.0), "z": ("y", True, 1.0)}
+
+
+def test_chained_near_duplicates_form_one_cluster(tmp_path: Path) -> None:
+    base = article(11)
+    one = edit(base, 1, 0.04)
+    two = edit(one, 2, 0.04)
+    out = decide(batch_of(["a", "b", "c"], [base, one, two], [0.9, 0.5, 0.1]), tmp_path)
+    assert {v[0] for v in out.values()} == {"a"}
+
+
+# A small universe of documents: three families of near-copies plus singletons.
+_FAMILY = [article(100 + f) for f in range(3)]
+_UNIVERSE = [
+    (f"d{f}{v}", edit(_FAMILY[f], v, 0.01 * v) if v else _FAMILY[f], (v * 37 % 10) / 10)
+    for f in range(3)
+    for v in range(4)
+] + [(f"s{i}", article(200 + i), 0.5) for i in range(4)]
+_UNIVERSE_SIGS = signatures([t for _, t, _ in _UNIVERSE], CONFIG)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    order=st.permutations(range(len(_UNIVERSE))),
+    shard=st.integers(min_value=1, max_value=len(_UNIVERSE)),
+)
+def test_decisions_ignore_row_order_and_shard_size(order: list[int], shard: int) -> None:
+    texts = [_UNIVERSE[i][1] for i in order]
+    # Signatures are computed per shard, as the pipeline's workers do.
+    sigs = np.concatenate([signatures(texts[i : i + shard], CONFIG) for i in range(0, len(texts), shard)])
+    batch = DedupBatch(
+        doc_ids=[_UNIVERSE[i][0] for i in order],
+        content_hashes=[content_hash(t) for t in texts],
+        signatures=sigs,
+        quality=np.array([_UNIVERSE[i][2] for i in order]),
+        lengths=np.array([len(t) for t in texts]),
+    )
+    assert np.array_equal(sigs, _UNIVERSE_SIGS[order])
+    d = resolve(batch, LakeIndex(Path("/nonexistent"), CONFIG, []), CONFIG)
+    got = {doc: (d.dup_cluster[i], bool(d.is_duplicate[i])) for i, doc in enumerate(batch.doc_ids)}
+    # The expected outcome: each family's best-quality member is kept, the rest point to it.
+    for f in range(3):
+        members = [(q, len(t), doc) for doc, t, q in _UNIVERSE if doc.startswith(f"d{f}")]
+        kept = sorted(members, key=lambda m: (-m[0], -m[1], m[2]))[0][2]
+        for _, _, doc in members:
+            assert got[doc] == (kept, doc != kept)
+    for i in range(4):
+        assert got[f"s{i}"] == (f"s{i}", False)

@@ -1,0 +1,176 @@
+"""The persistent lake index: incremental dedup across runs, publication, compatibility."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from flows.dedup import DedupBatch, DedupConfig, DedupDecisions, content_hash, resolve, signatures
+from flows.dedup_index import (
+    CorruptIndexError,
+    IncompatibleIndexError,
+    LakeIndex,
+    compact,
+    publish_segment,
+    segment_destination,
+)
+
+CONFIG = DedupConfig()
+VOCAB = [f"w{i}" for i in range(5000)]
+
+
+def article(seed: int, words: int = 300) -> str:
+    rng = random.Random(seed)
+    return " ".join(rng.choice(VOCAB) for _ in range(words))
+
+
+def edit(text: str, seed: int, share: float = 0.01) -> str:
+    """Replace ``share`` of the words: a light revision."""
+    rng = random.Random(seed)
+    words = text.split()
+    for i in rng.sample(range(len(words)), max(1, int(len(words) * share))):
+        words[i] = "edited"
+    return " ".join(words)
+
+
+def batch_of(ids: list[str], texts: list[str], quality: list[float] | None = None) -> DedupBatch:
+    return DedupBatch(
+        doc_ids=ids,
+        content_hashes=[content_hash(t) for t in texts],
+        signatures=signatures(texts, CONFIG),
+        quality=np.array(quality if quality is not None else [0.5] * len(ids), dtype=float),
+        lengths=np.array([len(t) for t in texts]),
+    )
+
+
+def run(index_dir: Path, name: str, batch: DedupBatch) -> tuple[DedupDecisions, int]:
+    """One ingest run as the pipeline does it: open, resolve, write a segment, publish it."""
+    index = LakeIndex.open(index_dir, CONFIG)
+    decisions = resolve(batch, index, CONFIG)
+    staging = index_dir.parent / "_staging" / name
+    written = index.write_segment(staging, batch, decisions)
+    publish_segment(index_dir, staging)
+    return decisions, written
+
+
+def as_dict(batch: DedupBatch, d: DedupDecisions) -> dict[str, tuple[str, bool, float]]:
+    return {
+        doc: (d.dup_cluster[i], bool(d.is_duplicate[i]), round(float(d.dup_similarity[i]), 6))
+        for i, doc in enumerate(batch.doc_ids)
+    }
+
+
+@pytest.fixture
+def index_dir(tmp_path: Path) -> Path:
+    return tmp_path / "lake" / "_index"
+
+
+FIRST = batch_of(
+    ["a1", "a2", "b1", "c1"],
+    [article(1), edit(article(1), 5), article(2), article(3)],
+    [0.9, 0.5, 0.5, 0.5],
+)
+
+
+def test_missing_directory_is_an_empty_index(index_dir: Path) -> None:
+    index = LakeIndex.open(index_dir, CONFIG)
+    assert len(index) == 0
+    assert not resolve(FIRST, index, CONFIG).is_duplicate[[0, 2, 3]].any()
+
+
+def test_second_run_flags_near_copies_of_first_run_documents(index_dir: Path) -> None:
+    first, written = run(index_dir, "run-1", FIRST)
+    assert written == 4
+    assert as_dict(FIRST, first)["a2"][:2] == ("a1", True)
+    second = batch_of(
+        ["x1", "x2", "x3", "x4"],
+        # near-copy of a1, near-copy of the old duplicate a2, exact copy of b1, something new
+        [edit(article(1), 9), edit(article(1), 5) + " update", article(2), article(4)],
+        [1.0, 1.0, 1.0, 0.1],
+    )
+    got = as_dict(second, run(index_dir, "run-2", second)[0])
+    # The lake's documents stay kept even though the new ones score higher.
+    assert got["x1"][:2] == ("a1", True) and 0.8 < got["x1"][2] < 1.0
+    assert got["x2"][:2] == ("a1", True)  # joins the old duplicate's cluster
+    assert got["x3"] == ("b1", True, 1.0)
+    assert got["x4"] == ("x4", False, 1.0)
+    assert len(LakeIndex.open(index_dir, CONFIG)) == 8
+
+
+def test_rerunning_a_batch_adds_nothing_and_changes_nothing(index_dir: Path) -> None:
+    first, _ = run(index_dir, "run-1", FIRST)
+    again, written = run(index_dir, "run-2", FIRST)
+    assert written == 0
+    assert as_dict(FIRST, again) == as_dict(FIRST, first)
+    assert len(LakeIndex.open(index_dir, CONFIG)) == 4
+
+
+def test_new_docs_in_a_later_run_never_displace_kept_lake_docs(index_dir: Path) -> None:
+    run(index_dir, "run-1", FIRST)
+    better = batch_of(["z0"], [article(3) + " more words here"], [1.0])
+    got = as_dict(better, run(index_dir, "run-2", better)[0])
+    assert got["z0"][:2] == ("c1", True)
+    # The first run's rows read back unchanged.
+    index = LakeIndex.open(index_dir, CONFIG)
+    known = index.decisions_of(["a1", "a2", "c1"])
+    assert known.found.all()
+    assert known.dup_cluster == ["a1", "a1", "c1"]
+    assert known.is_duplicate.tolist() == [False, True, False]
+
+
+def test_incompatible_index_is_refused_with_a_way_out(index_dir: Path) -> None:
+    run(index_dir, "run-1", FIRST)
+    with pytest.raises(IncompatibleIndexError, match=r"num_perm.*move that directory aside"):
+        LakeIndex.open(index_dir, DedupConfig(num_perm=64, bands=16, rows=4))
+    # A threshold change does not touch the index: allowed.
+    assert len(LakeIndex.open(index_dir, DedupConfig(threshold=0.9))) == 4
+
+
+def test_only_published_complete_segments_are_read(index_dir: Path) -> None:
+    run(index_dir, "run-1", FIRST)
+    segments = index_dir / "segments"
+    (segments / "_tmp-run-2").mkdir()
+    (segments / ".hidden").mkdir()
+    assert len(LakeIndex.open(index_dir, CONFIG)) == 4
+    (segments / "broken").mkdir()
+    with pytest.raises(CorruptIndexError, match=r"no meta\.json"):
+        LakeIndex.open(index_dir, CONFIG)
+
+
+def test_segment_destination_and_publish(index_dir: Path, tmp_path: Path) -> None:
+    staging = tmp_path / "staging" / "run-7"
+    assert segment_destination(index_dir, staging) == index_dir / "segments" / "run-7"
+    LakeIndex.open(index_dir, CONFIG).write_segment(
+        staging, FIRST, resolve(FIRST, LakeIndex.open(index_dir, CONFIG), CONFIG)
+    )
+    assert publish_segment(index_dir, staging).is_dir()
+    meta = json.loads((index_dir / "segments" / "run-7" / "meta.json").read_text())
+    assert meta["count"] == 4 and meta["index_params"]["num_perm"] == CONFIG.num_perm
+
+
+def test_compaction_keeps_every_answer(index_dir: Path) -> None:
+    run(index_dir, "run-1", FIRST)
+    second = batch_of(["y1", "y2"], [article(5), edit(article(2), 3)])
+    run(index_dir, "run-2", second)
+    probe = batch_of(["p1", "p2", "p3"], [edit(article(5), 4), edit(article(1), 4), article(6)])
+    before = as_dict(probe, resolve(probe, LakeIndex.open(index_dir, CONFIG), CONFIG))
+    assert compact(index_dir, CONFIG, "compact-1") is not None
+    assert [p.name for p in (index_dir / "segments").iterdir()] == ["compact-1"]
+    index = LakeIndex.open(index_dir, CONFIG)
+    assert len(index) == 6
+    assert as_dict(probe, resolve(probe, index, CONFIG)) == before
+    assert before["p1"][:2] == ("y1", True) and before["p2"][:2] == ("a1", True)
+
+
+def test_query_fetches_only_candidates(index_dir: Path) -> None:
+    run(index_dir, "run-1", FIRST)
+    index = LakeIndex.open(index_dir, CONFIG)
+    matches = index.query(batch_of(["q"], [article(2)]).signatures)
+    assert matches.doc_ids == ["b1"] and matches.dup_cluster == ["b1"]
+    assert np.array_equal(matches.similarity, [1.0])
+    # Segments are memory-mapped, not loaded.
+    assert isinstance(index.segments[0].signatures, np.memmap)

@@ -1,0 +1,155 @@
+"""The whole flow under Prefect, the lake read back with duckdb, pandas and polars."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import polars as pl
+import pytest
+
+from flows.config import IngestConfig
+
+pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_server")]
+
+CONTRACT_COLUMNS = {"doc_id", "source_uri", "url", "title", "text", "lang", "content_hash", "dup_cluster",
+                    "is_duplicate", "quality_score", "run_id"}
+
+
+def ingest(source: Path | str, lake: Path, **overrides: Any) -> dict[str, Any]:
+    from flows.ingest import ingest as ingest_flow
+
+    config = IngestConfig.model_validate({"source": str(source), "lake": str(lake), **overrides})
+    return ingest_flow(config)
+
+
+def documents(lake: Path) -> pd.DataFrame:
+    return duckdb.sql(
+        f"select * from read_parquet('{lake}/documents/**/*.parquet', hive_partitioning=true) order by source_uri"
+    ).df()
+
+
+def rejects(lake: Path) -> pd.DataFrame:
+    return duckdb.sql(f"select * from read_parquet('{lake}/rejects/**/*.parquet', hive_partitioning=true)").df()
+
+
+@pytest.fixture(scope="module")
+def seeded_lake(tmp_path_factory: pytest.TempPathFactory, seeds_dir: Path) -> tuple[Path, dict[str, Any]]:
+    lake = tmp_path_factory.mktemp("lake")
+    return lake, ingest(seeds_dir, lake)
+
+
+def test_seeds_land_in_the_lake_readable_by_duckdb_pandas_and_polars(seeded_lake: tuple[Path, dict[str, Any]]) -> None:
+    lake, counts = seeded_lake
+    assert counts["documents"] == 5 and counts["rejects"] == 0
+    frame = documents(lake)
+    assert len(frame) == 5
+    assert CONTRACT_COLUMNS <= set(frame.columns)
+    assert any(c.startswith("q_") for c in frame.columns)
+    assert "ingest_date" in frame.columns
+    assert frame["quality_score"].between(0, 1).all()
+    assert (frame["lang"] == "en").all()
+    assert not frame["is_duplicate"].any()
+    assert (frame["dup_cluster"] == frame["doc_id"]).all()
+    assert frame["text"].str.len().min() > 1000
+    assert len(pd.read_parquet(lake / "documents")) == 5
+    assert pl.read_parquet(f"{lake}/documents/**/*.parquet", hive_partitioning=True).height == 5
+
+
+def test_the_run_manifest_records_config_versions_and_minhash_parameters(seeded_lake: tuple[Path, dict[str, Any]]) -> None:
+    lake, _ = seeded_lake
+    manifests = list((lake / "_runs").glob("*.json"))
+    assert len(manifests) == 1
+    manifest = json.loads(manifests[0].read_text())
+    assert manifest["config"]["source"].endswith("seeds")
+    assert {"trafilatura", "datasketch", "prefect", "pyarrow"} <= set(manifest["libraries"])
+    assert manifest["minhash"]["num_perm"] == manifest["config"]["dedup"]["num_perm"]
+    assert manifest["counts"]["documents"] == 5
+
+
+def test_running_the_same_source_again_adds_no_rows(seeded_lake: tuple[Path, dict[str, Any]], seeds_dir: Path) -> None:
+    lake, _ = seeded_lake
+    before = documents(lake)
+    counts = ingest(seeds_dir, lake)
+    assert counts["documents"] == 0 and counts["skipped_known"] == 5
+    after = documents(lake)
+    assert len(after) == len(before)
+    assert not (lake / "rejects").exists() or len(rejects(lake)) == 0
+
+
+def _as_html(title: str, body: str, template: int) -> str:
+    paragraphs = "".join(f"<p>{p}</p>" for p in body.split("\n\n"))
+    nav = "".join(f"<li><a href='/s{i}'>Section {i}</a></li>" for i in range(12))
+    return (f"<html><head><title>{title}</title></head><body class='t{template}'><header><nav><ul>{nav}</ul></nav>"
+            f"</header><main><article><h1>{title}</h1>{paragraphs}</article></main>"
+            "<footer><p>© 2025 Example Media. All rights reserved.</p><a href='/privacy'>Privacy policy</a></footer>"
+            "</body></html>")
+
+
+def test_a_near_copy_in_a_later_run_is_flagged_against_the_seed(tmp_path: Path, seeds_dir: Path) -> None:
+    lake = tmp_path / "lake"
+    ingest(seeds_dir, lake)
+    seed = documents(lake).set_index("source_uri").loc["003_8f879b3927a214c6.txt"]
+    body = seed["text"].replace("significant waves", "big waves")
+    later = tmp_path / "later"
+    later.mkdir()
+    (later / "copy.html").write_text(_as_html("Deepseek's AI Breakthrough", body, template=2))
+    gardening = [f"Tomatoes need {n} hours of sun, and the summer rain in bed {n} was generous this year." for n in range(20)]
+    (later / "other.txt").write_text("\n\n".join(gardening))
+    ingest(later, lake)
+    frame = documents(lake).set_index("source_uri")
+    copy = frame.loc["copy.html"]
+    assert bool(copy["is_duplicate"]) is True
+    assert copy["dup_cluster"] == seed["doc_id"]
+    assert bool(frame.loc["003_8f879b3927a214c6.txt"]["is_duplicate"]) is False
+    assert bool(frame.loc["other.txt"]["is_duplicate"]) is False
+
+
+def test_broken_inputs_become_rejects_and_every_unit_is_accounted_for(tmp_path: Path, seeds_dir: Path) -> None:
+    source, lake = tmp_path / "in", tmp_path / "lake"
+    source.mkdir()
+    shutil.copy(seeds_dir / "002_fe670c7340db32a4.txt", source / "good.txt")
+    (source / "broken.txt.gz").write_bytes(b"not gzip")
+    seed_text = (seeds_dir / "000_23aa8dcb5aa22d11.txt").read_text()
+    lines = [json.dumps({"text": seed_text, "url": "https://example.org/x"}), "{broken json", json.dumps({"id": "no-text"})]
+    (source / "dump.jsonl").write_text("\n".join(lines) + "\n")
+    (source / "more.jsonl.gz").write_bytes(gzip.compress(b'{"html": "<p>tiny</p>"}\n'))
+    counts = ingest(source, lake)
+    docs, bad = documents(lake), rejects(lake)
+    assert counts["units"] == len(docs) + len(bad) == 6
+    reasons = dict(zip(bad["source_uri"], bad["reason"], strict=True))
+    assert reasons["broken.txt.gz"] == "gzip_invalid"
+    assert reasons["dump.jsonl#L2"] == "jsonl_invalid_json"
+    assert reasons["dump.jsonl#L3"] == "jsonl_missing_text"
+    assert set(docs["source_uri"]) == {"good.txt", "dump.jsonl#L1"}
+    assert docs.set_index("source_uri").loc["dump.jsonl#L1"]["url"] == "https://example.org/x"
+    assert (bad["detail"].str.len() > 10).all()
+
+
+def test_cli_prints_counts_as_json_on_the_last_line(tmp_path: Path, seeds_dir: Path) -> None:
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "home")}
+    env.pop("PREFECT_API_URL", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "ingest", str(seeds_dir), "--lake", str(tmp_path / "lake"), "--json"],
+        capture_output=True, text=True, env=env, timeout=300, check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    counts = json.loads(result.stdout.strip().splitlines()[-1])
+    assert counts["documents"] == 5
+
+
+def test_cli_fails_with_a_clear_message_for_a_missing_source(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "ingest", str(tmp_path / "missing"), "--lake", str(tmp_path / "lake")],
+        capture_output=True, text=True, timeout=300, check=False, env={**os.environ, "PREFECT_HOME": str(tmp_path / "h")},
+    )
+    assert result.returncode == 1
+    assert "does not exist" in result.stderr
