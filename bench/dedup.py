@@ -40,6 +40,7 @@ sys.path.insert(0, str(REPO))
 from flows.dedup import (  # noqa: E402
     DedupBatch,
     DedupConfig,
+    DedupDecisions,
     band_keys,
     candidate_pairs,
     content_hash,
@@ -55,7 +56,8 @@ CORPORA = REPO.parent / "shared" / "corpora"
 
 
 def load_gold_texts() -> list[str]:
-    rows = [json.loads(line) for line in open(CORPORA / "scrapinghub_aeb" / "gold.jsonl", encoding="utf-8")]
+    with open(CORPORA / "scrapinghub_aeb" / "gold.jsonl", encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f]
     return [r["text"] for r in rows if r["text"].strip()]
 
 
@@ -81,7 +83,8 @@ def bench_throughput(config: DedupConfig, repeat: int) -> None:
         )
     )
     print(f"  datasketch MinHash.bulk (sha1_hash32, baseline): {len(texts) / base:7.0f} docs/s")
-    for name, cfg in (("ours, sha1_hash32 (bit-identical to the baseline)", sha), (f"ours, {config.hash_function}", config)):
+    runs = (("ours, sha1_hash32 (bit-identical to the baseline)", sha), (f"ours, {config.hash_function}", config))
+    for name, cfg in runs:
         secs = cpu_seconds(lambda cfg=cfg: signatures(texts, cfg))  # type: ignore[misc]
         print(f"  {name:50s}: {len(texts) / secs:7.0f} docs/s  ({base / secs:.2f}x baseline)")
 
@@ -129,7 +132,8 @@ def id_sets(texts: Iterable[str], config: DedupConfig) -> list[set[int]]:
 
 def load_clough() -> tuple[list[str], list[str], list[tuple[int, int, str]]]:
     root = CORPORA / "clough_plagiarism"
-    gold = [json.loads(line) for line in open(root / "gold.jsonl", encoding="utf-8")]
+    with open(root / "gold.jsonl", encoding="utf-8") as f:
+        gold = [json.loads(line) for line in f]
     paths = sorted({g["source_path"] for g in gold}) + [g["text_path"] for g in gold]
     ids = [Path(p).stem for p in paths]
     texts = [(root / p).read_text(encoding="utf-8", errors="replace") for p in paths]
@@ -156,26 +160,63 @@ def bench_clough(config: DedupConfig) -> None:
     p = tp / (tp + fp) if tp + fp else 1.0
     r = tp / len(pos)
     print(f"  cut+light vs non: precision {p:.3f}  recall {r:.3f}  F1 {2 * p * r / (p + r) if p + r else 0:.3f}")
-    print(f"  non pairs flagged (false positives): {fp} of {len(neg)}  -> precision on non pairs {1.0 if fp == 0 else 0.0:.1f}")
+    print(
+        f"  non pairs flagged (false positives): {fp} of {len(neg)}"
+        f"  -> precision on non pairs {1.0 if fp == 0 else 0.0:.1f}"
+    )
     containment = [len(sets[a] & sets[s]) / max(len(sets[a]), 1) for a, s, c in pairs if c == "cut"]
-    print(f"  cut containment |A&S|/|A| (share of the answer's shingles in the source): {sorted(round(c, 2) for c in containment)}")
+    print(
+        "  cut containment |A&S|/|A| (share of the answer's shingles in the source): "
+        f"{sorted(round(c, 2) for c in containment)}"
+    )
 
 
 # -- 3. built near-duplicate set ------------------------------------------------------------------
 
-NAV = " ".join(f'<li><a href="/section/{w.lower()}">{w}</a></li>' for w in (
-    "World US Politics Business Tech Science Health Sports Arts Books Style Food Travel Magazine "
-    "Opinion Podcasts Video Weather Obituaries Corrections Markets Climate Education Real-Estate").split())
-POPULAR = " ".join(f"<li><a href='/p/{i}'>{t}</a></li>" for i, t in enumerate([
-    "Ten things you missed this week in markets and money",
-    "The quiet town that became a global hub for electric bikes",
-    "Why sleep experts say you should stop checking your phone at night",
-    "A guide to the best new restaurants opening this spring",
-    "How a small startup plans to take on the biggest cloud providers",
-    "Inside the race to build a better battery for the grid",
-    "What the new tax rules mean for freelancers and small businesses",
-    "The museum that lets visitors touch every single exhibit",
-]))
+NAV = " ".join(
+    f'<li><a href="/section/{w.lower()}">{w}</a></li>'
+    for w in [
+        "World",
+        "US",
+        "Politics",
+        "Business",
+        "Tech",
+        "Science",
+        "Health",
+        "Sports",
+        "Arts",
+        "Books",
+        "Style",
+        "Food",
+        "Travel",
+        "Magazine",
+        "Opinion",
+        "Podcasts",
+        "Video",
+        "Weather",
+        "Obituaries",
+        "Corrections",
+        "Markets",
+        "Climate",
+        "Education",
+        "Real-Estate",
+    ]
+)
+POPULAR = " ".join(
+    f"<li><a href='/p/{i}'>{t}</a></li>"
+    for i, t in enumerate(
+        [
+            "Ten things you missed this week in markets and money",
+            "The quiet town that became a global hub for electric bikes",
+            "Why sleep experts say you should stop checking your phone at night",
+            "A guide to the best new restaurants opening this spring",
+            "How a small startup plans to take on the biggest cloud providers",
+            "Inside the race to build a better battery for the grid",
+            "What the new tax rules mean for freelancers and small businesses",
+            "The museum that lets visitors touch every single exhibit",
+        ]
+    )
+)
 LEGAL = (
     "Copyright 2020 Example Media Group. All rights reserved. Use of this site constitutes acceptance "
     "of our User Agreement and Privacy Policy and Cookie Statement and Your California Privacy Rights. "
@@ -252,7 +293,7 @@ def drop_short_paragraph(paras: list[str]) -> list[str]:
         inner = min(range(1, len(paras) - 1), key=lambda i: len(paras[i]))
         return paras[:inner] + paras[inner + 1 :]
     sentences = paras[-1].split(". ")
-    return paras[:-1] + [". ".join(sentences[:-1])] if len(sentences) > 1 else paras
+    return [*paras[:-1], ". ".join(sentences[:-1])] if len(sentences) > 1 else paras
 
 
 def build_set(texts: list[str], seed: int = 7) -> tuple[list[str], list[int], list[str]]:
@@ -317,15 +358,19 @@ def built_texts(cache: Path | None) -> tuple[list[str], list[int], list[str], st
 def bench_built(config: DedupConfig, cache: Path | None) -> None:
     start = time.perf_counter()
     texts, truth, kinds, how = built_texts(cache)
-    n_art = len(set(t for t, k in zip(truth, kinds, strict=True) if k != "mashup"))
-    print(f"\n## 3. Built near-duplicate set: {n_art} articles x 5 variants + {kinds.count('mashup')} mash-ups "
-          f"= {len(texts)} pages, extracted with {how} in {time.perf_counter() - start:.0f} s; "
-          f"{sum(not t for t in texts)} empty extractions")
+    n_art = len({t for t, k in zip(truth, kinds, strict=True) if k != "mashup"})
+    print(
+        f"\n## 3. Built near-duplicate set: {n_art} articles x 5 variants + {kinds.count('mashup')} mash-ups "
+        f"= {len(texts)} pages, extracted with {how} in {time.perf_counter() - start:.0f} s; "
+        f"{sum(not t for t in texts)} empty extractions"
+    )
     clusters = clusters_of(texts, config)
     predicted, true_pairs = pair_set(clusters), pair_set(truth)
     p, r, f = prf(predicted, true_pairs)
-    print(f"  pairwise (resolve, threshold {config.threshold}): precision {p:.4f}  recall {r:.4f}  F1 {f:.4f}  "
-          f"({len(true_pairs)} true pairs, {len(predicted)} predicted)")
+    print(
+        f"  pairwise (resolve, threshold {config.threshold}): precision {p:.4f}  recall {r:.4f}  F1 {f:.4f}  "
+        f"({len(true_pairs)} true pairs, {len(predicted)} predicted)"
+    )
     by_kind: dict[str, list[bool]] = defaultdict(list)
     orig = {t: i for i, (t, k) in enumerate(zip(truth, kinds, strict=True)) if k == "original"}
     for i, (t, k) in enumerate(zip(truth, kinds, strict=True)):
@@ -342,15 +387,16 @@ def lsh_recall(texts: list[str], config: DedupConfig) -> None:
     n = len(texts)
     exact = {(i, j) for i in range(n) for j in range(i + 1, n) if jaccard(sets[i], sets[j]) >= config.threshold}
     sigs = signatures(texts, config)
-    # Identical signatures are one bucket for resolve(); count them as candidates here too.
     left, right = candidate_pairs(band_keys(sigs, config), config.max_candidates_per_band)
     cands = set(zip(left.tolist(), right.tolist(), strict=True))
     est = {(i, j) for i, j in cands if estimated_jaccard(sigs[i], sigs[j]) >= config.threshold}
     got = len(exact & cands)
-    print(f"  brute force: {len(exact)} pairs with exact Jaccard >= {config.threshold} (of {n * (n - 1) // 2}); "
-          f"LSH candidate recall {got / max(len(exact), 1):.4f}; after MinHash verification "
-          f"recall {len(exact & est) / max(len(exact), 1):.4f}, precision {len(exact & est) / max(len(est), 1):.4f}; "
-          f"{len(cands)} candidate pairs checked")
+    print(
+        f"  brute force: {len(exact)} pairs with exact Jaccard >= {config.threshold} (of {n * (n - 1) // 2}); "
+        f"LSH candidate recall {got / max(len(exact), 1):.4f}; after MinHash verification "
+        f"recall {len(exact & est) / max(len(exact), 1):.4f}, precision {len(exact & est) / max(len(est), 1):.4f}; "
+        f"{len(cands)} candidate pairs checked"
+    )
 
 
 # -- sweep -------------------------------------------------------------------------------------
@@ -361,14 +407,15 @@ def s_curve(b: int, r: int, s: float) -> float:
 
 
 def bench_sweep(cache: Path | None) -> None:
-    texts, truth, kinds, _ = built_texts(cache)
+    texts, truth, _kinds, _ = built_texts(cache)
     _, ctexts, cpairs = load_clough()
     true_pairs = pair_set(truth)
     n = len(texts)
     print("\n## Sweep: exact Jaccard (no MinHash error), pair-level on the built set, clough pairs")
     print("  shingles     thr   built P   built R   built F1 | clough cut  light  heavy  non-FP | max neg J  min pos J")
     for kind, size in (("word", 1), ("word", 2), ("word", 3), ("word", 4), ("word", 5), ("char", 5), ("char", 9)):
-        cfg = DedupConfig(shingle_kind=kind, shingle_size=size, hash_function="token_xxh32" if kind == "word" else "xxh32")  # type: ignore[arg-type]
+        hash_function = "token_xxh32" if kind == "word" else "xxh32"
+        cfg = DedupConfig.model_validate({"shingle_kind": kind, "shingle_size": size, "hash_function": hash_function})
         sets = id_sets(texts, cfg)
         js = {(i, j): jaccard(sets[i], sets[j]) for i in range(n) for j in range(i + 1, n)}
         csets = id_sets(ctexts, cfg)
@@ -379,13 +426,18 @@ def bench_sweep(cache: Path | None) -> None:
             pred = {k for k, v in js.items() if v >= thr}
             p, r, f = prf(pred, true_pairs)
             rec = {c: np.mean([v >= thr for v, cc in cj if cc == c]) for c in ("cut", "light", "heavy", "non")}
-            print(f"  {kind} {size:2d}   {thr:4.2f}   {p:.4f}    {r:.4f}    {f:.4f}  | {rec['cut']:.2f}     "
-                  f"{rec['light']:.2f}   {rec['heavy']:.2f}   {rec['non']:.2f}   | {neg:.3f}      {pos:.3f}")
+            print(
+                f"  {kind} {size:2d}   {thr:4.2f}   {p:.4f}    {r:.4f}    {f:.4f}  | {rec['cut']:.2f}     "
+                f"{rec['light']:.2f}   {rec['heavy']:.2f}   {rec['non']:.2f}   | {neg:.3f}      {pos:.3f}"
+            )
     print("\n  LSH S-curve P(candidate | Jaccard s) for num_perm 128:")
     print("  bands x rows   s=0.3   s=0.5   s=0.6   s=0.7   s=0.8   band-key bytes/doc")
     for b, r in ((16, 8), (20, 6), (25, 5), (32, 4), (42, 3)):
-        print(f"  {b:3d} x {r}     " + "  ".join(f"{s_curve(b, r, s):.4f}" for s in (0.3, 0.5, 0.6, 0.7, 0.8))
-              + f"   {b * 12}")
+        print(
+            f"  {b:3d} x {r}     "
+            + "  ".join(f"{s_curve(b, r, s):.4f}" for s in (0.3, 0.5, 0.6, 0.7, 0.8))
+            + f"   {b * 12}"
+        )
 
 
 # -- 4. index size and memory ---------------------------------------------------------------------
@@ -397,13 +449,15 @@ def bench_index(config: DedupConfig, lake_docs: int, batch_docs: int, segments: 
         for step in ("build", "query-empty", "query"):
             out = subprocess.run(
                 [sys.executable, __file__, "--child", step, tmp, str(lake_docs), str(batch_docs), str(segments)],
-                capture_output=True, text=True, check=True,
+                capture_output=True,
+                text=True,
+                check=True,
             ).stdout
             print(out.rstrip())
 
 
 def _random_sigs(rng: np.random.Generator, n: int, num_perm: int) -> np.ndarray:
-    return rng.integers(0, 2**32, size=(n, num_perm), dtype=np.uint64).astype(np.uint32)
+    return rng.integers(0, 2**32, size=(n, num_perm), dtype=np.uint32)
 
 
 def child(step: str, tmp: str, lake_docs: int, batch_docs: int, segments: int) -> None:
@@ -418,24 +472,40 @@ def child(step: str, tmp: str, lake_docs: int, batch_docs: int, segments: int) -
             sigs = _random_sigs(rng, n, config.num_perm)
             ids = [f"{s:02d}{i:014x}{'0' * 48}" for i in range(n)]  # 64-char ids, like sha256 hex
             batch = DedupBatch(ids, ids, sigs, np.zeros(n), np.zeros(n, np.int64))
-            decisions = resolve(batch, LakeIndex(index_dir, config, []), config)
+            # Random signatures are all unique: no need to resolve() a million rows here.
+            decisions = DedupDecisions(list(ids), np.zeros(n, bool), np.ones(n))
             staging = Path(tmp) / "staging" / f"run-{s:04d}"
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
             LakeIndex(index_dir, config, []).write_segment(staging, batch, decisions)
             publish_segment(index_dir, staging)
+            after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            print(
+                f"  write_segment of {n:,} entries: peak RSS {after / 1024:,.0f} MB "
+                f"(the batch itself: {sigs.nbytes / 1e6:,.0f} MB of signatures; was {before / 1024:,.0f} MB)"
+            )
         size = sum(f.stat().st_size for f in index_dir.rglob("*") if f.is_file())
-        print(f"  built in {time.perf_counter() - start:.0f} s: {size / 1e6:.0f} MB on disk = {size / lake_docs:.0f} bytes/doc "
-              f"(signatures {4 * config.num_perm}, band keys+rows {12 * config.bands}, ids/cluster/flags the rest)")
+        print(
+            f"  built in {time.perf_counter() - start:.0f} s: {size / 1e6:.0f} MB on disk = "
+            f"{size / lake_docs:.0f} bytes/doc "
+            f"(signatures {4 * config.num_perm}, band keys+rows {12 * config.bands}, ids/cluster/flags the rest)"
+        )
         return
     index = LakeIndex.open(index_dir, config) if step == "query" else LakeIndex(index_dir, config, [])
-    batch = _query_batch(index_dir, config, batch_docs, segments) if step == "query" else _query_batch(None, config, batch_docs, segments)
+    batch = (
+        _query_batch(index_dir, config, batch_docs, segments)
+        if step == "query"
+        else _query_batch(None, config, batch_docs, segments)
+    )
     t0 = time.perf_counter()
     cpu0 = time.process_time()
     decisions = resolve(batch, index, config)
-    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    _wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     label = f"against the {len(index):,}-doc index" if step == "query" else "against an empty index (baseline)"
-    print(f"  resolve {len(batch):,} docs {label}: {cpu:.2f} s CPU ({len(batch) / cpu:,.0f} docs/s), "
-          f"{int(decisions.is_duplicate.sum()):,} duplicates found, peak RSS {rss_mb:,.0f} MB")
+    print(
+        f"  resolve {len(batch):,} docs {label}: {cpu:.2f} s CPU ({len(batch) / cpu:,.0f} docs/s), "
+        f"{int(decisions.is_duplicate.sum()):,} duplicates found, peak RSS {rss_mb:,.0f} MB"
+    )
 
 
 def _query_batch(index_dir: Path | None, config: DedupConfig, n: int, segments: int) -> DedupBatch:
@@ -447,7 +517,7 @@ def _query_batch(index_dir: Path | None, config: DedupConfig, n: int, segments: 
         half = n // 2
         seg = index.segments[0]
         rows = np.sort(rng.choice(seg.count, size=half, replace=False))
-        copies = np.asarray(seg.signatures[rows]).copy()
+        copies = seg.read_signatures(rows).copy()
         mask = rng.random(copies.shape) < 0.1
         copies[mask] = sigs[:half][mask]
         sigs[:half] = copies

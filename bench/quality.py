@@ -8,6 +8,9 @@ measured on the test side of the split by source document, which the model never
 from __future__ import annotations
 
 import argparse
+import gzip
+import json
+import os
 import sys
 import time
 from collections import Counter, defaultdict
@@ -19,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from train_quality import Example, is_test, load_dataset  # noqa: E402
+from train_quality import Example, cache_path, corpora_dir, is_test, load_dataset  # noqa: E402
 
 from flows.language import detect_language  # noqa: E402
 from flows.quality import QualityConfig, quality_score, quality_signals  # noqa: E402
@@ -154,6 +157,43 @@ def report_signal_pass_rates(examples: list[Example], signals: list[dict[str, fl
         print(f"{name + ' ' + op + ' ' + format(value, 'g'):<36}{en_rate:>7.3f}{other_rate:>8.3f}  {source}")
 
 
+def postlight_extracts() -> list[tuple[str, str]]:
+    """(id, trafilatura extract) of every postlight_fixtures page (EN + JA news/blogs, no gold), cached."""
+    path = cache_path().with_name("quality_postlight_extracts.json")
+    if path.exists():
+        return [(str(i), str(t)) for i, t in json.loads(path.read_text(encoding="utf-8"))]
+    import trafilatura
+
+    base = corpora_dir() / "postlight_fixtures"
+    out = []
+    for line in (base / "manifest.jsonl").read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        raw = (base / row["html_path"]).read_bytes()
+        html = gzip.decompress(raw) if row["html_path"].endswith(".gz") else raw
+        text = trafilatura.extract(html, include_comments=False, include_tables=True) or ""
+        out.append((str(row["id"]), "\n\n".join(p for p in text.split("\n") if p.strip())))
+    path.write_text(json.dumps(out, ensure_ascii=False), encoding="utf-8")
+    return out
+
+
+def report_postlight() -> None:
+    """Unlabelled real pages through a trafilatura extract: how much the cut keeps per language."""
+    cut = QualityConfig().default_cut
+    kept: dict[str, list[bool]] = defaultdict(list)
+    dropped = []
+    for page, text in postlight_extracts():
+        if not text.strip():
+            continue
+        lang, conf = detect_language(text)
+        score = quality_score(quality_signals(text, lang, conf), lang)
+        kept[str(lang)].append(score >= cut)
+        if score < cut:
+            dropped.append(f"{page} ({lang}, {score:.2f})")
+    print(f"\n== postlight_fixtures trafilatura extracts (unlabelled real pages) kept at {cut} ==")
+    print("  ".join(f"{lang} {sum(v)}/{len(v)}" for lang, v in sorted(kept.items(), key=lambda kv: -len(kv[1]))))
+    print("below the cut: " + ", ".join(dropped))
+
+
 def report_seeds() -> None:
     print("\n== seeds (raw files, before chrome removal) ==")
     for path in sorted((ROOT / "seeds").glob("*.txt")):
@@ -172,7 +212,9 @@ def report_speed(examples: list[Example]) -> None:
         _, _, elapsed = score_all(articles)
         best = max(best, len(articles) / elapsed)
     print(f"\n== speed: {len(articles)} gold articles of 300-3000 words (mean {words:.0f}) ==")
+    load = os.getloadavg()[0]
     print(f"docs/s per core (signals + score, CPU time of one process, best of 3): {best:.0f}")
+    print(f"(1-min load average {load:.1f} on {os.cpu_count()} CPUs while measuring; contention lowers this)")
 
 
 def main() -> None:
@@ -189,6 +231,7 @@ def main() -> None:
     report_keep_rates(examples, scores)
     report_cut_tradeoff(examples, scores)
     report_signal_pass_rates(examples, signals)
+    report_postlight()
     report_seeds()
     report_speed(examples)
 

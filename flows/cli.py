@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
@@ -35,8 +36,16 @@ def _config(args: argparse.Namespace) -> Any:
     return IngestConfig.model_validate(fields)
 
 
+# Without a Prefect server configured, the flow starts a temporary one; on a busy machine it needs
+# longer than Prefect's 20 s default to come up.
+_PREFECT_DEFAULTS = {"PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+                     "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    for key, value in _PREFECT_DEFAULTS.items():
+        os.environ.setdefault(key, value)
     try:
         config = _config(args)
     except (OSError, ValueError, ValidationError) as err:

@@ -9,6 +9,7 @@ detection. Bytes that look binary are refused with a reason.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import re
 
 from charset_normalizer import from_bytes
@@ -28,6 +29,8 @@ _SUPERSETS = {"iso-8859-1": "cp1252", "latin-1": "cp1252", "latin1": "cp1252", "
 _SNIFF_BYTES = 4096
 # Share of characters that may be C0 controls (other than \t \n \r) or U+FFFD before the unit is binary.
 _MAX_CONTROL_SHARE = 0.01
+# Share of NUL bytes up to which valid UTF-8 is read as UTF-8 (UTF-16 of ASCII-range text has half).
+_MAX_NUL_SHARE = 0.3
 # Mixed UTF-8/cp1252: at most this share of the non-ASCII characters may be stray bytes.
 _MAX_STRAY_SHARE = 0.5
 # Western text in cp1252: mostly ASCII letters, and its non-ASCII ones are common Latin letters and marks.
@@ -127,6 +130,8 @@ def decode_bytes(payload: bytes, *, is_html: bool, declared: str | None = None) 
     text = _decode(payload, is_html, declared)
     if text is None or _looks_binary(text):
         raise DecodeError("binary", "the bytes do not decode to text in any known encoding (binary file?)")
+    if not text.strip():  # a byte-order mark alone, or whitespace in UTF-16
+        raise DecodeError("empty", "the unit is empty or whitespace only once decoded")
     return text
 
 
@@ -134,8 +139,13 @@ def _decode(payload: bytes, is_html: bool, declared: str | None) -> str | None:
     bom = _bom(payload)
     if bom:
         return payload.decode(bom, errors="replace")
-    if b"\x00" in payload[:_SNIFF_BYTES]:
-        # NUL bytes without a BOM: UTF-16/32 without a mark, or binary; detection decides.
+    sniff = payload[:_SNIFF_BYTES]
+    if b"\x00" in sniff:
+        # A few NULs in valid UTF-8 are stray bytes in text; UTF-16/32 without a mark has many
+        # (a quarter or more of ASCII-range text); otherwise binary. Detection decides those.
+        if sniff.count(b"\x00") <= len(sniff) * _MAX_NUL_SHARE:
+            with contextlib.suppress(UnicodeDecodeError):
+                return payload.decode("utf-8")
         return _detect(payload)
     try:
         # Valid UTF-8 beats a declaration: legacy bytes are almost never valid UTF-8 by chance,

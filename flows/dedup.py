@@ -1,10 +1,20 @@
 """Exact and near-duplicate detection: shingles, MinHash signatures, LSH banding, clusters.
 
-Signatures are datasketch 2.x ``MinHash`` values (scheme ``affine32``, ``sha1_hash32`` on the
-UTF-8 bytes of each shingle, permutations drawn from ``numpy.random.RandomState(seed)`` exactly as
-datasketch draws them), computed here with numpy for a whole batch at once because a
-per-document ``MinHash.update_batch`` loop is ~3x slower. ``MinHash(num_perm, seed).update_batch``
-over :func:`shingles` gives bit-identical ``hashvalues`` (a test holds this).
+Signatures are datasketch 2.x ``MinHash`` values: scheme ``affine32`` (MurmurHash3 finalizer, then
+``a * h + b`` mod 2^32), permutations ``(a, b)`` drawn from ``numpy.random.RandomState(seed)``
+exactly as datasketch draws them. They are computed here with numpy (permutations x shingles,
+then a min along the contiguous axis), ~3x the throughput of ``MinHash.bulk``. The shingle hash
+is ``config.hash_function``; with it, datasketch's ``MinHash(num_perm, seed, hashfunc=...)`` gives
+bit-identical ``hashvalues`` (tests hold this for all three choices):
+
+* ``token_xxh32`` (default): ``hashfunc=int`` over :func:`shingle_ids` (each token hashed once with
+  xxh32, k consecutive token hashes mixed); ~2,800 docs/s per core on 810-word articles.
+* ``xxh32``: ``hashfunc=xxhash.xxh32_intdigest`` over the UTF-8 bytes of :func:`shingles`.
+* ``sha1_hash32``: datasketch's default hashfunc over the same bytes (~1,300 docs/s).
+
+A pair is a near-duplicate when the share of equal signature values (the estimated Jaccard
+similarity of the two shingle sets) is >= ``threshold``; candidates come from LSH banding
+(``bands`` x ``rows``), so only pairs sharing a band are ever compared.
 
 Keep policy (see :func:`resolve`):
 
@@ -50,7 +60,17 @@ class DedupConfig(BaseModel):
     """Parameters of duplicate detection; recorded in each run's manifest.
 
     Every field except ``threshold`` and ``max_candidates_per_band`` shapes the persistent index,
-    so changing one of them needs a rebuilt index (``LakeIndex.open`` refuses a mismatch).
+    so changing one of them needs a new index (``LakeIndex.open`` refuses a mismatch).
+
+    Defaults chosen with ``python bench/dedup.py --sweep`` (exact Jaccard on 698 extracted pages
+    of the built near-duplicate set, and the clough pairs): word 3-grams at 0.6 gave pairwise
+    precision 1.000 / recall 0.994; word 1-2-grams and char 5-grams raise the similarity of
+    unrelated pages (max negative 0.64 / 0.54 / 0.61 vs 0.52 for word 3-grams); 4-5-grams lose
+    recall on edited copies. Negatives reach 0.52 (two-article mash-ups) and true copies fall to
+    0.29 (short articles in a heavy template), so 0.6 sits above the mash-ups with a margin for
+    the MinHash error (std ~0.04 at 128 permutations). 32 bands x 4 rows make a pair at Jaccard
+    0.6 a candidate with probability 0.988 (0.9998 at 0.7); measured LSH candidate recall vs
+    brute-force exact Jaccard on the built set: 1.0000.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -204,15 +224,19 @@ def signatures(texts: Sequence[str], config: DedupConfig) -> np.ndarray:
 
 def band_keys(sigs: np.ndarray, config: DedupConfig) -> np.ndarray:
     """One 64-bit key per (band, document), shape ``(bands, n)``: equal bands give equal keys."""
-    n = sigs.shape[0]
-    keys = np.empty((config.bands, n), dtype=np.uint64)
+    keys = np.empty((config.bands, sigs.shape[0]), dtype=np.uint64)
     for band in range(config.bands):
-        cols = sigs[:, band * config.rows : (band + 1) * config.rows].astype(np.uint64)
-        key = np.full(n, ((band + 1) * int(_GOLDEN64)) % 2**64, dtype=np.uint64)
-        for j in range(config.rows):
-            key = _fmix64((key ^ cols[:, j]) * _GOLDEN64)
-        keys[band] = key
+        keys[band] = band_key(sigs, config, band)
     return keys
+
+
+def band_key(sigs: np.ndarray, config: DedupConfig, band: int) -> np.ndarray:
+    """The 64-bit keys of one band, shape ``(n,)``."""
+    cols = sigs[:, band * config.rows : (band + 1) * config.rows].astype(np.uint64)
+    key = np.full(sigs.shape[0], ((band + 1) * int(_GOLDEN64)) % 2**64, dtype=np.uint64)
+    for j in range(config.rows):
+        key = _fmix64((key ^ cols[:, j]) * _GOLDEN64)
+    return key
 
 
 def _fmix64(h: np.ndarray) -> np.ndarray:

@@ -29,11 +29,13 @@ passes a few dozen (query time grows linearly with the number of segments).
 from __future__ import annotations
 
 import json
+import mmap
+import os
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import xxhash
@@ -44,6 +46,7 @@ from flows.dedup import (
     DedupDecisions,
     KnownDecisions,
     LakeMatches,
+    band_key,
     band_keys,
     estimated_jaccard,
 )
@@ -51,6 +54,8 @@ from flows.dedup import (
 FORMAT = 1
 SEGMENTS = "segments"
 _META = "meta.json"
+# Candidate pairs verified at once: bounds the fetched signatures to ~32 MB.
+_VERIFY_CHUNK = 1 << 16
 
 
 class IncompatibleIndexError(ValueError):
@@ -75,6 +80,50 @@ def _encode(values: Sequence[str]) -> np.ndarray:
     return np.array(encoded, dtype=f"S{width}")
 
 
+def _npy_header(f: BinaryIO) -> tuple[tuple[int, ...], bool, np.dtype[Any], int]:
+    """Shape, Fortran order, dtype and data offset of an open .npy file."""
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+    else:
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+    return shape, fortran, dtype, f.tell()
+
+
+def _map_npy(path: Path, maps: list[mmap.mmap]) -> np.ndarray:
+    """A read-only view of a .npy file through an mmap we own (so its pages can be released)."""
+    with open(path, "rb") as f:
+        shape, fortran, dtype, offset = _npy_header(f)
+        count = int(np.prod(shape))
+        if fortran or count == 0:
+            return np.asarray(np.load(path, allow_pickle=False))
+        mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    maps.append(mapped)
+    return np.frombuffer(mapped, dtype=dtype, count=count, offset=offset).reshape(shape)
+
+
+def _npy_writer(path: Path, dtype: type[np.generic], shape: tuple[int, ...]) -> BinaryIO:
+    """An open .npy file, header written: append the array's bytes in C order, then close it."""
+    f = open(path, "wb")  # noqa: SIM115 (the caller closes it)
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": shape}
+    np.lib.format.write_array_header_2_0(f, header)
+    return f
+
+
+def _write_bands(segment_dir: Path, signatures: np.ndarray, config: DedupConfig) -> None:
+    # One band at a time: memory stays at a few n-sized vectors, not bands x n x 16 bytes.
+    shape = (config.bands, len(signatures))
+    with (
+        _npy_writer(segment_dir / "band_keys.npy", np.uint64, shape) as keys_file,
+        _npy_writer(segment_dir / "band_rows.npy", np.uint32, shape) as rows_file,
+    ):
+        for band in range(config.bands):
+            key = band_key(signatures, config, band)
+            order = np.argsort(key, kind="stable")
+            keys_file.write(key[order].tobytes())
+            rows_file.write(order.astype(np.uint32).tobytes())
+
+
 @dataclass
 class _Segment:
     name: str
@@ -88,6 +137,31 @@ class _Segment:
     clusters: np.ndarray
     is_duplicate: np.ndarray
     similarity: np.ndarray
+    maps: list[mmap.mmap]
+    signature_file: BinaryIO
+    """Unbuffered handle for reading single signature rows with pread (see ``read_signatures``)."""
+    signature_offset: int
+
+    def release(self) -> None:
+        """Drop this segment's mapped pages from our RSS (they stay in the OS page cache).
+
+        Random band keys touch every page of a band's array once a batch is large, so without
+        this the resident set would grow with the lake instead of with the batch.
+        """
+        for mapped in self.maps:
+            mapped.madvise(mmap.MADV_DONTNEED)
+
+    def read_signatures(self, rows: np.ndarray) -> np.ndarray:
+        """Signatures of entry ``rows`` read with pread, not through the mapping.
+
+        A page fault on a mapping maps its 64 KB neighbourhood too ("fault-around"), so 10,000
+        random rows through the mmap cost the whole 512 MB file in RSS; reads cost what they read.
+        """
+        uniq, pos = np.unique(np.asarray(rows, dtype=np.int64), return_inverse=True)
+        width = self.signatures.shape[1] * 4
+        fd = self.signature_file.fileno()
+        raw = b"".join(os.pread(fd, width, self.signature_offset + r * width) for r in uniq.tolist())
+        return np.frombuffer(raw, dtype=np.uint32).reshape(len(uniq), -1)[pos.reshape(-1)]
 
     @property
     def count(self) -> int:
@@ -95,11 +169,14 @@ class _Segment:
 
     @classmethod
     def load(cls, path: Path, meta: dict[str, Any]) -> _Segment:
+        maps: list[mmap.mmap] = []
+
         def arr(name: str) -> np.ndarray:
-            array: np.ndarray = np.load(path / f"{name}.npy", mmap_mode="r", allow_pickle=False)
-            return array
+            return _map_npy(path / f"{name}.npy", maps)
 
         try:
+            signature_file = open(path / "signatures.npy", "rb", buffering=0)  # noqa: SIM115 (lives with the segment)
+            signature_offset = _npy_header(signature_file)[3]
             return cls(
                 path.name,
                 meta,
@@ -112,6 +189,9 @@ class _Segment:
                 arr("clusters"),
                 arr("is_duplicate"),
                 arr("similarity"),
+                maps,
+                signature_file,
+                signature_offset,
             )
         except (OSError, ValueError) as exc:
             raise CorruptIndexError(
@@ -125,8 +205,10 @@ class _Segment:
         if self.count == 0 or len(doc_ids) == 0:
             return rows
         pos = np.searchsorted(self.id_keys, keys)
-        for i in np.flatnonzero(pos < self.count).tolist():
-            # Walk the (rare) run of equal 64-bit keys comparing the real ids.
+        hit = np.flatnonzero(pos < self.count)
+        hit = hit[np.asarray(self.id_keys[pos[hit]]) == keys[hit]]
+        for i in hit.tolist():
+            # Walk the run of equal 64-bit keys (length 1 unless xxh3 collides) comparing real ids.
             p = int(pos[i])
             while p < self.count and self.id_keys[p] == keys[i]:
                 row = int(self.id_rows[p])
@@ -152,6 +234,7 @@ class _Segment:
             positions = starts + np.arange(int(reps.sum()))
             qs.append(np.repeat(hit, reps))
             rs.append(np.asarray(self.band_rows[band][positions], dtype=np.int64))
+            self.release()
         if not qs:
             empty = np.empty(0, dtype=np.int64)
             return empty, empty
@@ -190,6 +273,7 @@ class LakeIndex:
         keys = _id_keys(doc_ids)
         for s, segment in enumerate(self.segments):
             rows = segment.find_ids(doc_ids, keys)
+            segment.release()
             new = (rows >= 0) & (seg < 0)
             seg[new], row[new] = s, rows[new]
         return seg, row
@@ -205,6 +289,8 @@ class LakeIndex:
             clusters[i] = segment.clusters[r].decode("utf-8")
             is_dup[i] = bool(segment.is_duplicate[r])
             sims[i] = float(segment.similarity[r])
+        for segment in self.segments:
+            segment.release()
         return KnownDecisions(seg >= 0, clusters, is_dup, sims)
 
     def signatures_of(self, doc_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -214,45 +300,47 @@ class LakeIndex:
         for s, segment in enumerate(self.segments):
             mine = np.flatnonzero(seg == s)
             if len(mine):
-                uniq, pos = np.unique(row[mine], return_inverse=True)
-                sigs[mine] = np.asarray(segment.signatures[uniq])[pos.reshape(-1)]
+                sigs[mine] = segment.read_signatures(row[mine])
         return seg >= 0, sigs
 
     def query(self, sigs: np.ndarray) -> LakeMatches:
         """Lake documents whose estimated Jaccard with each query signature is >= threshold."""
         cfg = self.config
         qkeys = band_keys(sigs, cfg) if len(sigs) else np.empty((cfg.bands, 0), np.uint64)
-        rows_out, ids_out, clusters_out, sims_out = [], [], [], []
+        found = LakeMatches(np.empty(0, np.int64), [], [], np.empty(0, np.float64))
         for segment in self.segments:
             q, r = segment.candidates(qkeys, cfg.max_candidates_per_band)
-            if len(q) == 0:
-                continue
-            # Fetch only the candidates' signatures, in file order (sequential reads).
-            uniq_rows, pos = np.unique(r, return_inverse=True)
-            cand = np.asarray(segment.signatures[uniq_rows])[pos.reshape(-1)]
-            sims = estimated_jaccard(sigs[q], cand)
-            ok = np.flatnonzero(sims >= cfg.threshold)
-            rows_out.append(q[ok])
-            sims_out.append(sims[ok])
-            ids_out += [segment.doc_ids[int(x)].decode("utf-8") for x in r[ok]]
-            clusters_out += [segment.clusters[int(x)].decode("utf-8") for x in r[ok]]
-        if not rows_out:
-            return LakeMatches(np.empty(0, np.int64), [], [], np.empty(0, np.float64))
-        return LakeMatches(np.concatenate(rows_out), ids_out, clusters_out, np.concatenate(sims_out))
+            for start in range(0, len(q), _VERIFY_CHUNK):
+                _verify(
+                    segment,
+                    sigs,
+                    q[start : start + _VERIFY_CHUNK],
+                    r[start : start + _VERIFY_CHUNK],
+                    cfg.threshold,
+                    found,
+                )
+            segment.release()
+        return found
 
     def write_segment(self, segment_dir: Path, batch: DedupBatch, decisions: DedupDecisions) -> int:
         """Write the batch's entries not yet in the lake into ``segment_dir``; return their count.
 
         ``segment_dir`` must be new or empty. Publish it with :func:`publish_segment` (one
-        rename). A segment with 0 entries is valid; publishing it is optional.
+        rename). When every document is already in the lake nothing is written, not even the
+        directory, and 0 is returned: there is nothing to publish.
         """
         seg, _ = self._locate(batch.doc_ids)
         seen: set[str] = set()
         rows = []
-        for i, doc_id in enumerate(batch.doc_ids):
+        # A doc_id given twice: record its kept row, if one of them is kept.
+        for i in np.argsort(np.asarray(decisions.is_duplicate, dtype=bool), kind="stable").tolist():
+            doc_id = batch.doc_ids[i]
             if seg[i] < 0 and doc_id not in seen:
                 seen.add(doc_id)
                 rows.append(i)
+        rows.sort()
+        if not rows:
+            return 0
         sel = np.array(rows, dtype=np.int64)
         _write_arrays(
             Path(segment_dir),
@@ -264,6 +352,18 @@ class LakeIndex:
             similarity=np.asarray(decisions.dup_similarity, dtype=np.float32)[sel],
         )
         return len(rows)
+
+
+def _verify(
+    segment: _Segment, sigs: np.ndarray, q: np.ndarray, r: np.ndarray, threshold: float, out: LakeMatches
+) -> None:
+    # Fetch only the candidates' signatures, a bounded chunk at a time.
+    sims = estimated_jaccard(sigs[q], segment.read_signatures(r))
+    ok = np.flatnonzero(sims >= threshold)
+    out.query_rows = np.concatenate([out.query_rows, q[ok]])
+    out.similarity = np.concatenate([out.similarity, sims[ok]])
+    out.doc_ids += [segment.doc_ids[int(x)].decode("utf-8") for x in r[ok]]
+    out.dup_cluster += [segment.clusters[int(x)].decode("utf-8") for x in r[ok]]
 
 
 def segment_destination(index_dir: Path, segment_dir: Path) -> Path:
@@ -297,14 +397,11 @@ def _write_arrays(
     if any(segment_dir.iterdir()):
         raise FileExistsError(f"segment directory {segment_dir} is not empty")
     n = len(doc_ids)
-    keys = band_keys(signatures, config)
-    order = np.argsort(keys, axis=1, kind="stable")
+    _write_bands(segment_dir, signatures, config)
     idk = _id_keys(doc_ids)
     id_order = np.argsort(idk, kind="stable")
     arrays = {
         "signatures": signatures,
-        "band_keys": np.take_along_axis(keys, order, axis=1),
-        "band_rows": order.astype(np.uint32),
         "id_keys": idk[id_order],
         "id_rows": id_order.astype(np.uint32),
         "doc_ids": _encode(doc_ids),
@@ -356,21 +453,31 @@ def _check_params(path: Path, meta: dict[str, Any], config: DedupConfig) -> None
         )
 
 
-def compact(index_dir: Path, config: DedupConfig, name: str) -> Path | None:
-    """Merge all live segments into one segment ``name``; returns it, or None if < 2 segments.
+def compact(index_dir: Path, config: DedupConfig, name: str, max_entries: int = 2_000_000) -> Path | None:
+    """Merge the smallest live segments (at most ``max_entries`` entries in all) into segment ``name``.
 
-    Holds all entries in memory (~ (4 x num_perm + 12 x bands + 60) bytes each). Do not run it
-    while an ingest run may publish a segment: that segment would be kept (it is not in
-    ``replaces``), so nothing is lost, but the two would not be merged.
+    Size-tiered: repeated calls fold many small per-run segments into few large ones, and memory
+    stays bounded by ``max_entries`` x ~(4 x num_perm + 12 x bands + 3 x id length) bytes
+    (~1.2 GB for 1,000,000 entries with the defaults). Returns the new segment, or None when
+    fewer than two segments fit. Run it between ingest runs: a segment published meanwhile is
+    kept (it is not in ``replaces``), so nothing is lost, it is just not merged.
     """
-    index = LakeIndex.open(index_dir, config)
-    live = [p for p, _ in _live_segments(Path(index_dir))]
-    if len(live) < 2:
+    root = Path(index_dir) / SEGMENTS
+    picked: list[tuple[Path, dict[str, Any]]] = []
+    total = 0
+    for path, meta in sorted(_live_segments(Path(index_dir)), key=lambda pm: (int(pm[1]["count"]), pm[0].name)):
+        _check_params(path, meta, config)
+        if total + int(meta["count"]) > max_entries:
+            break
+        picked.append((path, meta))
+        total += int(meta["count"])
+    if len(picked) < 2:
         return None
-    segs = index.segments
-    tmp = Path(index_dir) / SEGMENTS / f"_tmp-{name}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
+    segs = [_Segment.load(p, m) for p, m in picked if int(m["count"]) > 0]
+    # Inherit older replaced names too, so a leftover directory never comes back to life.
+    replaces = sorted({p.name for p, _ in picked} | {r for _, m in picked for r in m.get("replaces", [])})
+    tmp = root / f"_tmp-{name}"
+    shutil.rmtree(tmp, ignore_errors=True)
     _write_arrays(
         tmp,
         config,
@@ -379,10 +486,10 @@ def compact(index_dir: Path, config: DedupConfig, name: str) -> Path | None:
         signatures=np.concatenate([np.asarray(s.signatures) for s in segs]).reshape(-1, config.num_perm),
         is_duplicate=np.concatenate([np.asarray(s.is_duplicate) for s in segs]),
         similarity=np.concatenate([np.asarray(s.similarity) for s in segs]),
-        replaces=[p.name for p in live],
+        replaces=replaces,
     )
-    dest = Path(index_dir) / SEGMENTS / name
+    dest = root / name
     tmp.rename(dest)
-    for path in live:
-        shutil.rmtree(path, ignore_errors=True)
+    for old in replaces:
+        shutil.rmtree(root / old, ignore_errors=True)
     return dest

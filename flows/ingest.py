@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+from uuid import UUID
 
 import numpy as np
 from prefect import flow, get_run_logger, task
@@ -33,47 +34,47 @@ from flows.extract import ExtractConfig
 from flows.quality import QualityConfig
 from flows.read import InputFile, ReadConfig, discover, plan_shards
 
-# Data flows through these tasks: Prefect must not hash thousands of documents for caching.
-_DATA = {"cache_policy": NO_CACHE, "persist_result": False}
-_IO_RETRIES = {"retries": 2, "retry_delay_seconds": [1, 5]}
+# Data flows through these tasks: Prefect must not hash thousands of documents for caching (NO_CACHE),
+# nor store them as results. Tasks that do I/O retry with backoff.
+_IO_RETRY_DELAYS = [1.0, 5.0]
 
 
-@task(name="read", **_DATA, **_IO_RETRIES)
+@task(name="read", cache_policy=NO_CACHE, persist_result=False, retries=2, retry_delay_seconds=_IO_RETRY_DELAYS)
 def read_task(number: int, files: list[InputFile], config: ReadConfig, known_ids: str) -> pipeline.ShardBatch:
     return pipeline.read_stage(number, files, config, Path(known_ids))
 
 
-@task(name="normalize", **_DATA)
+@task(name="normalize", cache_policy=NO_CACHE, persist_result=False)
 def normalize_task(batch: pipeline.ShardBatch) -> pipeline.ShardBatch:
     return pipeline.normalize_stage(batch)
 
 
-@task(name="extract", **_DATA)
+@task(name="extract", cache_policy=NO_CACHE, persist_result=False)
 def extract_task(batch: pipeline.ShardBatch, config: ExtractConfig) -> pipeline.ShardBatch:
     return pipeline.extract_stage(batch, config)
 
 
-@task(name="score", **_DATA)
+@task(name="score", cache_policy=NO_CACHE, persist_result=False)
 def score_task(batch: pipeline.ShardBatch, config: QualityConfig) -> pipeline.ShardBatch:
     return pipeline.score_stage(batch, config)
 
 
-@task(name="fingerprint", **_DATA)
+@task(name="fingerprint", cache_policy=NO_CACHE, persist_result=False)
 def fingerprint_task(batch: pipeline.ShardBatch, config: DedupConfig) -> pipeline.ShardBatch:
     return pipeline.fingerprint_stage(batch, config)
 
 
-@task(name="stage", **_DATA, **_IO_RETRIES)
+@task(name="stage", cache_policy=NO_CACHE, persist_result=False, retries=2, retry_delay_seconds=_IO_RETRY_DELAYS)
 def stage_task(batch: pipeline.ShardBatch, paths: lakefs.RunPaths) -> pipeline.ShardSummary:
     return pipeline.stage_shard(batch, paths)
 
 
-@task(name="dedup", **_DATA)
+@task(name="dedup", cache_policy=NO_CACHE, persist_result=False)
 def dedup_task(paths: lakefs.RunPaths, config: DedupConfig) -> dict[str, int]:
     return pipeline.dedup_stage(paths, config)
 
 
-@task(name="write", **_DATA, **_IO_RETRIES)
+@task(name="write", cache_policy=NO_CACHE, persist_result=False, retries=2, retry_delay_seconds=_IO_RETRY_DELAYS)
 def write_task(paths: lakefs.RunPaths, manifest: dict[str, Any]) -> list[str]:
     moves = pipeline.write_stage(paths, manifest)
     lakefs.commit(paths, moves)
@@ -87,7 +88,7 @@ def task_runner(config: RunnerConfig) -> TaskRunner[Any]:
     if config.kind == "thread":
         return ThreadPoolTaskRunner(max_workers=workers)
     if config.kind == "dask":
-        from prefect_dask import DaskTaskRunner  # optional extra: pip install 'siftlake[dask]'
+        from prefect_dask.task_runners import DaskTaskRunner  # optional extra: pip install 'siftlake[dask]'
 
         if config.dask_address:
             return DaskTaskRunner(address=config.dask_address)
@@ -109,8 +110,8 @@ def process_shards(config: IngestConfig, shards: list[list[InputFile]], paths: l
     workers = config.runner.workers or os.cpu_count() or 1
     window = config.runner.shards_in_flight or 2 * workers
     todo = [n for n in range(len(shards)) if n not in done]
-    progress = create_progress_artifact(progress=_percent(len(done), len(shards)), key="ingest-progress",
-                                        description=f"shards staged, run {paths.run_id}")
+    progress = cast(UUID, create_progress_artifact(progress=_percent(len(done), len(shards)), key="ingest-progress",
+                                        description=f"shards staged, run {paths.run_id}"))
     in_flight: list[PrefectFuture[pipeline.ShardSummary]] = []
     summaries: list[pipeline.ShardSummary] = []
     for number in todo:
@@ -125,12 +126,14 @@ def process_shards(config: IngestConfig, shards: list[list[InputFile]], paths: l
 
 def _submit_shard(number: int, files: list[InputFile], config: IngestConfig, paths: lakefs.RunPaths,
                   known_ids: str) -> PrefectFuture[pipeline.ShardSummary]:
-    batch = read_task.submit(number, files, config.read, known_ids)
+    # Typed Any: Prefect resolves each future into the ShardBatch the next task takes.
+    batch: Any = read_task.submit(number, files, config.read, known_ids)
     batch = normalize_task.submit(batch)
     batch = extract_task.submit(batch, config.extract)
     batch = score_task.submit(batch, config.quality)
     batch = fingerprint_task.submit(batch, config.dedup)
-    return stage_task.submit(batch, paths)
+    summary: PrefectFuture[pipeline.ShardSummary] = stage_task.submit(batch, paths)
+    return summary
 
 
 def _percent(done: int, total: int) -> float:
@@ -153,9 +156,10 @@ def ingest(config: IngestConfig = IngestConfig()) -> dict[str, Any]:  # noqa: B0
         if done:
             logger.info("resuming run %s: %d of %d shards already staged", paths.run_id, len(done), len(shards))
         runner = task_runner(config.runner)
-        summaries = process_shards.with_options(task_runner=runner)(config, shards, paths, known_ids, done)
+        process_shards.with_options(task_runner=runner)(config, shards, paths, known_ids, done)
         dedup = dedup_task(paths, config.dedup)
-        counts, seconds = report.run_counts(paths, summaries, dedup)
+        counts, seconds = report.run_counts(paths, dedup)
+        counts.update(shards=len(shards), shards_resumed=len(done))
         manifest = pipeline.manifest_for(config, paths.run_id, counts, seconds, started)
         write_task(paths, manifest)
     _publish(lake, manifest)
@@ -169,6 +173,9 @@ def _open_run(lake: Path, config: IngestConfig, shards: list[list[InputFile]]) -
         state = report.read_run_state(staging)
         if state.get("plan_key") == plan_key:
             return lakefs.RunPaths(lake, staging.name, state["ingest_date"]), datetime.fromisoformat(state["started_at"])
+        get_run_logger().warning(
+            "run %s (source %s) stopped before its commit; ingest that source again with the same config to "
+            "finish it, or delete %s to abandon it", staging.name, state.get("source", "?"), staging)
     started = datetime.now(UTC)
     paths = lakefs.RunPaths(lake, pipeline.new_run_id(started), started.date().isoformat())
     report.write_run_state(paths, {"plan_key": plan_key, "ingest_date": paths.ingest_date,

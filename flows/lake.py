@@ -45,6 +45,8 @@ STAGING = "_staging"
 LOCK = "_lock"
 COMMIT = "COMMIT"
 PARTITION_KEY = "ingest_date"
+FAULT_ENV = "SIFTLAKE_FAULT"
+"""Crash-test hook: ``SIFTLAKE_FAULT=<point>`` makes the process die at that point (see ``fault_point``)."""
 
 REJECTS_SCHEMA = pa.schema([
     ("unit_id", pa.string()),
@@ -160,8 +162,19 @@ class RunPaths:
         return self.staging / "manifest.json"
 
 
+def fault_point(name: str) -> None:
+    """Die here, as ``kill -9`` would, when ``SIFTLAKE_FAULT`` names this point; a no-op otherwise.
+
+    Points: ``commit:before_marker`` (the run's files are written in staging, no COMMIT yet) and
+    ``commit:after_first_move`` (COMMIT written, one of its renames done). Used by tests/test_crash.py.
+    """
+    if os.environ.get(FAULT_ENV) == name:
+        os._exit(137)
+
+
 def commit(paths: RunPaths, moves: Sequence[str]) -> None:
     """Make a staged run visible: record the renames, perform them, publish the manifest."""
+    fault_point("commit:before_marker")
     plan = {"moves": list(moves), "manifest": f"{RUNS}/{paths.run_id}.json"}
     marker = paths.staging / COMMIT
     tmp = marker.with_suffix(".tmp")
@@ -177,6 +190,7 @@ def _roll_forward(lake: Path, staging: Path) -> None:
         if source.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(source, target)
+            fault_point("commit:after_first_move")
     manifest_target = lake / plan["manifest"]
     manifest_target.parent.mkdir(parents=True, exist_ok=True)
     if (staging / "manifest.json").exists():

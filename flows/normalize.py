@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 
 import ftfy
 
@@ -32,16 +33,33 @@ _INLINE_SPACE = re.compile(r"[^\S\n]+")
 _TERMINAL = tuple('.!?:;"”’)»]…')
 # Hard-wrapped prose: a line this long that does not end a sentence, followed by a lowercase start.
 _WRAP_MIN_CHARS = 40
+# Normalizing passes until the text is stable (two are almost always enough).
+_MAX_PASSES = 4
 
 
-def normalize_chars(text: str) -> str:
-    """Repair mojibake, apply NFC, drop control/zero-width/bidi characters; layout untouched."""
+def _fixpoint(step: Callable[[str], str], text: str) -> str:
+    """Apply ``step`` until the text stops changing (a repair can reveal another, e.g. mojibake once
+    whitespace is folded), so that normalizing is idempotent; at most ``_MAX_PASSES`` times."""
+    for _ in range(_MAX_PASSES):
+        fixed = step(text)
+        if fixed == text:
+            break
+        text = fixed
+    return text
+
+
+def _chars_once(text: str) -> str:
     text = _LINE_BREAKS.sub("\n", text)
     text = _INVISIBLE.sub("", text)
     if not text.isascii():
         text = ftfy.fix_text(text, _FTFY)
         text = _INVISIBLE.sub("", text)
     return unicodedata.normalize("NFC", text)
+
+
+def normalize_chars(text: str) -> str:
+    """Repair mojibake, apply NFC, drop control/zero-width/bidi characters; layout untouched."""
+    return _fixpoint(_chars_once, text)
 
 
 def _paragraphs(text: str) -> list[str]:
@@ -62,9 +80,13 @@ def _paragraphs(text: str) -> list[str]:
     return paragraphs
 
 
+def _text_once(text: str) -> str:
+    return "\n\n".join(_paragraphs(normalize_chars(text)))
+
+
 def normalize_text(text: str) -> str:
     """Normalize characters and lay out paragraphs separated by exactly one blank line."""
-    return "\n\n".join(_paragraphs(normalize_chars(text)))
+    return _fixpoint(_text_once, text)
 
 
 def normalize_batch(docs: list[Document]) -> list[Document]:

@@ -12,7 +12,7 @@ import json
 import shutil
 import time
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -47,7 +47,7 @@ class ShardBatch:
     docs: list[Document]
     rejects: list[Reject] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
-    seconds: Counter[str] = field(default_factory=Counter)
+    seconds: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
     signatures: np.ndarray | None = None
 
 
@@ -59,7 +59,7 @@ class ShardSummary:
     documents: int
     rejects: int
     counts: Counter[str]
-    seconds: Counter[str]
+    seconds: dict[str, float]
     reasons: Counter[str]
 
 
@@ -155,7 +155,7 @@ def fingerprint_stage(batch: ShardBatch, config: DedupConfig) -> ShardBatch:
 
     with _Timer(batch, "fingerprint"):
         _guarded(batch, "fingerprint", fingerprint)
-        if len(batch.signatures) != len(batch.docs):  # a document was dropped: sign the survivors together
+        if batch.signatures is None or len(batch.signatures) != len(batch.docs):  # a document was dropped: sign the survivors together
             fingerprint(batch.docs)
     return batch
 

@@ -3,12 +3,14 @@
 Every document keeps all its signals; which threshold to apply is the reader's choice. The signals
 re-implement the published heuristics of Gopher (Rae et al. 2021), C4 (Raffel et al. 2020) and FineWeb
 (Penedo et al. 2024) in one pass per document, with language-aware rules so that non-English text is not
-penalised: stop words come from a per-language list (``flows/data/stopwords.json``) and CJK characters
-count as one word each because those scripts put no spaces between words.
+penalised: stop words come from a per-language list (``flows/data/stopwords.json``, 24 languages), and
+each character of CJK, Thai, Lao, Khmer and Myanmar text counts as one word because those scripts put no
+spaces between words.
 
-The score is a logistic regression over transformed signals, trained by ``bench/train_quality.py`` on
-gold articles versus synthetic and harvested junk from the dev corpora; its weights ship as data in
-``flows/data/quality_model.json``.
+The score is a logistic regression over bounded transforms of the signals (``features``), trained by
+``bench/train_quality.py`` on gold articles versus harvested and synthetic junk from the dev corpora, with
+every weight kept on the side the literature gives its signal; the weights ship as data in
+``flows/data/quality_model.json``. Everything here is pure Python + numpy: no I/O beyond those two files.
 """
 
 from __future__ import annotations
@@ -26,20 +28,36 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from flows.document import Document
 
-_CJK_CLASS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f"
-# A word is a run of letters/digits; a CJK character is a word on its own (no spaces in those scripts).
-_TOKEN = re.compile(f"[{_CJK_CLASS}]|[^\\W{_CJK_CLASS}]+")
-_WORD = re.compile(r"\w+")  # the fast path for text without CJK characters
+# Scripts written without spaces between words: CJK (kana, ideographs, half-width katakana), Thai, Lao,
+# Myanmar, Khmer. Each of their characters counts as one word ("characters as segments").
+_WIDE_CLASS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f"
+_CJK_CLASS = _WIDE_CLASS + "\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff"
+# Combining marks that belong inside words (Indic vowel signs, Arabic and Hebrew vowel points): without them
+# \w would cut a Hindi or Bengali word into one-letter pieces.
+_MARK_CLASS = (
+    "\u0300-\u036f\u0483-\u0489\u0591-\u05c7\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06ed"
+    "\u0900-\u0963\u0966-\u0dff"  # Indic blocks, minus the danda sentence marks
+)
+_TOKEN = re.compile(f"[{_CJK_CLASS}]|(?:[^\\W{_CJK_CLASS}]|[{_MARK_CLASS}])+")
+_MARKED_WORD = re.compile(f"[\\w{_MARK_CLASS}]+")  # text with combining marks but no CJK
+_PLAIN_WORD = re.compile(r"\w+")  # the fast path: most text has neither CJK nor combining marks
 _CJK = re.compile(f"[{_CJK_CLASS}]")
+_SPECIAL = re.compile(f"[{_CJK_CLASS}{_MARK_CLASS}]")
+# CJK characters are twice as wide (and as informative) as Latin letters in a line-length rule.
+_WIDE = re.compile(f"[{_WIDE_CLASS}]")
 # Sentence end followed by the next word's first letter: shuffled text starts sentences in lower case.
 _SENTENCE_START = re.compile(r"[.!?]\s+([^\W\d_])")
 # A capitalised short word after a space; a capitalised stop word mid-sentence betrays shuffled text.
 _CAP_WORD = re.compile(r" ([A-ZÀ-ÖØ-ÞА-ЯЁ][^\W\d_]{0,9})\b")
-_SENTENCE_BOUNDARY = frozenset(".!?:;\"“”„«»‹›()[]-–—…'‘’*•|/")
-_TERMINAL = (".", "!", "?", '"', "'", "”", "’", "»", "。", "！", "？", "」", "』", "．", ")")
-_ELLIPSIS = ("...", "…")
-_BULLETS = ("•", "-", "*", "–", "—", "·", "‣", "◦", "▪", "►", "→")
-# C4's line-level policy phrases (English), plus "cookie" which reads the same in most European languages.
+# The same words right after sentence punctuation (quotes, dashes, brackets in typographic forms too).
+_CAP_AFTER_BOUNDARY = re.compile(
+    r"[.!?:;\"()\[\]\-'*|/\u201c\u201d\u201e\u00ab\u00bb\u2039\u203a\u2013\u2014\u2026\u2018\u2019\u2022]"
+    + _CAP_WORD.pattern
+)
+# Includes CJK full stops and brackets, the Devanagari danda, and the Arabic/Urdu question mark and full stop.
+_TERMINAL = tuple(".!?\"')" + "\u201d\u2019\u00bb\u3002\uff01\uff1f\u300d\u300f\uff0e\u0964\u0965\u061f\u06d4")
+_ELLIPSIS = ("...", "\u2026")
+_BULLETS = tuple("-*" + "\u2022\u2013\u2014\u00b7\u2023\u25e6\u25aa\u25ba\u2192")
 # C4's line-level policy phrases; its four cookie phrases all contain "cookie", which also reads the
 # same in most European languages, so that one substring covers them.
 _POLICY = ("terms of use", "privacy policy", "cookie")
@@ -47,17 +65,23 @@ _SHORT_LINE_CHARS = 30
 # Distinct-word ratio falls with length; measuring it on a fixed window keeps it comparable across documents.
 _UNIQUE_WINDOW = 300
 _HASH_MULT = np.uint64(1_000_003)
+# n-gram hashes keep 60 bits; the top 4 hold n, so one sort groups every n into its own slice.
+_LOW_BITS = np.uint64((1 << 60) - 1)
+_TAG_SHIFT = np.uint64(60)
+_TAGS = {n: np.uint64(n << 60) for n in range(2, 11)}
 _DUP_NGRAMS = (5, 6, 7, 8, 9, 10)
 _TOP_NGRAMS = (2, 3, 4)
 
 SIGNAL_DOCS: dict[str, str] = {
     # Gopher quality filter
-    "q_word_count": "words (letter/digit runs; each CJK character counts as one); >= 0; Gopher keeps 50..100000",
-    "q_mean_word_length": "mean characters per word; >= 0; Gopher keeps 3..10 (space-delimited scripts; CJK is ~1)",
+    "q_word_count": "words (letter/digit runs; each CJK/Thai/Lao/Khmer/Myanmar character counts as one); >= 0; "
+    "Gopher keeps 50..100000",
+    "q_mean_word_length": "mean characters per word; >= 0; Gopher keeps 3..10 (space-delimited scripts, ~1 for "
+    "CJK/Thai)",
     "q_symbol_word_ratio": "('#' + '...'/'…' occurrences) per word; >= 0; Gopher keeps <= 0.1",
     "q_bullet_line_frac": "fraction of non-empty lines starting with a bullet (•, -, * ...); 0..1; Gopher keeps <= 0.9",
     "q_ellipsis_line_frac": "fraction of non-empty lines ending in '...' or '…'; 0..1; Gopher keeps <= 0.3",
-    "q_alpha_word_frac": "fraction of words containing a letter; 0..1; Gopher keeps >= 0.8",
+    "q_alpha_word_frac": "fraction of words that are not purely numeric (contain a letter); 0..1; Gopher keeps >= 0.8",
     "q_stop_word_count": "stop words of the document's language (flows/data/stopwords.json; all lists when "
     "unknown); >= 0; Gopher keeps >= 2",
     "q_stop_word_frac": "fraction of words that are stop words of the language; 0..1; jusText/NeMo use >= 0.30 "
@@ -65,8 +89,10 @@ SIGNAL_DOCS: dict[str, str] = {
     # Gopher repetition filter
     "q_dup_line_frac": "fraction of non-empty lines that repeat an earlier line; 0..1; Gopher keeps <= 0.30",
     "q_dup_para_frac": "fraction of paragraphs that repeat an earlier paragraph; 0..1; Gopher keeps <= 0.30",
-    "q_dup_line_char_frac": "fraction of characters in repeated lines; 0..1; Gopher keeps <= 0.20",
-    "q_dup_para_char_frac": "fraction of characters in repeated paragraphs; 0..1; Gopher keeps <= 0.20",
+    "q_dup_line_char_frac": "characters in lines that repeat an earlier line / characters in all non-empty lines; "
+    "0..1; Gopher keeps <= 0.20",
+    "q_dup_para_char_frac": "characters in paragraphs that repeat an earlier one / all paragraph characters; 0..1; "
+    "Gopher keeps <= 0.20",
     "q_top_2gram_char_frac": "characters in the most frequent word 2-gram (x its count) / word characters; "
     "0..1; Gopher keeps <= 0.20",
     "q_top_3gram_char_frac": "same for 3-grams; 0..1; Gopher keeps <= 0.18",
@@ -83,10 +109,11 @@ SIGNAL_DOCS: dict[str, str] = {
     "not '...', >= 3 words, no 'javascript', no policy phrase); 0..1; C4 drops the other lines",
     "q_javascript_line_frac": "fraction of non-empty lines mentioning 'javascript'; 0..1; C4 drops such lines",
     "q_policy_line_frac": "fraction of non-empty lines with a cookie/terms/privacy phrase; 0..1; C4 drops such lines",
-    "q_lorem_ipsum": "1 if the text contains 'lorem ipsum', else 0; C4 drops the document when 1",
+    "q_lorem_ipsum": "1 if the text contains 'lorem ipsum', else 0; 0 or 1; C4 drops the document when 1",
     "q_curly_brace_frac": "fraction of characters that are '{' or '}'; 0..1; C4 drops any document with '{' (> 0)",
     # FineWeb
-    "q_line_punct_frac": "fraction of non-empty lines ending in terminal punctuation; 0..1; FineWeb keeps >= 0.12",
+    "q_line_punct_frac": "fraction of non-empty lines ending in terminal punctuation (. ! ? quotes, CJK full stops, "
+    "danda, Arabic question mark); 0..1; FineWeb keeps >= 0.12 (C4 keeps only such lines)",
     "q_short_line_frac": "fraction of non-empty lines shorter than 30 characters (CJK characters count 2); 0..1; "
     "FineWeb keeps <= 0.67",
     "q_char_dup_frac": "characters in repeated non-empty lines / all non-newline characters; 0..1; FineWeb keeps "
@@ -98,12 +125,12 @@ SIGNAL_DOCS: dict[str, str] = {
     "no literature threshold (siftlake: shuffled word salad is high, prose < 0.2)",
     "q_midsentence_cap_stop_frac": "fraction of capitalised stop words (after a space) that do not follow "
     "sentence punctuation; 0..1; no literature threshold (siftlake: shuffled word salad > 0.5, prose median ~0)",
-    "q_digit_char_frac": "fraction of non-space characters that are digits; 0..1; no literature threshold "
+    "q_digit_char_frac": "fraction of non-space characters in all-digit words; 0..1; no literature threshold "
     "(siftlake: tables/logs are high, prose < 0.05)",
     "q_punct_char_frac": "fraction of non-space characters that are neither letters nor digits; 0..1; no "
     "literature threshold (siftlake: prose ~0.03, code/logs/markup higher)",
     "q_unique_word_frac": "distinct lower-cased words / words, over the first 300 words; 0..1; no literature "
-    "threshold (RedPajama frac_unique_words; spam and repetition are low, prose ~0.5-0.8)",
+    "threshold (RedPajama frac_unique_words, spam and repetition are low, prose ~0.5-0.8)",
     # language identification
     "q_lang_score": "language identifier's confidence (py3langid, given as input; 0 when unknown); 0..1; FineWeb "
     "keeps >= 0.65",
@@ -151,6 +178,12 @@ def stopwords_for(lang: str | None) -> frozenset[str]:
 def _model() -> dict[str, Any]:
     raw = resources.files("flows").joinpath("data/quality_model.json").read_text(encoding="utf-8")
     model: dict[str, Any] = json.loads(raw)
+    if model.get("features") != list(FEATURE_NAMES):
+        # The weights only mean something for the features they were fitted on.
+        raise RuntimeError(
+            "flows/data/quality_model.json does not match flows.quality features; "
+            "rebuild it with `python bench/train_quality.py`"
+        )
     return model
 
 
@@ -182,7 +215,7 @@ def _line_signals(lines: list[str], low_text: str, has_cjk: bool) -> dict[str, f
     policy = _phrase_lines(lines, low_text, _POLICY)
     terminal = [line.endswith(_TERMINAL) for line in lines]
     ellipsis = [line.endswith(_ELLIPSIS) for line in lines]
-    widths = [len(line) + len(_CJK.findall(line)) for line in lines] if has_cjk else list(map(len, lines))
+    widths = [len(line) + len(_WIDE.findall(line)) for line in lines] if has_cjk else list(map(len, lines))
     c4_keep = sum(
         term and not ell and not j and not pol and _enough_words(line, has_cjk)
         for line, term, ell, j, pol in zip(lines, terminal, ellipsis, js, policy, strict=True)
@@ -237,63 +270,105 @@ def _ngram_hashes(ids: np.ndarray, n_max: int) -> list[np.ndarray]:
     return hashes
 
 
+def _runs(ordered: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start offsets and lengths of the runs of equal values in a sorted array."""
+    starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
+    return starts, np.diff(np.append(starts, ordered.size))
+
+
+def _in_sorted(values: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Mask of ``values`` that are in the sorted array ``wanted``."""
+    if wanted.size == 0:
+        return np.zeros(values.size, dtype=bool)
+    if wanted.size == 1:  # the usual case for a top n-gram; a comparison beats a binary search
+        single: np.ndarray = values == wanted[0]
+        return single
+    index = np.minimum(np.searchsorted(wanted, values), wanted.size - 1)
+    matched: np.ndarray = wanted[index] == values
+    return matched
+
+
 def _ngram_signals(words: list[str]) -> dict[str, float]:
-    """Gopher's top-n-gram and duplicate-n-gram character fractions, vectorised with numpy."""
+    """Gopher's top-n-gram and duplicate-n-gram character fractions, vectorised with numpy.
+
+    n = 2..5 are hashed, tagged with n in the top bits and sorted together in one ``np.sort`` (numpy's
+    per-call overhead, not arithmetic, dominates on article-length text). An n-gram can only repeat where
+    the two (n-1)-grams inside it repeat, so n = 6..10 only look at those few candidates and stop early.
+    """
     out = {f"q_top_{n}gram_char_frac": 0.0 for n in _TOP_NGRAMS}
     out |= {f"q_dup_{n}gram_char_frac": 0.0 for n in _DUP_NGRAMS}
     count = len(words)
     if count < 2:
         return out
-    # Python's str hash is only used for equality inside one document, so its per-process salt is harmless.
+    # Python's str hash is only used for equality inside one document, so its per-process salt is harmless
+    # (ties below are broken by position, never by hash order).
     ids = np.fromiter(map(hash, words), dtype=np.int64, count=count).view(np.uint64)
     lengths = np.fromiter(map(len, words), dtype=np.int64, count=count)
     cumulative = np.concatenate(([0], np.cumsum(lengths)))
     total = float(cumulative[-1])
     if total <= 0:
         return out
-    for n, grams in enumerate(_ngram_hashes(ids, min(count, _DUP_NGRAMS[-1])), start=1):
+    hashes = _ngram_hashes(ids, min(count, _DUP_NGRAMS[-1]))
+    grams = [(hashes[n - 1] & _LOW_BITS) | _TAGS[n] for n in range(2, min(count, 5) + 1)]
+    ordered = np.sort(np.concatenate(grams))
+    starts, all_runs = _runs(ordered)
+    all_values = ordered[starts]
+    tags = all_values >> _TAG_SHIFT
+    repeated = np.zeros(0, dtype=bool)
+    for n, gram in enumerate(grams, start=2):
+        mine = tags == n
+        values, runs = all_values[mine], all_runs[mine]
         if n in _TOP_NGRAMS:
-            out[f"q_top_{n}gram_char_frac"] = _top_ngram_frac(grams, cumulative, n, total)
-        elif n in _DUP_NGRAMS:
-            out[f"q_dup_{n}gram_char_frac"] = _dup_ngram_frac(grams, lengths, n, total)
+            out[f"q_top_{n}gram_char_frac"] = _top_ngram_frac(gram, values, runs, cumulative, n, total)
+        else:
+            repeated = _in_sorted(gram, values[runs > 1])
+            out[f"q_dup_{n}gram_char_frac"] = _covered_frac(repeated, lengths, n, total)
+    for n in range(6, len(hashes) + 1):
+        repeated = _repeated_among_candidates(hashes[n - 1], repeated[:-1] & repeated[1:])
+        if not repeated.any():
+            break
+        out[f"q_dup_{n}gram_char_frac"] = _covered_frac(repeated, lengths, n, total)
     return out
 
 
-def _top_ngram_frac(grams: np.ndarray, cumulative: np.ndarray, n: int, total: float) -> float:
-    order = np.argsort(grams)
-    ordered = grams[order]
-    # Runs of equal hashes in sorted order are the occurrences of one n-gram.
-    run_starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
-    run_lengths = np.diff(np.append(run_starts, ordered.size))
-    top = int(run_lengths.argmax())
-    if run_lengths[top] < 2:
+def _repeated_among_candidates(gram: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """Which n-grams occur more than once, checking only candidate positions (all others are unique)."""
+    repeated = np.zeros(gram.size, dtype=bool)
+    where = np.flatnonzero(candidates)
+    if where.size > 1:
+        chosen = gram[where]
+        ordered = np.sort(chosen)
+        starts, runs = _runs(ordered)
+        values = ordered[starts][runs > 1]
+        if values.size:
+            repeated[where] = _in_sorted(chosen, values)
+    return repeated
+
+
+def _top_ngram_frac(
+    gram: np.ndarray, values: np.ndarray, runs: np.ndarray, cumulative: np.ndarray, n: int, total: float
+) -> float:
+    """Characters of the most frequent n-gram times its count, over all word characters.
+
+    Ties go to the n-gram that occurs first, so the value never depends on hash order.
+    """
+    top = int(runs.max())
+    if top < 2:
         return 0.0
-    start = int(order[run_starts[top]])
+    start = int(_in_sorted(gram, values[runs == top]).argmax())
     chars = float(cumulative[start + n] - cumulative[start])
-    return min(1.0, chars * float(run_lengths[top]) / total)
+    return min(1.0, chars * top / total)
 
 
-def _repeated_mask(grams: np.ndarray) -> np.ndarray:
-    """True where the n-gram occurs more than once (sort-based: about twice as fast as np.unique)."""
-    order = np.argsort(grams)
-    ordered = grams[order]
-    equal = ordered[1:] == ordered[:-1]
-    repeated = np.zeros(grams.size, dtype=bool)
-    repeated[1:] = equal
-    repeated[:-1] |= equal
-    mask = np.empty(grams.size, dtype=bool)
-    mask[order] = repeated
-    return mask
-
-
-def _dup_ngram_frac(grams: np.ndarray, lengths: np.ndarray, n: int, total: float) -> float:
-    starts = np.flatnonzero(_repeated_mask(grams))
-    if starts.size == 0:
+def _covered_frac(repeated: np.ndarray, lengths: np.ndarray, n: int, total: float) -> float:
+    """Characters of words covered by a repeated n-gram (``repeated`` marks their starts), over all."""
+    if not repeated.any():
         return 0.0
+    starts = repeated.astype(np.int64)
     # Mark every word covered by a repeated n-gram once: +1 at each start, -1 just past its end.
     delta = np.zeros(lengths.size + 1, dtype=np.int64)
-    delta[starts] += 1
-    delta[starts + n] -= 1  # starts are unique, so plain fancy indexing is exact
+    delta[: starts.size] += starts
+    delta[n : n + starts.size] -= starts
     covered = np.cumsum(delta[:-1]) > 0
     return float(lengths[covered].sum()) / total
 
@@ -321,12 +396,11 @@ def _word_signals(text: str, words: list[str], stops: frozenset[str]) -> dict[st
 
 def _midsentence_cap_stops(text: str, stops: frozenset[str]) -> float:
     """Capitalised stop words ("The", "Die", "Le") start sentences in prose, but land anywhere in word salad."""
-    seen = mid = 0
-    for match in _CAP_WORD.finditer(text):
-        if match.group(1).lower() in stops:
-            seen += 1
-            mid += text[match.start() - 1] not in _SENTENCE_BOUNDARY if match.start() else False
-    return _frac(mid, seen)
+    after_space = _CAP_WORD.findall(text)
+    after_boundary = _CAP_AFTER_BOUNDARY.findall(text)
+    seen = sum(map(stops.__contains__, map(str.lower, after_space)))
+    starts = sum(map(stops.__contains__, map(str.lower, after_boundary)))
+    return _frac(seen - starts, seen)
 
 
 def _text_signals(text: str, low_text: str, stops: frozenset[str]) -> dict[str, float]:
@@ -341,10 +415,12 @@ def _text_signals(text: str, low_text: str, stops: frozenset[str]) -> dict[str, 
 
 def quality_signals(text: str, lang: str | None, lang_score: float | None) -> dict[str, float]:
     """All ``q_*`` signals of one document, in ``SIGNAL_NAMES`` order; every value finite and in range."""
-    has_cjk = _CJK.search(text) is not None
     low_text = text.lower()
+    # One scan picks the tokenizer. On the lower-cased text: lower() can create marks ("İ" -> "i" + U+0307).
+    special = _SPECIAL.search(low_text) is not None
+    has_cjk = special and _CJK.search(low_text) is not None
     lines = [s for s in (line.strip() for line in text.split("\n")) if s]
-    words = (_TOKEN if has_cjk else _WORD).findall(low_text)
+    words = (_TOKEN if has_cjk else _MARKED_WORD if special else _PLAIN_WORD).findall(low_text)
     stops = stopwords_for(lang)
     signals = _word_signals(text, words, stops)
     signals |= _line_signals(lines, low_text, has_cjk)

@@ -15,13 +15,12 @@ import os
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 import xxhash
 from pydantic import BaseModel, ConfigDict, Field
 from warcio.archiveiterator import ArchiveIterator
-from warcio.exceptions import ArchiveLoadFailed
 
 from flows.decode import DecodeError, decode_bytes
 from flows.document import Document, Kind, Reject
@@ -93,7 +92,7 @@ def _unit_kind(name: str) -> tuple[str, bool]:
     lower = name.lower()
     gzipped = lower.endswith(".gz")
     stem = lower[:-3] if gzipped else lower
-    return os.path.splitext(stem)[1], gzipped
+    return PurePosixPath(stem).suffix, gzipped
 
 
 # -- discovery -------------------------------------------------------------------------------
@@ -115,7 +114,7 @@ def discover(source: str) -> Discovery:
 
 
 def _input_file(path: Path, root: Path) -> InputFile:
-    return InputFile(str(path), path.relative_to(root).as_posix(), path.stat().st_size)
+    return InputFile(str(path), _uri(path, root), path.stat().st_size)
 
 
 def _glob(pattern: str) -> Discovery:
@@ -125,11 +124,21 @@ def _glob(pattern: str) -> Discovery:
             break
         prefix_parts.append(part)
     root = Path(*prefix_parts).resolve() if prefix_parts else Path.cwd()
-    matches = sorted(Path(p) for p in glob.glob(pattern, recursive=True))
+    matches = sorted(Path(p) for p in glob.glob(pattern, recursive=True))  # noqa: PTH207 - absolute patterns
     files = [_input_file(m.resolve(), root) for m in matches if m.is_file() and _inside(m.resolve(), root)]
     if not files:
-        raise SourceError(f"the pattern {pattern!r} matches no file: check it, and quote it so the shell does not expand it.")
+        raise SourceError(f"the pattern {pattern!r} matches no file: check it, "
+                          "and quote it so the shell does not expand it.")
     return Discovery(str(root), files, [])
+
+
+def _uri(path: Path, root: Path) -> str:
+    """``path`` relative to ``root``, posix, as valid UTF-8: bytes of a non-UTF-8 file name become ``\\xNN``.
+
+    ``os`` hands such names over with lone surrogates, which Parquet (UTF-8) cannot store.
+    """
+    rel = path.relative_to(root).as_posix()
+    return rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -143,13 +152,13 @@ def _walk(root: Path) -> Discovery:
     seen_dirs: set[str] = set()
 
     def on_error(err: OSError) -> None:
-        rel = Path(err.filename or str(root)).relative_to(root).as_posix() if err.filename else "."
+        rel = _uri(Path(err.filename), root) if err.filename else "."
         rejects.append(_fail(rel, "unreadable", f"cannot list directory: {err.strerror}"))
 
     for dirpath, dirnames, filenames in os.walk(root, onerror=on_error, followlinks=True):
         real = os.path.realpath(dirpath)
         if real in seen_dirs or not _inside(Path(real), root):
-            rel = Path(dirpath).relative_to(root).as_posix()
+            rel = _uri(Path(dirpath), root)
             reason = "symlink_loop" if real in seen_dirs else "outside_source"
             rejects.append(_fail(rel, reason, f"directory link leads to {real}, which is skipped"))
             dirnames.clear()
@@ -163,7 +172,7 @@ def _walk(root: Path) -> Discovery:
 
 
 def _walk_entry(path: Path, root: Path) -> InputFile | Reject:
-    rel = path.relative_to(root).as_posix()
+    rel = _uri(path, root)
     try:
         real = path.resolve(strict=True)
     except (OSError, RuntimeError) as err:
@@ -213,6 +222,8 @@ def _read_file(item: InputFile, config: ReadConfig) -> Iterator[Document | Rejec
     # warcio inflates .warc.gz itself, record by record, so offsets are those of the file on disk.
     inflate_here = gzipped and suffix != ".warc"
     try:
+        if suffix == ".warc":
+            _warc_precheck(item.path, gzipped, config)
         with _open(item.path, inflate_here, config) as stream:
             if suffix == ".jsonl":
                 yield from _read_jsonl(stream, item.rel, config)
@@ -231,7 +242,7 @@ class _InflateLimit(io.RawIOBase):
     """A gzip stream that fails once it has inflated more than a limit, and names gzip faults."""
 
     def __init__(self, path: str, limit: int) -> None:
-        self._gz = gzip.open(path, "rb")
+        self._gz = gzip.open(path, "rb")  # noqa: SIM115 - closed by close()
         self._limit = limit
         self._count = 0
 
@@ -318,7 +329,8 @@ def _jsonl_unit(source_uri: str, line: bytes) -> Document | Reject:
     field, kind = ("html", "html") if "html" in record and "text" not in record else ("text", "text")
     body = record.get(field)
     if body is None:
-        return Reject(uid, source_uri, STAGE, "jsonl_missing_text", "the object has neither a 'text' nor an 'html' field")
+        return Reject(uid, source_uri, STAGE, "jsonl_missing_text",
+                      "the object has neither a 'text' nor an 'html' field")
     bad = [k for k in (field, "url", "id", "title") if k in record and not isinstance(record[k], str | type(None))]
     if bad or not isinstance(body, str):
         return Reject(uid, source_uri, STAGE, "jsonl_bad_field", f"field(s) {bad or [field]} must be strings")
@@ -331,24 +343,71 @@ def _jsonl_unit(source_uri: str, line: bytes) -> Document | Reject:
 
 def _read_warc(stream: IO[bytes], rel: str, config: ReadConfig) -> Iterator[Document | Reject]:
     iterator = ArchiveIterator(stream)
-    offset = 0
     try:
         for record in iterator:
-            if record.rec_type != "response":
-                continue
-            # Read the body before asking for the offset: warcio's get_record_offset() consumes the record.
-            body: bytes | UnitError
-            try:
-                body = _read_limited(record.content_stream(), config.max_unit_bytes)
-                if getattr(record.raw_stream, "limit", 0) > 0:
-                    body = UnitError("warc_truncated", "the record ends before its Content-Length: the file is cut off")
-            except UnitError as err:
-                body = err
-            offset = iterator.get_record_offset()
-            yield _warc_unit(record, body, f"{rel}#{offset}")
-    except (ArchiveLoadFailed, EOFError, ValueError, zlib.error) as err:
+            if record.format != "warc":
+                # warcio falls back to the legacy ARC format for anything that is not WARC.
+                yield _fail(f"{rel}#{iterator.offset}", "warc_invalid", "not a WARC record (no 'WARC/' header line)")
+                return
+            if record.rec_type == "response":
+                yield _warc_record(iterator, record, rel, config)
+    # warcio parses hostile bytes: any exception it raises means a damaged file, never a crashed run.
+    except Exception as err:
+        offset = iterator.offset
         yield _fail(f"{rel}#{offset}", "warc_truncated",
-                     f"the WARC file is damaged after offset {offset}: {err}; the records before it were read")
+                    f"the WARC file is damaged after offset {offset}: {type(err).__name__}: {err}; "
+                    "the records before it were read")
+        return
+    size = os.fstat(stream.fileno()).st_size
+    if iterator.offset < size:  # a gzip member cut off: warcio stops without an error
+        yield _fail(f"{rel}#{iterator.offset}", "warc_truncated",
+                    f"the WARC file ends inside a record after offset {iterator.offset} (of {size} bytes)")
+
+
+def _warc_precheck(path: str, gzipped: bool, config: ReadConfig) -> None:
+    """Refuse a WARC file that would make warcio fill memory, reading it once in bounded memory.
+
+    warcio reads header lines whole: inflated bytes without a newline (a gzip bomb of zeros) would be
+    held in memory. A line longer than ``max_unit_bytes`` refuses the file (``warc_line_too_long``),
+    so does a gzip member that inflates past ``max_inflated_bytes`` (``gzip_too_large``; WARC files
+    hold one member per record). Damage is left to the main pass, which reports where it is.
+    """
+    line = member = 0
+    inflater = zlib.decompressobj(31) if gzipped else None
+    pending = b""
+    with open(path, "rb") as raw:
+        while pending or (pending := raw.read(1 << 20)):
+            if inflater is None:
+                out, pending = pending, b""
+            else:
+                try:
+                    out = inflater.decompress(pending, 1 << 20)
+                except zlib.error:
+                    return
+                pending = inflater.unused_data if inflater.eof else inflater.unconsumed_tail
+            member += len(out)
+            if member > config.max_inflated_bytes:
+                raise UnitError("gzip_too_large", f"a record inflates past {config.max_inflated_bytes} bytes "
+                                "(max_inflated_bytes); a gzip bomb?")
+            newline = out.rfind(b"\n")
+            line = len(out) - newline - 1 if newline >= 0 else line + len(out)
+            if line > config.max_unit_bytes:
+                raise UnitError("warc_line_too_long", f"holds a line longer than {config.max_unit_bytes} bytes "
+                                "(max_unit_bytes), which is no WARC header; a gzip bomb?")
+            if inflater is not None and inflater.eof:
+                inflater, member = zlib.decompressobj(31), 0
+
+
+def _warc_record(iterator: ArchiveIterator, record: Any, rel: str, config: ReadConfig) -> Document | Reject:
+    # Read the body before asking for the offset: warcio's get_record_offset() consumes the record.
+    body: bytes | UnitError
+    try:
+        body = _read_limited(record.content_stream(), config.max_unit_bytes)
+        if getattr(record.raw_stream, "limit", 0) > 0:
+            body = UnitError("warc_truncated", "the record ends before its Content-Length: the file is cut off")
+    except UnitError as err:
+        body = err
+    return _warc_unit(record, body, f"{rel}#{iterator.get_record_offset()}")
 
 
 def _warc_unit(record: Any, body: bytes | UnitError, source_uri: str) -> Document | Reject:

@@ -21,8 +21,13 @@ STAGES = ("read", "normalize", "extract", "score", "fingerprint", "stage")
 
 
 def plan_key(config: IngestConfig, shards: list[list[InputFile]]) -> str:
-    """Identifies a run's work: same config and same files (paths and sizes) give the same key."""
-    digest = xxhash.xxh3_128(config.model_dump_json().encode())
+    """Identifies a run's work: same output-shaping config and same files (paths, sizes) give the same key.
+
+    Where the tasks run and how long to wait for the lock do not change the output, so a killed run
+    can be resumed with other runner settings.
+    """
+    shaping = config.model_dump_json(exclude={"runner", "lock_wait_s"})
+    digest = xxhash.xxh3_128(shaping.encode())
     for number, shard in enumerate(shards):
         for item in shard:
             digest.update(f"{number}\0{item.rel}\0{item.size}\n".encode("utf-8", "surrogateescape"))
@@ -41,9 +46,8 @@ def read_run_state(staging: Path) -> dict[str, Any]:
         return {}
 
 
-def run_counts(paths: lakefs.RunPaths, summaries: list[Any], dedup: dict[str, int]) -> tuple[dict[str, Any], dict[str, float]]:
-    """Whole-run counts from every staged shard's summary (this invocation's and a resumed run's)."""
-    del summaries  # the staged summaries include them, and survive a restart
+def run_counts(paths: lakefs.RunPaths, dedup: dict[str, int]) -> tuple[dict[str, Any], dict[str, float]]:
+    """Whole-run counts from every staged shard's summary, so a resumed run reports all of its shards."""
     counts: Counter[str] = Counter()
     seconds: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
@@ -53,7 +57,8 @@ def run_counts(paths: lakefs.RunPaths, summaries: list[Any], dedup: dict[str, in
         seconds.update(summary["seconds"])
         reasons.update(summary["reasons"])
     listing = pq.read_table(paths.staging / "run.rejects.parquet")
-    reasons.update(f"{s}/{r}" for s, r in zip(listing.column("stage").to_pylist(), listing.column("reason").to_pylist()))
+    stages_and_reasons = zip(listing.column("stage").to_pylist(), listing.column("reason").to_pylist(), strict=True)
+    reasons.update(f"{stage}/{reason}" for stage, reason in stages_and_reasons)
     stages = {stage: {"in": counts.get(f"{stage}_in", 0), "out": counts.get(f"{stage}_out", 0)}
               for stage in STAGES[1:-1]}
     result: dict[str, Any] = {

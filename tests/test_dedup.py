@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -87,6 +89,13 @@ def test_signatures_do_not_depend_on_the_shard() -> None:
     parts = np.concatenate([signatures(texts[i : i + 5], CONFIG) for i in range(0, 12, 5)])
     assert whole.dtype == np.uint32 and whole.shape == (12, CONFIG.num_perm)
     assert np.array_equal(whole, parts)
+
+
+def test_signatures_are_the_same_from_worker_processes() -> None:
+    texts = [article(i, 80) for i in range(8)]
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        parts = list(pool.map(partial(signatures, config=CONFIG), [texts[:3], texts[3:]]))
+    assert np.array_equal(np.concatenate(parts), signatures(texts, CONFIG))
 
 
 def test_cosmetic_changes_do_not_change_tokens() -> None:

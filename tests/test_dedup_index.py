@@ -53,7 +53,10 @@ def run(index_dir: Path, name: str, batch: DedupBatch) -> tuple[DedupDecisions, 
     decisions = resolve(batch, index, CONFIG)
     staging = index_dir.parent / "_staging" / name
     written = index.write_segment(staging, batch, decisions)
-    publish_segment(index_dir, staging)
+    if written:
+        publish_segment(index_dir, staging)
+    else:
+        assert not staging.exists()  # nothing new: nothing to publish
     return decisions, written
 
 
@@ -172,5 +175,43 @@ def test_query_fetches_only_candidates(index_dir: Path) -> None:
     matches = index.query(batch_of(["q"], [article(2)]).signatures)
     assert matches.doc_ids == ["b1"] and matches.dup_cluster == ["b1"]
     assert np.array_equal(matches.similarity, [1.0])
-    # Segments are memory-mapped, not loaded.
-    assert isinstance(index.segments[0].signatures, np.memmap)
+    # Segments are read-only views of memory-mapped files, not loaded copies.
+    sigs = index.segments[0].signatures
+    assert not sigs.flags.owndata and not sigs.flags.writeable
+
+
+def test_every_near_copy_in_a_later_run_points_at_its_first_run_document(index_dir: Path) -> None:
+    originals = [article(1000 + i, 200 + 7 * i) for i in range(30)]
+    first = batch_of([f"o{i}" for i in range(30)], originals)
+    run(index_dir, "run-1", first)
+    copies = [edit(t, i, 0.01 + 0.01 * (i % 3)) + (" update line" if i % 2 else "") for i, t in enumerate(originals)]
+    second = batch_of([f"c{i}" for i in range(30)], copies, [1.0] * 30)
+    got = as_dict(second, run(index_dir, "run-2", second)[0])
+    assert all(got[f"c{i}"][:2] == (f"o{i}", True) for i in range(30))
+    assert min(v[2] for v in got.values()) >= CONFIG.threshold
+
+
+def test_a_doc_id_given_twice_is_indexed_once_as_kept(index_dir: Path) -> None:
+    text = article(77)
+    batch = batch_of(["same", "same"], [text, text])
+    decisions, written = run(index_dir, "run-1", batch)
+    assert written == 1 and decisions.is_duplicate.tolist() == [False, True]
+    known = LakeIndex.open(index_dir, CONFIG).decisions_of(["same"])
+    assert known.is_duplicate.tolist() == [False] and known.dup_cluster == ["same"]
+
+
+def test_compaction_is_size_tiered_and_never_resurrects_replaced_segments(index_dir: Path) -> None:
+    for r in range(3):
+        run(
+            index_dir,
+            f"run-{r}",
+            batch_of([f"r{r}-{i}" for i in range(r + 2)], [article(500 + 10 * r + i) for i in range(r + 2)]),
+        )
+    # Only the two smallest (2 + 3 entries) fit in 5.
+    assert compact(index_dir, CONFIG, "c-1", max_entries=5) is not None
+    names = sorted(p.name for p in (index_dir / "segments").iterdir())
+    assert names == ["c-1", "run-2"]
+    (index_dir / "segments" / "run-0").mkdir()  # a leftover that deletion missed
+    assert compact(index_dir, CONFIG, "c-2") is not None
+    index = LakeIndex.open(index_dir, CONFIG)
+    assert len(index) == 9 and [s.name for s in index.segments] == ["c-2"]

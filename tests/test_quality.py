@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import json
 import math
 import random
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -15,12 +17,14 @@ from pydantic import ValidationError
 from flows.document import Document
 from flows.language import detect_language
 from flows.quality import (
+    FEATURE_NAMES,
     SIGNAL_DOCS,
     SIGNAL_NAMES,
     QualityConfig,
     quality_score,
     quality_signals,
     score_batch,
+    stopwords_for,
 )
 
 SEEDS = sorted((Path(__file__).resolve().parent.parent / "seeds").glob("*.txt"))
@@ -92,6 +96,13 @@ def test_cjk_words_are_counted_per_character() -> None:
     assert signals["q_stop_word_frac"] > 0.1
 
 
+def test_indic_words_keep_their_vowel_signs() -> None:
+    # Without the combining marks a Hindi word falls apart into one-letter pieces (mean length ~1.5).
+    signals = quality_signals("भारत की राजधानी नई दिल्ली है और यह एक बड़ा शहर है।", "hi", 1.0)
+    assert signals["q_mean_word_length"] >= 2.5
+    assert signals["q_line_punct_frac"] == 1.0  # the danda ends a sentence
+
+
 def test_repeated_sentence_scores_below_the_cut() -> None:
     text = "\n\n".join(["Click here to get the best deals on cheap flights today."] * 30)
     signals = _signals(text)
@@ -131,11 +142,12 @@ def test_c4_markers_are_flagged() -> None:
 
 
 def _documented_range(name: str) -> tuple[float, float]:
-    doc = SIGNAL_DOCS[name]
-    if "; 0..1;" in doc or "1 if" in doc:
-        return 0.0, 1.0
-    assert "; >= 0;" in doc, f"{name} documents no range"
-    return 0.0, math.inf
+    # Every doc line reads "meaning; range; literature threshold", the README table is built from it.
+    parts = SIGNAL_DOCS[name].split("; ")
+    assert len(parts) >= 3, f"{name}: doc is not 'meaning; range; threshold'"
+    ranges = {"0..1": (0.0, 1.0), "0 or 1": (0.0, 1.0), ">= 0": (0.0, math.inf)}
+    assert parts[-2] in ranges, f"{name}: unknown range {parts[-2]!r}"
+    return ranges[parts[-2]]
 
 
 @settings(max_examples=150, deadline=None)
@@ -154,6 +166,34 @@ def test_any_text_gives_finite_in_range_signals_and_a_0_1_score(
     assert 0.0 <= quality_score(signals, lang) <= 1.0
 
 
+def _reference_ngram_fracs(words: list[str], n: int) -> tuple[float, float]:
+    """Gopher's definitions, written the slow and obvious way: (top n-gram char frac, dup n-gram char frac)."""
+    total = sum(map(len, words))
+    grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+    counts = Counter(grams)
+    if not grams or total == 0:
+        return 0.0, 0.0
+    top_count = max(counts.values())
+    first_top = next(g for g in grams if counts[g] == top_count)
+    top = min(1.0, sum(map(len, first_top)) * top_count / total) if top_count > 1 else 0.0
+    covered = [False] * len(words)
+    for i, gram in enumerate(grams):
+        if counts[gram] > 1:
+            covered[i : i + n] = [True] * n
+    dup = sum(len(w) for w, c in zip(words, covered, strict=True) if c) / total
+    return top, dup
+
+
+@settings(max_examples=200, deadline=None)
+@given(words=st.lists(st.sampled_from(["a", "bb", "ccc", "the", "of", "dddd"]), max_size=80))
+def test_ngram_signals_match_the_gopher_definitions(words: list[str]) -> None:
+    signals = quality_signals(" ".join(words), "en", 1.0)
+    for n in (2, 3, 4):
+        assert signals[f"q_top_{n}gram_char_frac"] == pytest.approx(_reference_ngram_fracs(words, n)[0])
+    for n in (5, 6, 7, 8, 9, 10):
+        assert signals[f"q_dup_{n}gram_char_frac"] == pytest.approx(_reference_ngram_fracs(words, n)[1])
+
+
 def test_score_batch_sets_every_signal_and_the_score() -> None:
     lang, conf = detect_language(GERMAN)
     docs = [Document(doc_id="d1", source_uri="a.txt", text=GERMAN, kind="text", lang=lang, lang_score=conf)]
@@ -164,10 +204,22 @@ def test_score_batch_sets_every_signal_and_the_score() -> None:
     assert docs[0].quality_score >= CUT
 
 
+def test_shipped_model_matches_the_features() -> None:
+    model = json.loads((Path(__file__).resolve().parent.parent / "flows/data/quality_model.json").read_text())
+    assert model["features"] == list(FEATURE_NAMES)
+    assert len(model["weights"]) == len(model["mean"]) == len(model["scale"]) == len(FEATURE_NAMES)
+
+
+def test_stop_word_lists_ship_for_common_languages() -> None:
+    for lang in ("en", "de", "fr", "es", "it", "pt", "nl", "pl", "ru", "sv", "tr", "ja", "zh", "ko", "ar"):
+        assert len(stopwords_for(lang)) >= 25, lang
+    assert stopwords_for("xx") >= stopwords_for("en")  # unknown language: every list applies
+
+
 def test_config_is_frozen_and_strict() -> None:
     config = QualityConfig()
     assert config.default_cut == 0.5
     with pytest.raises(ValidationError):
         QualityConfig(cut=0.3)  # type: ignore[call-arg]
     with pytest.raises(ValidationError):
-        config.default_cut = 0.1
+        config.default_cut = 0.1  # type: ignore[misc]

@@ -1,0 +1,186 @@
+"""End-to-end throughput and memory: siftlake vs datatrove vs extraction alone, on one corpus.
+
+    python bench/e2e.py                         # 20,000 documents, one round of each contestant
+    python bench/e2e.py --docs 2000 --rounds 2  # quick iteration
+    python bench/e2e.py --docs 100000 --only siftlake   # the memory check at 5x the size
+
+Builds (once, cached under bench/out/e2e/) a JSONL corpus from every page of ../shared/corpora/*/html
+with exact and near duplicates (bench/_e2e_corpus.py), then times, alternating round by round:
+(a) ``siftlake ingest CORPUS --lake LAKE --json`` (the CLI, the whole Prefect flow, its own temporary API);
+(b) datatrove 0.10.1 doing the same work with its local executor (bench/_e2e_datatrove.py), in its own
+    virtual environment bench/out/datatrove-venv (created here with pip when missing);
+(c) trafilatura extraction alone with siftlake's extract settings (bench/_e2e_extract.py).
+All run on ``--workers`` processes (2 by default). Peak RSS is that of each contestant's whole process
+tree, polled with psutil. Ratios are taken between runs of the same round, so load from elsewhere on
+the machine hits both sides. Siftlake's per-stage seconds come from the run manifest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+OUT = BENCH / "out" / "e2e"
+DT_VENV = BENCH / "out" / "datatrove-venv"
+DT_PACKAGES = ["datatrove[processing]==0.10.1", "orjson", "spacy", "pyarrow", "lxml_html_clean"]
+CONTESTANTS = ("siftlake", "datatrove", "extract")
+
+
+@dataclass
+class Result:
+    seconds: float
+    peak_rss: int
+    output: str
+    detail: dict[str, object] = field(default_factory=dict)
+
+
+def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> Result:
+    """Run ``cmd``; return its wall time, the peak RSS of its process tree and its stdout.
+
+    Output goes to files, not pipes, so a straggling grandchild cannot hold the run open; processes of
+    the tree still alive when the command exits are ended (they are this run's own).
+    """
+    OUT.mkdir(parents=True, exist_ok=True)
+    out_path, err_path = OUT / "last.stdout", OUT / "last.stderr"
+    seen: dict[int, psutil.Process] = {}
+    peak = [0]
+    stop = threading.Event()
+    start = time.perf_counter()
+    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        proc = psutil.Popen(cmd, stdout=out, stderr=err, env=env, cwd=REPO)
+
+        def poll() -> None:
+            while not stop.is_set():
+                peak[0] = max(peak[0], _tree_rss(proc, seen))
+                stop.wait(0.1)
+
+        watcher = threading.Thread(target=poll, daemon=True)
+        watcher.start()
+        code = proc.wait()
+        seconds = time.perf_counter() - start
+        stop.set()
+        watcher.join()
+    for leftover in seen.values():
+        with contextlib.suppress(psutil.Error):
+            leftover.kill()
+    if code != 0:
+        raise SystemExit(f"{cmd[:3]} failed ({code}):\n{err_path.read_text(errors='replace')[-3000:]}")
+    return Result(seconds, peak[0], out_path.read_text())
+
+
+def _tree_rss(proc: psutil.Process, seen: dict[int, psutil.Process]) -> int:
+    total = 0
+    try:
+        tree = [proc, *proc.children(recursive=True)]
+    except psutil.Error:
+        return 0
+    for p in tree:
+        seen.setdefault(p.pid, p)
+        with contextlib.suppress(psutil.Error):
+            total += p.memory_info().rss
+    return total
+
+
+def ensure_datatrove() -> Path:
+    python = DT_VENV / "bin" / "python"
+    if not python.exists():
+        print(f"creating {DT_VENV} with {' '.join(DT_PACKAGES)} ...", flush=True)
+        subprocess.run(["python3", "-m", "venv", str(DT_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", *DT_PACKAGES], check=True)
+    return python
+
+
+def run_siftlake(corpus: Path, workers: int, tag: str) -> Result:
+    lake = OUT / f"lake-{tag}"
+    shutil.rmtree(lake, ignore_errors=True)
+    config = OUT / "siftlake-config.json"
+    config.write_text(json.dumps({"runner": {"workers": workers}}))
+    env = dict(os.environ, PREFECT_HOME=str(OUT / "prefect-home"))
+    env.pop("PREFECT_API_URL", None)
+    siftlake = Path(sys.executable).parent / "siftlake"
+    result = run_measured([str(siftlake), "ingest", str(corpus), "--lake", str(lake), "--config", str(config),
+                           "--json"], env)
+    manifest = json.loads(next((lake / "_runs").glob("*.json")).read_text())
+    result.detail = {"counts": json.loads(result.output.strip().splitlines()[-1]), "seconds": manifest["seconds"]}
+    shutil.rmtree(lake, ignore_errors=True)
+    return result
+
+
+def run_datatrove(corpus: Path, workers: int, tag: str) -> Result:
+    python = ensure_datatrove()
+    work = OUT / f"datatrove-{tag}"
+    result = run_measured([str(python), str(BENCH / "_e2e_datatrove.py"), str(corpus), str(work), str(workers)])
+    result.detail = json.loads(result.output.strip().splitlines()[-1])
+    shutil.rmtree(work, ignore_errors=True)
+    return result
+
+
+def run_extract(corpus: Path, workers: int, tag: str) -> Result:
+    result = run_measured([sys.executable, str(BENCH / "_e2e_extract.py"), str(corpus), str(workers)])
+    result.detail = json.loads(result.output.strip().splitlines()[-1])
+    return result
+
+
+RUNNERS = {"siftlake": run_siftlake, "datatrove": run_datatrove, "extract": run_extract}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--docs", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--only", nargs="+", choices=CONTESTANTS, default=list(CONTESTANTS))
+    args = parser.parse_args()
+
+    sys.path.insert(0, str(BENCH))
+    from _e2e_corpus import build
+
+    corpus = build(OUT / f"corpus-{args.docs}", args.docs)
+    size = sum(p.stat().st_size for p in corpus.glob("*.jsonl"))
+    print(f"corpus: {args.docs} documents, {size / 1e6:.0f} MB of JSONL in {corpus}; workers: {args.workers}",
+          flush=True)
+    results: dict[str, list[Result]] = {name: [] for name in args.only}
+    for round_no in range(args.rounds):
+        order = args.only[round_no % len(args.only):] + args.only[:round_no % len(args.only)]
+        for name in order:
+            result = RUNNERS[name](corpus, args.workers, f"{round_no}")
+            results[name].append(result)
+            print(f"round {round_no + 1} {name:9s} {result.seconds:8.1f} s  {args.docs / result.seconds:7.1f} docs/s  "
+                  f"peak RSS {result.peak_rss / 2**20:7.0f} MiB  {json.dumps(result.detail)}", flush=True)
+    report(results, args.docs)
+
+
+def report(results: dict[str, list[Result]], docs: int) -> None:
+    print("\nsummary (median over rounds)")
+    rate = {name: statistics.median(docs / r.seconds for r in rs) for name, rs in results.items()}
+    for name, rs in results.items():
+        print(f"  {name:9s} {rate[name]:7.1f} docs/s   peak RSS {max(r.peak_rss for r in rs) / 2**20:7.0f} MiB")
+    for other in ("datatrove", "extract"):
+        if "siftlake" in results and other in results:
+            ratios = [o.seconds / s.seconds for s, o in zip(results["siftlake"], results[other], strict=True)]
+            print(f"  siftlake/{other} docs/s ratio: {statistics.median(ratios):.2f} "
+                  f"(per round: {', '.join(f'{x:.2f}' for x in ratios)})")
+    if "siftlake" in results and "extract" in results:
+        times = [s.seconds / e.seconds for s, e in zip(results["siftlake"], results["extract"], strict=True)]
+        print(f"  siftlake time / extraction-alone time: {statistics.median(times):.3f} (target <= 1.15)")
+    if "siftlake" in results:
+        stages = results["siftlake"][-1].detail.get("seconds", {})
+        print(f"  siftlake stage seconds (last run, summed over workers): {json.dumps(stages)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,166 @@
+"""Extraction quality and speed: siftlake's extract stage vs stock trafilatura, in one run.
+
+Usage::
+
+    nice .venv/bin/python bench/extraction.py                 # every gold set, every page
+    nice .venv/bin/python bench/extraction.py --limit 20      # the first 20 pages of each set
+    SIFTLAKE_CORPORA=/data/corpora .venv/bin/python bench/extraction.py --sets cleaneval
+
+Gold sets are read in place from ``../shared/corpora`` (or ``$SIFTLAKE_CORPORA``), never copied.
+Scores: macro bag-of-words P/R/F1 against the gold text (an empty-gold page scores 1 only for an
+empty output), snippet P/R/F1 on trafilatura_eval. Every row also gives docs/s, and F1 and speed
+as ratios against stock ``trafilatura.extract`` (default mode) measured in the same run.
+
+Timing: siftlake gets the page decoded to ``str`` as its read stage hands it over (decoding is
+the read stage's cost, not measured here); stock trafilatura gets the raw bytes, as it would be
+called standalone. ``siftlake`` runs with the sandbox (child process + time limit) as in
+production; ``siftlake-inproc`` is the same extraction without it, to show the sandbox overhead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import trafilatura  # noqa: E402
+
+from flows._extract_eval import GOLD_SETS, GoldPage, corpora_dir, decode_html, load_set, score_set  # noqa: E402
+from flows.decode import DecodeError, decode_bytes  # noqa: E402
+from flows.document import Document  # noqa: E402
+from flows.extract import ExtractConfig, extract_batch  # noqa: E402
+from flows.normalize import normalize_chars  # noqa: E402
+
+STOCK_MODES: dict[str, dict[str, bool]] = {
+    "stock-default": {},
+    "stock-precision": {"favor_precision": True},
+    "stock-recall": {"favor_recall": True},
+    "stock-fast": {"fast": True},
+}
+BASELINE = "stock-default"
+Row = tuple[str, str, float, float, float, float]  # set, system, P, R, F1, docs/s
+
+
+def _decode(raw: bytes) -> str:
+    """What the read + normalize stages hand to extract: decoded, characters normalized."""
+    try:
+        text = decode_bytes(raw, is_html=True)
+    except DecodeError:
+        text = decode_html(raw)
+    return normalize_chars(text)
+
+
+def _documents(pages: list[GoldPage]) -> list[Document]:
+    return [
+        Document(doc_id=f"{p.set_name}/{p.page_id}", source_uri=p.page_id, text=_decode(p.raw), kind="html")
+        for p in pages
+    ]
+
+
+def run_siftlake(pages: list[GoldPage], config: ExtractConfig) -> tuple[list[str], float]:
+    """siftlake's outputs (rejected pages give "") and the seconds extract_batch took."""
+    docs = _documents(pages)
+    extract_batch(_documents(pages[:1]), config)  # start the sandbox child outside the timing
+    start = time.perf_counter()
+    kept, _ = extract_batch(docs, config)
+    seconds = time.perf_counter() - start
+    texts = {d.doc_id: d.text for d in kept}
+    return [texts.get(d.doc_id, "") for d in docs], seconds
+
+
+def run_stock(pages: list[GoldPage], mode: dict[str, bool]) -> tuple[list[str], float]:
+    """Stock trafilatura on the raw bytes, as the corpora README's reference run."""
+    outputs: list[str] = []
+    trafilatura.extract(pages[0].raw, deduplicate=False, **mode)  # warm trafilatura's caches first
+    start = time.perf_counter()
+    for page in pages:
+        out = trafilatura.extract(page.raw, include_comments=False, include_tables=True, deduplicate=False, **mode)
+        outputs.append(out or "")
+    return outputs, time.perf_counter() - start
+
+
+def _systems() -> dict[str, Callable[[list[GoldPage]], tuple[list[str], float]]]:
+    systems: dict[str, Callable[[list[GoldPage]], tuple[list[str], float]]] = {
+        name: (lambda pages, mode=mode: run_stock(pages, mode)) for name, mode in STOCK_MODES.items()
+    }
+    systems["siftlake"] = lambda pages: run_siftlake(pages, ExtractConfig())
+    systems["siftlake-inproc"] = lambda pages: run_siftlake(pages, ExtractConfig(sandbox=False))
+    return systems
+
+
+def bench_set(name: str, limit: int | None, systems: list[str]) -> tuple[int, list[Row]]:
+    """Score and time each system on one gold set; returns the page count and one row per system."""
+    pages = load_set(name, limit)
+    table = _systems()
+    rows: list[Row] = []
+    for system in systems:
+        outputs, seconds = table[system](pages)
+        precision, recall, f1 = score_set(pages, outputs)
+        rows.append((name, system, precision, recall, f1, len(pages) / seconds if seconds else 0.0))
+    return len(pages), rows
+
+
+def print_table(rows: list[Row], counts: dict[str, int]) -> None:
+    base = {r[0]: r for r in rows if r[1] == BASELINE}
+    print(f"{'set':<20} {'docs':>5} {'system':<16} {'P':>6} {'R':>6} {'F1':>6} {'F1-base':>8} {'docs/s':>7} {'x base':>6}")
+    for s, system, p, r, f1, dps in rows:
+        b = base.get(s)
+        df = f"{f1 - b[4]:+.4f}" if b else "n/a"
+        ratio = f"{dps / b[5]:.2f}" if b and b[5] else "n/a"
+        print(f"{s:<20} {counts[s]:>5} {system:<16} {p:6.4f} {r:6.4f} {f1:6.4f} {df:>8} {dps:7.1f} {ratio:>6}")
+
+
+def overall_rate(rows: list[Row], counts: dict[str, int], system: str) -> float:
+    """Pages per second over every set: total pages / total seconds."""
+    picked = [r for r in rows if r[1] == system and r[5]]
+    seconds = sum(counts[r[0]] / r[5] for r in picked)
+    return sum(counts[r[0]] for r in picked) / seconds if seconds else 0.0
+
+
+def check_targets(rows: list[Row], counts: dict[str, int]) -> list[str]:
+    """The issue's acceptance criteria, as failures (empty = all met)."""
+    failures: list[str] = []
+    for s in sorted({r[0] for r in rows}):
+        mine = {r[1]: r for r in rows if r[0] == s}
+        if "siftlake" not in mine:
+            continue
+        sift = mine["siftlake"]
+        best = max((r for name, r in mine.items() if name.startswith("stock-")), key=lambda r: r[4], default=None)
+        if best and sift[4] < best[4]:
+            failures.append(f"{s}: F1 {sift[4]:.4f} < best stock {best[1]} {best[4]:.4f}")
+        base = mine.get(BASELINE)
+        if base and s in ("cleaneval", "mozilla_readability") and sift[4] < base[4] + 0.01:
+            failures.append(f"{s}: F1 {sift[4]:.4f} < {BASELINE} + 0.01 = {base[4] + 0.01:.4f}")
+    sift, base = overall_rate(rows, counts, "siftlake"), overall_rate(rows, counts, BASELINE)
+    if sift and base:
+        print(f"overall docs/s: siftlake {sift:.1f}, {BASELINE} {base:.1f}, ratio {sift / base:.2f}")
+        if sift < 0.8 * base:
+            failures.append(f"throughput {sift:.1f} docs/s < 0.8 x {BASELINE} {base:.1f}")
+    return failures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sets", default=",".join(GOLD_SETS), help="comma-separated gold sets")
+    parser.add_argument("--limit", type=int, default=None, help="pages per set (default: all)")
+    parser.add_argument("--systems", default=",".join([*STOCK_MODES, "siftlake", "siftlake-inproc"]))
+    args = parser.parse_args(argv)
+    print(f"corpora: {corpora_dir()}  trafilatura {trafilatura.__version__}  pages per set: {args.limit or 'all'}")
+    rows: list[Row] = []
+    counts: dict[str, int] = {}
+    for name in args.sets.split(","):
+        counts[name], set_rows = bench_set(name, args.limit, args.systems.split(","))
+        rows += set_rows
+        print(f"... {name} done", file=sys.stderr, flush=True)
+    print_table(rows, counts)
+    failures = check_targets(rows, counts)
+    print("targets: " + ("all met" if not failures else "NOT MET: " + "; ".join(failures)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

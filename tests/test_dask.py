@@ -1,0 +1,66 @@
+"""Scale-out: the flow on an existing Dask cluster (by address) writes the same lake as a local run."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pytest
+from distributed import LocalCluster
+
+from flows.config import IngestConfig
+
+pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_server")]
+
+# Everything a run decides; run_id and ingest_date differ between runs by design.
+COMPARED = ["doc_id", "source_uri", "url", "title", "text", "lang", "content_hash", "dup_cluster", "is_duplicate",
+            "quality_score", "n_chars"]
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory: pytest.TempPathFactory, seeds_dir: Path, corpora: Path) -> Path:
+    """Seeds, a few HTML pages, an exact copy and a near copy: several shards, duplicates of both kinds."""
+    root = tmp_path_factory.mktemp("source")
+    for path in sorted(seeds_dir.iterdir()):
+        shutil.copy(path, root / path.name)
+    for path in sorted((corpora / "scrapinghub_aeb" / "html").glob("*.html"))[:5]:
+        shutil.copy(path, root / path.name)
+    first = sorted(seeds_dir.iterdir())[1]
+    shutil.copy(first, root / "copy_exact.txt")
+    text = first.read_text(encoding="utf-8")
+    near = text.replace(" the ", " a ", 2) + "\nOne more closing line.\n"
+    (root / "copy_near.txt").write_text(near, encoding="utf-8")
+    (root / "broken.jsonl").write_text('{"text": "fine but short"}\nnot json\n', encoding="utf-8")
+    return root
+
+
+def _ingest(source: Path, lake: Path, runner: dict[str, Any]) -> dict[str, Any]:
+    from flows.ingest import ingest
+
+    config = IngestConfig.model_validate({"source": str(source), "lake": str(lake), "runner": runner,
+                                          "read": {"shard_files": 3}})
+    return ingest(config)
+
+
+def _table(lake: Path, name: str, columns: list[str]) -> pd.DataFrame:
+    frame = duckdb.sql(f"select * from read_parquet('{lake}/{name}/**/*.parquet', hive_partitioning=true)").df()
+    return frame[columns].sort_values("source_uri").reset_index(drop=True)
+
+
+def test_a_dask_cluster_by_address_writes_the_same_lake_as_a_local_run(source: Path, tmp_path: Path) -> None:
+    local = _ingest(source, tmp_path / "local", {"kind": "process", "workers": 2})
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        remote = _ingest(source, tmp_path / "dask", {"kind": "dask", "dask_address": cluster.scheduler_address})
+        assert len(cluster.scheduler_info()["workers"]) == 2
+    assert remote == local
+    assert local["documents"] >= 10 and local["duplicates"] >= 2 and local["rejects"] >= 1
+    docs_local = _table(tmp_path / "local", "documents", COMPARED)
+    docs_dask = _table(tmp_path / "dask", "documents", COMPARED)
+    pd.testing.assert_frame_equal(docs_dask, docs_local)
+    assert docs_local["is_duplicate"].sum() >= 2
+    reject_columns = ["unit_id", "source_uri", "stage", "reason"]
+    pd.testing.assert_frame_equal(_table(tmp_path / "dask", "rejects", reject_columns),
+                                  _table(tmp_path / "local", "rejects", reject_columns))
