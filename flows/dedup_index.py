@@ -14,16 +14,25 @@ Layout (``INDEX = LAKE/_index``)::
     INDEX/segments/<name>/similarity.npy     (n,) float32, their dup_similarity
 
 A run writes one segment into its staging area (``write_segment``) and publishes it with one
-atomic directory rename to ``INDEX/segments/<name>`` (``publish_segment``) once its Parquet files
-are in place: a reader sees a whole segment or none. Directories whose name starts with ``.`` or
-``_`` (``_tmp...``) are ignored. Queries cost ``batch x bands x segments x log(segment)``: one
-``np.searchsorted`` per band on memory-mapped sorted keys, then the signatures of the candidate
-rows only. Memory is what those pages need, not the lake's size.
+atomic directory rename to ``INDEX/segments/<name>`` (``publish_segment``, or the caller's own
+rename) once its Parquet files are in place: a reader sees a whole segment or none. Names must be
+unique for ever (use the run id): compaction records the names it replaced. Directories whose name
+starts with ``.`` or ``_`` (``_tmp...``) are ignored. A new entry is written for each doc_id not
+yet in the lake, kept or duplicate, so later runs can match old duplicates too.
 
-Compaction (``compact``) merges all live segments into one, published the same way; its
-``meta.json`` names the segments it replaces, which readers then skip, so a crash at any point
-leaves a consistent index. Run it when no ingest run is writing, e.g. when the segment count
-passes a few dozen (query time grows linearly with the number of segments).
+Cost: a query is ``bands x segments`` calls of ``np.searchsorted`` over the batch's band keys on
+the memory-mapped sorted keys (``batch x log(segment)`` each), then the signatures of the
+candidate rows only, read with ``pread``. Mapped pages are released after each band
+(``MADV_DONTNEED``), so the resident set follows the batch and one band of one segment, not the
+lake: 1,000,000 indexed documents cost ~130 MB of RSS over the empty-index baseline while
+resolving a 20,000-document batch (``bench/dedup.py``). On disk: ~1,040 bytes per document with
+the defaults (512 signature, 384 band keys and rows, the rest ids and decisions).
+
+Compaction (``compact``) is size-tiered: it merges the smallest live segments (up to a number of
+entries) into one, published with the same single rename; its ``meta.json`` names the segments it
+replaces, which readers then skip, so a crash at any point leaves a consistent index. Run it
+between ingest runs (under the lake's lock), e.g. when there are more than ~32 segments: query
+time grows linearly with their number.
 """
 
 from __future__ import annotations
@@ -342,12 +351,15 @@ class LakeIndex:
         if not rows:
             return 0
         sel = np.array(rows, dtype=np.int64)
+        signatures = np.asarray(batch.signatures, dtype=np.uint32).reshape(len(batch), self.config.num_perm)
+        if len(rows) < len(batch):  # copy only when some rows are left out
+            signatures = signatures[sel]
         _write_arrays(
             Path(segment_dir),
             self.config,
             doc_ids=[batch.doc_ids[i] for i in rows],
             clusters=[decisions.dup_cluster[i] for i in rows],
-            signatures=np.asarray(batch.signatures, dtype=np.uint32)[sel].reshape(len(rows), self.config.num_perm),
+            signatures=signatures,
             is_duplicate=np.asarray(decisions.is_duplicate, dtype=bool)[sel],
             similarity=np.asarray(decisions.dup_similarity, dtype=np.float32)[sel],
         )

@@ -36,8 +36,11 @@ class ExtractConfig(BaseModel):
     """``combined`` = siftlake's mix of trafilatura modes; the others are one stock mode each."""
     include_tables: bool = True
     """Keep tables that belong to the article (as ``| cell | cell |`` rows)."""
-    recall_max_ratio: float = Field(default=1.5, gt=0)
-    """``combined``: trust favor_recall's text unless it is this many times longer than the default's."""
+    justext_min_ratio: float = Field(default=1.5, gt=0)
+    """``combined``, pages without article markup: take justext's text over favor_recall's when it is
+    this many times longer..."""
+    justext_min_cover: float = Field(default=0.6, ge=0, le=1)
+    """...and contains at least this share of favor_recall's words."""
     strip_text_chrome: bool = True
     """Remove chrome lines (share bars, captions, bylines, counters) from plain-text inputs."""
 
@@ -46,7 +49,8 @@ def _html_options(config: ExtractConfig) -> HtmlOptions:
     return HtmlOptions(
         strategy=config.strategy,
         include_tables=config.include_tables,
-        recall_max_ratio=config.recall_max_ratio,
+        justext_min_ratio=config.justext_min_ratio,
+        justext_min_cover=config.justext_min_cover,
     )
 
 

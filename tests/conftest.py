@@ -29,11 +29,15 @@ def corpora() -> Path:
 
 
 @pytest.fixture(scope="session")
-def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """One temporary Prefect API for the flow tests (a real server on 127.0.0.1, SQLite in a temp dir)."""
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One Prefect API for the flow tests (a real server on 127.0.0.1, SQLite in a temp dir); yields its URL.
+
+    Subprocesses given this URL in PREFECT_API_URL use it instead of starting a temporary server each.
+    """
+    from prefect.settings import get_current_settings
     from prefect.testing.utilities import prefect_test_harness
 
     home = tmp_path_factory.mktemp("prefect-home")
     os.environ["PREFECT_HOME"] = str(home)
     with prefect_test_harness(server_startup_timeout=120):
-        yield
+        yield str(get_current_settings().api.url)

@@ -20,7 +20,7 @@ from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
 # Limits the hostile run is configured with (ReadConfig / ExtractConfig fields).
-MAX_UNIT_BYTES = 4 * 1024 * 1024
+MAX_UNIT_BYTES = 12 * 1024 * 1024
 MAX_INFLATED_BYTES = 32 * 1024 * 1024
 EXTRACT_TIMEOUT_S = 8.0
 BOMB_INFLATED_BYTES = 2 * 1024**3
@@ -165,8 +165,13 @@ def _binary_and_size(c: Corpus) -> None:
     c.add("bin/archive.zip", b"PK\x03\x04" + rng.randbytes(100), rej("unsupported suffix", "read", "unsupported_type"))
     c.add("empty/empty.txt", b"", rej("empty file", "read", "empty"))
     c.add("empty/blank.html", b" \n\t\r\n  \n", rej("whitespace-only file", "read", "empty"))
-    line = (" ".join(PROSE) + " ").encode() * (10 * 1024 * 1024 // 300)
-    c.add("huge/one_line_10mb.txt", line[: 10 * 1024 * 1024], rej("10 MB single line", "read", "unit_too_large"))
+    line = ((" ".join(PROSE) + " ").encode() * (13 * 1024 * 1024 // 290))[: 13 * 1024 * 1024]
+    c.add("huge/one_line_10mb.txt", line[: 10 * 1024 * 1024], doc("10 MB single line of prose", PROSE[0], PROSE[2]))
+    # libxml2 refuses a text node over 10,000,000 bytes (no huge_tree): the page yields nothing.
+    # A known limit of the extract stage, reported in issue 8; pinned here so a fix shows up.
+    c.add("huge/one_line_10mb.html", b"<html><body><p>" + line[: 10 * 1024 * 1024] + b"</p></body></html>",
+          rej("10 MB single-line HTML paragraph", "extract", "no_main_content"))
+    c.add("huge/one_line_13mb.md", line, rej("13 MB single line, over max_unit_bytes", "read", "unit_too_large"))
 
 
 def _binary_jsonl(c: Corpus) -> None:

@@ -34,12 +34,17 @@ def documents(lake: Path) -> list[dict[str, Any]]:
     return frame.to_dict("records")
 
 
-def cli(source: Path, lake: Path, config: dict[str, Any], home: Path) -> subprocess.Popen[str]:
+@pytest.fixture
+def api_url(prefect_server: str) -> str:
+    return prefect_server
+
+
+def cli(source: Path, lake: Path, config: dict[str, Any], api_url: str, home: Path) -> subprocess.Popen[str]:
+    """`siftlake ingest` in its own process, reporting to the test session's Prefect server."""
     config_file = home / f"config-{time.monotonic_ns()}.json"
     home.mkdir(exist_ok=True)
     config_file.write_text(json.dumps(config))
-    env = {**os.environ, "PREFECT_HOME": str(home)}
-    env.pop("PREFECT_API_URL", None)
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_API_URL": api_url}
     return subprocess.Popen(
         [sys.executable, "-m", "flows.cli", "ingest", str(source), "--lake", str(lake), "--config", str(config_file),
          "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
@@ -76,9 +81,9 @@ def _many_files(tmp_path: Path, seeds_dir: Path, copies: int) -> Path:
     return source
 
 
-def test_a_killed_run_resumes_without_redoing_staged_shards(tmp_path: Path, seeds_dir: Path) -> None:
+def test_a_killed_run_resumes_without_redoing_staged_shards(tmp_path: Path, seeds_dir: Path, api_url: str) -> None:
     source, lake = _many_files(tmp_path, seeds_dir, 30), tmp_path / "lake"
-    first = cli(source, lake, SMALL_SHARDS, tmp_path / "home")
+    first = cli(source, lake, SMALL_SHARDS, api_url, tmp_path / "home")
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and len(list(lake.glob("_staging/*/shards/shard-*[0-9].parquet"))) < 3:
         time.sleep(0.05)
@@ -89,7 +94,7 @@ def test_a_killed_run_resumes_without_redoing_staged_shards(tmp_path: Path, seed
     assert not (lake / "documents").exists(), "a killed run must leave no visible rows"
     killed_run = staged[0].parent.parent.name
 
-    second = cli(source, lake, SMALL_SHARDS, tmp_path / "home")
+    second = cli(source, lake, SMALL_SHARDS, api_url, tmp_path / "home")
     out, err = second.communicate(timeout=300)
     assert second.returncode == 0, err[-3000:]
     counts = json.loads(out.strip().splitlines()[-1])
@@ -100,11 +105,11 @@ def test_a_killed_run_resumes_without_redoing_staged_shards(tmp_path: Path, seed
     assert not list(lake.glob("_staging/*"))
 
 
-def test_a_second_run_on_a_busy_lake_fails_or_waits_as_configured(tmp_path: Path, seeds_dir: Path) -> None:
+def test_a_second_run_on_a_busy_lake_fails_or_waits_as_configured(tmp_path: Path, seeds_dir: Path, api_url: str) -> None:
     lake = tmp_path / "lake"
     with lakefs.lake_lock(lake, 0):
-        refused = cli(seeds_dir, lake, {}, tmp_path / "home")
-        out, err = refused.communicate(timeout=300)
+        refused = cli(seeds_dir, lake, {}, api_url, tmp_path / "home")
+        _, err = refused.communicate(timeout=300)
     assert refused.returncode == 1
     assert "being written by" in err and "wait for it to finish" in err
 
@@ -117,18 +122,18 @@ def test_a_second_run_on_a_busy_lake_fails_or_waits_as_configured(tmp_path: Path
     holder = threading.Thread(target=hold)
     holder.start()
     time.sleep(0.5)
-    waiting = cli(seeds_dir, lake, {"lock_wait_s": 120}, tmp_path / "home")
+    waiting = cli(seeds_dir, lake, {"lock_wait_s": 120}, api_url, tmp_path / "home")
     time.sleep(3)
     release.set()
     holder.join()
-    out, err = waiting.communicate(timeout=300)
+    _, err = waiting.communicate(timeout=300)
     assert waiting.returncode == 0, err[-3000:]
     assert len(documents(lake)) == 5
 
 
-def test_two_concurrent_runs_leave_a_consistent_lake(tmp_path: Path, seeds_dir: Path) -> None:
+def test_two_concurrent_runs_leave_a_consistent_lake(tmp_path: Path, seeds_dir: Path, api_url: str) -> None:
     lake = tmp_path / "lake"
-    runs = [cli(seeds_dir, lake, {"lock_wait_s": 240}, tmp_path / f"home{i}") for i in range(2)]
+    runs = [cli(seeds_dir, lake, {"lock_wait_s": 240}, api_url, tmp_path / f"home{i}") for i in range(2)]
     outputs = [run.communicate(timeout=400) for run in runs]
     assert [run.returncode for run in runs] == [0, 0], [err[-2000:] for _, err in outputs]
     rows = documents(lake)
