@@ -22,7 +22,7 @@ sys.path.insert(0, str(REPO))
 from flows.decode import DecodeError, decode_bytes  # noqa: E402
 
 CORPORA = REPO.parent / "shared" / "corpora"
-DOCS_PER_FILE = 500
+DOCS_PER_FILE = 100
 _TEXT_NODE = re.compile(r">([^<]{20,})<")
 _WORD = re.compile(r"[A-Za-z]{3,}")
 _VOCAB = ("river", "quantum", "lantern", "orchard", "velvet", "harbor", "meadow", "cobalt", "tundra", "saffron",
@@ -55,7 +55,8 @@ def perturb(page: str, rate: float, rng: random.Random) -> str:
 def build(out: Path, docs: int, seed: int = 7) -> Path:
     """Write ``docs`` documents as JSONL files under ``out`` (reused when already built)."""
     done = out.with_name(out.name + ".done")
-    if done.exists() and done.read_text() == str(docs):
+    stamp = f"{docs} documents, {DOCS_PER_FILE} a file, seed {seed}"
+    if done.exists() and done.read_text() == stamp:
         return out
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob("*.jsonl"):
@@ -68,7 +69,7 @@ def build(out: Path, docs: int, seed: int = 7) -> Path:
         with open(out / f"part-{start // DOCS_PER_FILE:05d}.jsonl", "w", encoding="utf-8") as handle:
             for n in range(start, min(docs, start + DOCS_PER_FILE)):
                 handle.write(json.dumps(_record(n, pages, order, rng), ensure_ascii=False) + "\n")
-    done.write_text(str(docs))
+    done.write_text(stamp)
     return out
 
 

@@ -40,7 +40,8 @@ from datatrove.pipeline.writers import JsonlWriter, ParquetWriter
 def main() -> None:
     corpus, work, workers = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
     shutil.rmtree(work, ignore_errors=True)
-    files = len(list(corpus.glob("*.jsonl")))
+    # datatrove deals files to tasks round-robin; one task per worker keeps its per-task start-up cost minimal.
+    tasks = min(workers, len(list(corpus.glob("*.jsonl"))))
     config = MinhashConfig()  # 5-gram shingles, 14 buckets x 8 hashes: datatrove's defaults
     logs, filtered, sigs = work / "logs", str(work / "filtered"), str(work / "signatures")
     buckets, remove, out = str(work / "buckets"), str(work / "remove_ids"), str(work / "output")
@@ -57,11 +58,11 @@ def main() -> None:
         C4QualityFilter(filter_no_terminal_punct=False),
         FineWebQualityFilter(),
         JsonlWriter(filtered),
-    ], files, None)
-    signature = stage("signature", [JsonlReader(filtered), MinhashDedupSignature(sigs, config=config)], files, extract)
+    ], tasks, None)
+    signature = stage("signature", [JsonlReader(filtered), MinhashDedupSignature(sigs, config=config)], tasks, extract)
     bucket = stage("buckets", [MinhashDedupBuckets(sigs, buckets, config=config)], config.num_buckets, signature)
     cluster = stage("cluster", [MinhashDedupCluster(buckets, remove, config=config)], 1, bucket)
-    final = stage("filter", [JsonlReader(filtered), MinhashDedupFilter(remove), ParquetWriter(out)], files, cluster)
+    final = stage("filter", [JsonlReader(filtered), MinhashDedupFilter(remove), ParquetWriter(out)], tasks, cluster)
     final.run()
     written = sum(_rows(p) for p in Path(out).rglob("*.parquet"))
     print(json.dumps({"documents": _lines(corpus), "written": written}))

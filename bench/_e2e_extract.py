@@ -19,13 +19,12 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from flows._extract_html import HtmlOptions, extract_html  # noqa: E402
-from flows.extract import ExtractConfig  # noqa: E402
+from flows.extract import ExtractConfig, _html_options  # noqa: E402
 
 
 def _options() -> HtmlOptions:
-    config = ExtractConfig()
-    return HtmlOptions(strategy=config.strategy, include_tables=config.include_tables,
-                       recall_max_ratio=config.recall_max_ratio)
+    """Exactly the options the extract stage hands to ``extract_html`` under the default config."""
+    return _html_options(ExtractConfig())
 
 
 def extract_file(path: str) -> tuple[int, int]:

@@ -340,39 +340,44 @@ def build_set(texts: list[str], seed: int = 7) -> tuple[list[str], list[int], li
     return pages, truth, kinds
 
 
-def extract_all(pages: list[str]) -> tuple[list[str], str]:
-    try:
+EXTRACTORS = ("pipeline", "trafilatura")
+
+
+def extract_all(pages: list[str], extractor: str) -> tuple[list[str], str]:
+    """Main text of each page, as the pipeline's extract stage or as plain trafilatura gives it."""
+    if extractor == "pipeline":
         from flows.document import Document
         from flows.extract import ExtractConfig, extract_batch
 
+        config = ExtractConfig()
         docs = [Document(doc_id=f"p{i}", source_uri=f"p{i}.html", text=p, kind="html") for i, p in enumerate(pages)]
-        kept, _rejects = extract_batch(docs, ExtractConfig())
+        kept, _rejects = extract_batch(docs, config)
         by_id = {d.doc_id: d.text for d in kept}
-        return [by_id.get(f"p{i}", "") for i in range(len(pages))], "flows.extract.extract_batch"
-    except Exception as exc:  # the pipeline's extractor is another engineer's module: fall back
-        print(f"  (flows.extract.extract_batch unavailable: {type(exc).__name__}: {exc}; using trafilatura)")
+        return [by_id.get(f"p{i}", "") for i in range(len(pages))], f"flows.extract.extract_batch ({config})"
     import trafilatura
 
     out = [trafilatura.extract(p, deduplicate=False, include_comments=False, include_tables=True) for p in pages]
-    return [o or "" for o in out], "trafilatura.extract"
+    how = "trafilatura.extract(html, deduplicate=False, include_comments=False, include_tables=True)"
+    return [o or "" for o in out], how
 
 
-def built_texts(cache: Path | None) -> tuple[list[str], list[int], list[str], str]:
+def built_texts(cache: Path | None, extractor: str) -> tuple[list[str], list[int], list[str], str]:
     gold = load_gold_texts()
     pages, truth, kinds = build_set(gold)
-    if cache and cache.exists():
-        data = json.loads(cache.read_text())
+    cache_file = cache.with_suffix(f".{extractor}.json") if cache else None
+    if cache_file and cache_file.exists():
+        data = json.loads(cache_file.read_text())
         if data["n"] == len(pages):
             return data["texts"], truth, kinds, data["how"] + " (cached)"
-    texts, how = extract_all(pages)
-    if cache:
-        cache.write_text(json.dumps({"n": len(pages), "texts": texts, "how": how}))
+    texts, how = extract_all(pages, extractor)
+    if cache_file:
+        cache_file.write_text(json.dumps({"n": len(pages), "texts": texts, "how": how}))
     return texts, truth, kinds, how
 
 
-def bench_built(config: DedupConfig, cache: Path | None) -> None:
+def bench_built(config: DedupConfig, cache: Path | None, extractor: str) -> None:
     start = time.perf_counter()
-    texts, truth, kinds, how = built_texts(cache)
+    texts, truth, kinds, how = built_texts(cache, extractor)
     n_art = len({t for t, k in zip(truth, kinds, strict=True) if k != "mashup"})
     print(
         f"\n## 3. Built near-duplicate set: {n_art} articles x 5 variants + {kinds.count('mashup')} mash-ups "
@@ -421,12 +426,12 @@ def s_curve(b: int, r: int, s: float) -> float:
     return float(1 - (1 - s**r) ** b)
 
 
-def bench_sweep(cache: Path | None) -> None:
-    texts, truth, _kinds, _ = built_texts(cache)
+def bench_sweep(cache: Path | None, extractor: str) -> None:
+    texts, truth, _kinds, _how = built_texts(cache, extractor)
     _, ctexts, cpairs = load_clough()
     true_pairs = pair_set(truth)
     n = len(texts)
-    print("\n## Sweep: exact Jaccard (no MinHash error), pair-level on the built set, clough pairs")
+    print(f"\n## Sweep: exact Jaccard (no MinHash error), pair-level on the built set ({extractor}), clough pairs")
     print("  shingles     thr   built P   built R   built F1 | clough cut  light  heavy  non-FP | max neg J  min pos J")
     for kind, size in (("word", 1), ("word", 2), ("word", 3), ("word", 4), ("word", 5), ("char", 5), ("char", 9)):
         hash_function = "token_xxh32" if kind == "word" else "xxh32"
@@ -549,6 +554,13 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=4, help="throughput corpus = gold texts x repeat")
     parser.add_argument("--cache", type=Path, default=None, help="cache extracted texts of the built set here")
     parser.add_argument("--skip-built", action="store_true")
+    parser.add_argument(
+        "--extractor",
+        nargs="+",
+        choices=EXTRACTORS,
+        default=list(EXTRACTORS),
+        help="which extraction the built set goes through: the pipeline's extract stage, plain trafilatura, or both",
+    )
     parser.add_argument("--skip-index", action="store_true")
     parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -561,9 +573,11 @@ def main() -> None:
     bench_throughput(config, args.repeat)
     bench_clough(config)
     if not args.skip_built:
-        bench_built(config, args.cache)
+        for extractor in args.extractor:
+            bench_built(config, args.cache, extractor)
     if args.sweep:
-        bench_sweep(args.cache)
+        for extractor in args.extractor:
+            bench_sweep(args.cache, extractor)
     if not args.skip_index:
         bench_index(config, args.lake_docs, args.batch_docs, args.segments)
 

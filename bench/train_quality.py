@@ -5,8 +5,11 @@ Readability's lorem-ipsum test fixtures are junk, not articles) plus trafilatura
 trafilatura extract contains every ``with`` snippet and no ``without`` snippet (multilingual coverage).
 Junk = the kinds a crawler meets: navigation link lists and footers harvested from the same HTML pages,
 trafilatura_eval's human-labelled ``without`` boilerplate, cookie/legal banners, keyword spam, one sentence
-repeated, number tables, product listings, logs, base64/hex blobs, fragments too short to be a document,
-shuffled word salad and lorem-ipsum placeholders.
+repeated, a passage repeated, number tables, product listings, logs, base64/hex blobs, fragments too short
+to be a document, shuffled word salad and lorem-ipsum placeholders.
+
+The model is a weighted logistic regression (Newton's method, numpy only) over ``flows.quality.features``;
+an active-set loop keeps every weight on the side ``FEATURE_SIGNS`` gives it (or at zero).
 
 Every example carries the source document it came from (``group``); the train/test split is by group, so a
 page's article, its navigation and its word salad all land on the same side. Everything random is seeded,
@@ -475,6 +478,7 @@ def load_dataset(rebuild: bool = False) -> list[Example]:
     if path.exists() and not rebuild:
         return [Example(**row) for row in json.loads(path.read_text(encoding="utf-8"))]
     examples = build_dataset()
+    assert {e.kind for e in examples} <= {"gold", *JUNK_KINDS}, "a junk kind is missing from JUNK_KINDS"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps([asdict(e) for e in examples], ensure_ascii=False), encoding="utf-8")
     return examples

@@ -64,31 +64,39 @@ def decode_html(raw: bytes) -> str:
     return raw.decode(enc, errors="replace")
 
 
+def _page(name: str, base: Path, row: dict[str, object]) -> GoldPage:
+    path = base / str(row["html_path"])
+    raw = path.read_bytes()
+    if path.suffix == ".gz":
+        raw = gzip.decompress(raw)
+    return GoldPage(
+        set_name=name,
+        page_id=str(row["id"]),
+        raw=raw,
+        text=str(row.get("text") or ""),
+        gold_empty=bool(row.get("gold_empty", False)),
+        with_snippets=list(row.get("with") or []),  # type: ignore[call-overload]
+        without_snippets=list(row.get("without") or []),  # type: ignore[call-overload]
+    )
+
+
+def _rows(base: Path) -> list[dict[str, object]]:
+    with open(base / "gold.jsonl", encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
 def load_set(name: str, limit: int | None = None, root: Path | None = None) -> list[GoldPage]:
     """Read one gold set's dev pages (all, or the first ``limit`` in gold.jsonl order)."""
     base = (root or corpora_dir()) / name
-    pages: list[GoldPage] = []
-    with open(base / "gold.jsonl", encoding="utf-8") as fh:
-        for line in fh:
-            if limit is not None and len(pages) >= limit:
-                break
-            row = json.loads(line)
-            path = base / row["html_path"]
-            raw = path.read_bytes()
-            if path.suffix == ".gz":
-                raw = gzip.decompress(raw)
-            pages.append(
-                GoldPage(
-                    set_name=name,
-                    page_id=str(row["id"]),
-                    raw=raw,
-                    text=row.get("text") or "",
-                    gold_empty=bool(row.get("gold_empty", False)),
-                    with_snippets=list(row.get("with") or []),
-                    without_snippets=list(row.get("without") or []),
-                )
-            )
-    return pages
+    return [_page(name, base, row) for row in _rows(base)[:limit]]
+
+
+def load_sample(name: str, size: int, root: Path | None = None) -> list[GoldPage]:
+    """``size`` pages spread evenly over the set (a fixed, representative subset for fast tests)."""
+    base = (root or corpora_dir()) / name
+    rows = _rows(base)
+    picks = sorted({round(i * (len(rows) - 1) / max(size - 1, 1)) for i in range(size)})
+    return [_page(name, base, rows[i]) for i in picks]
 
 
 def iter_sets(names: tuple[str, ...] = GOLD_SETS, limit: int | None = None) -> Iterator[list[GoldPage]]:

@@ -9,14 +9,15 @@ extracted before it in the same process.
 from __future__ import annotations
 
 import re
-from copy import deepcopy
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from typing import Any
 
 import justext
 import trafilatura
 from justext.core import ParagraphMaker, classify_paragraphs, preprocessor, revise_paragraph_classification
+from justext.paragraph import Paragraph
+from justext.utils import normalize_whitespace
 from lxml.html import HtmlElement
 from trafilatura.metadata import extract_opengraph, extract_title, extract_url
 from trafilatura.utils import load_html
@@ -41,6 +42,8 @@ class HtmlOptions:
     """``combined``: take justext's text when it is this many times longer than favor_recall's..."""
     justext_min_cover: float = 0.6
     """...and holds at least this share of favor_recall's words (it extends, not replaces, it)."""
+    justext_min_chars: int = 200
+    """Where trafilatura finds nothing, justext's text must be this long to count as main text."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,14 +55,18 @@ class HtmlResult:
     url: str | None
 
 
-def _run(tree: HtmlElement, options: HtmlOptions, **mode: bool) -> str:
+def _run(
+    tree: HtmlElement, options: HtmlOptions, *, fast: bool = False, recall: bool = False, precision: bool = False
+) -> str:
     # extract() copies a tree it is given, so one parse serves several modes.
     out = trafilatura.extract(
         tree,
         include_comments=False,
         include_tables=options.include_tables,
         deduplicate=False,
-        **mode,
+        fast=fast,
+        favor_recall=recall,
+        favor_precision=precision,
     )
     return _CONTINUATION.sub(" ", out) if out else ""
 
@@ -68,32 +75,43 @@ def _main_text(html: str, tree: HtmlElement, options: HtmlOptions) -> str:
     if options.strategy == "default":
         return _run(tree, options)
     if options.strategy == "recall":
-        return _run(tree, options, favor_recall=True)
+        return _run(tree, options, recall=True)
     if options.strategy == "precision":
-        return _run(tree, options, favor_precision=True)
+        return _run(tree, options, precision=True)
     if options.strategy == "fast":
         return _run(tree, options, fast=True)
     return _combined(html, tree, options)
 
 
 def _combined(html: str, tree: HtmlElement, options: HtmlOptions) -> str:
-    """The measured best per page type (numbers in bench/extraction.py and the issue note).
+    """The measured best per page type (bench/extraction.py; dev-set F1 in the comments).
 
-    * Article markup: ``fast`` mode. trafilatura's fallbacks (readability, justext) only ever add
-      text here, mostly teasers and comments; fast scored higher on the marked-up pages of all sets.
+    * Article markup: ``fast`` mode. On marked-up pages trafilatura's fallbacks (readability,
+      justext) mostly add teasers and comments: fast beat default there on scrapinghub (0.975 vs
+      0.964) and mozilla (0.952 vs 0.941), tied on the portals, lost on trafilatura_eval (0.919 vs
+      0.925), and costs ~0.6x default.
     * No markup: ``favor_recall``, replaced by justext's paragraphs when those are much longer and
       contain what trafilatura found: trafilatura kept one block (a first post, one table cell) of
-      a page whose main text is spread over several.
+      a page whose main text is spread over several. cleaneval 0.870 -> 0.903.
     """
     if _ARTICLE_MARKUP.search(html):
         return _run(tree, options, fast=True)
-    recall = _run(tree, options, favor_recall=True)
+    recall = _run(tree, options, recall=True)
+    if recall.strip() and _page_text_length(tree) <= options.justext_min_ratio * len(recall):
+        return recall  # justext cannot find that much more text: skip it (it costs as much as trafilatura)
     paragraphs = _justext(tree)
     if not recall.strip():
-        return paragraphs
-    if len(paragraphs) > options.justext_min_ratio * len(recall) and _cover(recall, paragraphs) >= options.justext_min_cover:
-        return paragraphs
-    return recall
+        # trafilatura found nothing; justext's paragraphs count only if they make a text.
+        return paragraphs if len(paragraphs) >= options.justext_min_chars else ""
+    longer = len(paragraphs) > options.justext_min_ratio * len(recall)
+    return paragraphs if longer and _cover(recall, paragraphs) >= options.justext_min_cover else recall
+
+
+def _page_text_length(tree: HtmlElement) -> int:
+    """An upper bound on any extractor's output: all text of the body, whitespace folded."""
+    body = tree.find(".//body")
+    text = (body if body is not None else tree).text_content()
+    return len(" ".join(text.split()))
 
 
 @cache
@@ -102,9 +120,23 @@ def _stoplist() -> frozenset[str]:
     return frozenset(w.lower() for lang in justext.get_stoplists() for w in justext.get_stoplist(lang))
 
 
+class _FrozenParagraph(Paragraph):  # type: ignore[misc]
+    """A justext paragraph whose text is computed once: justext re-derives it on every access,
+    which made classification cost as much as trafilatura itself."""
+
+    @cached_property
+    def text(self) -> str:
+        return str(normalize_whitespace("".join(self.text_nodes).strip()))
+
+
 def _justext(tree: HtmlElement) -> str:
-    """justext's good paragraphs, one per line (it rates blocks by stop-word and link density)."""
-    paragraphs = ParagraphMaker.make_paragraphs(preprocessor(deepcopy(tree)))
+    """justext's good paragraphs, one per line (it rates blocks by stop-word and link density).
+
+    Consumes ``tree`` (justext's preprocessor strips it in place): call it last.
+    """
+    paragraphs = ParagraphMaker.make_paragraphs(preprocessor(tree))
+    for paragraph in paragraphs:
+        paragraph.__class__ = _FrozenParagraph  # made and filled by now: its text no longer changes
     classify_paragraphs(paragraphs, _stoplist())
     revise_paragraph_classification(paragraphs)
     return "\n".join(p.text for p in paragraphs if not p.is_boilerplate)
@@ -122,6 +154,12 @@ def _metadata(tree: HtmlElement) -> tuple[str | None, str | None]:
     title = og.get("title") or extract_title(tree)
     url = extract_url(tree) or og.get("url")
     return (" ".join(title.split()) or None) if title else None, url or None
+
+
+def warm_up() -> None:
+    """Pay the one-time costs (stop-word lists, trafilatura's lazy setup) up front."""
+    _stoplist()
+    extract_html("<html><body><article><p>warm up</p></article></body></html>", HtmlOptions())
 
 
 def extract_html(html: str, options: HtmlOptions) -> HtmlResult:

@@ -25,13 +25,16 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from pathlib import Path
 from typing import IO, Any
 
-from flows._extract_html import HtmlOptions, HtmlResult, extract_html
+from flows._extract_html import HtmlOptions, HtmlResult, extract_html, warm_up
 
 _HEADER = struct.Struct("!Q")
 _STARTUP_TIMEOUT_S = 120.0
+# A fresh child every so many pages bounds what lxml/trafilatura caches can accumulate.
+_PAGES_PER_CHILD = 2000
 _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 
 
@@ -70,6 +73,7 @@ class Sandbox:
 
     def __init__(self) -> None:
         self._proc: subprocess.Popen[bytes] | None = None
+        self._pages = 0
 
     def _start(self) -> subprocess.Popen[bytes]:
         env = dict(os.environ)
@@ -100,7 +104,10 @@ class Sandbox:
 
     def extract(self, html: str, options: HtmlOptions, timeout_s: float) -> HtmlResult:
         """Extract one page in the child; raise ``ExtractTimeout`` or ``SandboxError``."""
+        if self._pages >= _PAGES_PER_CHILD:
+            self.close()
         proc = self._proc if self._proc is not None and self._proc.poll() is None else self._start()
+        self._pages += 1
         assert proc.stdin is not None
         try:
             _write_frame(proc.stdin, (html, dataclasses.asdict(options)))
@@ -108,18 +115,25 @@ class Sandbox:
             self.close()
             raise SandboxError(f"the extraction process is gone ({err})") from err
         self._await(proc, timeout_s)
-        status, payload = _read_frame_safe(proc) or ("died", None)
+        reply: tuple[str, Any] = _read_frame_safe(proc) or ("died", None)
+        status, payload = reply
         if status == "ok":
-            return HtmlResult(*payload)
+            text, title, url = payload
+            return HtmlResult(text, title, url)
         if status == "error":
             raise SandboxError(str(payload))
         code = proc.wait(timeout=5)
         self._proc = None
         raise SandboxError(f"the extraction process died with exit status {code}")
 
+    def __del__(self) -> None:
+        # A thread's sandbox dies with the thread (thread-local): its child must not outlive it.
+        self.close()
+
     def close(self) -> None:
         """Kill the child (if any); the next ``extract`` starts a new one."""
         proc, self._proc = self._proc, None
+        self._pages = 0
         if proc is None:
             return
         proc.kill()
@@ -143,7 +157,7 @@ def _read_frame_safe(proc: subprocess.Popen[bytes]) -> Any:
 
 
 _local = threading.local()
-_all: list[Sandbox] = []
+_all: weakref.WeakSet[Sandbox] = weakref.WeakSet()
 _all_lock = threading.Lock()
 
 
@@ -154,7 +168,7 @@ def for_thread() -> Sandbox:
         box = Sandbox()
         _local.box = box
         with _all_lock:
-            _all.append(box)
+            _all.add(box)
     return box
 
 
@@ -162,14 +176,16 @@ def for_thread() -> Sandbox:
 def close_all() -> None:
     """Kill every child this process started (also run at interpreter exit)."""
     with _all_lock:
-        for box in _all:
-            box.close()
+        boxes = list(_all)
+    for box in boxes:
+        box.close()
 
 
 def _serve() -> None:
     """Child main loop: read a page, write its result, until the parent closes stdin."""
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # a stray print in a library must not corrupt the frames
+    warm_up()  # one-time costs before "ready", so they never count against a page's limit
     _write_frame(stdout, "ready")
     while True:
         try:

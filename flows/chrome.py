@@ -35,19 +35,24 @@ _KEY_VALUE = re.compile(r"^[\w ]{2,25}:\s*\S.{0,30}$")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*•·–]|\d{1,2}[.)])\s+\S")
 _COPYRIGHT = re.compile(r"(?:©|\(c\)|copyright\b|all rights reserved)", re.I)
 
-# Words that make up page furniture in many languages' English-speaking sites. A short line whose
-# words are mostly these is chrome wherever it sits.
-_CHROME_WORDS = frozenset(
-    """advertisement advertising ad ads sponsored promoted share shares sharing tweet facebook twitter
+# Words that page furniture is made of on English-language sites. A short line made mostly of
+# these (and numbers) is chrome wherever it sits; a sentence that uses them is not affected.
+_CHROME_VOCABULARY = """
+    advertisement advertising ad ads sponsored promoted share shares sharing tweet facebook twitter
     linkedin whatsapp pinterest email print comment comments reply replies login log sign signin
     subscribe subscription newsletter follow us read more next previous prev related stories story
     articles article posts post blog tags tag topics category categories home menu search skip
     content cookie cookies privacy policy terms accept close back top trending popular latest
     recommended watch listen minute minutes min time reading image images avatar photo photos video
     videos gallery click here loading view all see more news continue page of by on in and the to
-    you your why can trust we our copyright rights reserved rss feed download app contact about
-    edit report save saved like likes votes vote rating reviews review""".split()
-)
+    you your why can trust we our copyright rights reserved rss feed download app contact about edit
+    report save saved like likes votes vote rating reviews review
+"""
+_CHROME_WORDS = frozenset(_CHROME_VOCABULARY.split())
+
+# A run of this many consecutive lines of at most _STUB_WORDS words is navigation.
+_STUB_RUN = 4
+_STUB_WORDS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +79,7 @@ def _line(text: str) -> _Line:
 
 
 def _chrome_word_share(text: str) -> float:
-    tokens = [t.lower() for t in _WORD.findall(text)]
+    tokens: list[str] = [t.lower() for t in _WORD.findall(text)]
     if not tokens:
         return 1.0
     return sum(t in _CHROME_WORDS or t.isdigit() for t in tokens) / len(tokens)
@@ -105,9 +110,10 @@ def _always_chrome(line: _Line) -> bool:
 
 
 def _title_like(line: _Line, title: str | None) -> bool:
-    if title and SequenceMatcher(None, line.text.lower(), title.lower()).ratio() >= 0.8:
+    if title and _similar(line.text, title):
         return True
-    return 3 <= line.words <= 30 and not _KEY_VALUE.match(line.text) and not _is_name_shaped(line.text)
+    shaped = 2 <= line.words <= 30 and not _KEY_VALUE.match(line.text) and not _is_name_shaped(line.text)
+    return shaped and not _always_chrome(line)
 
 
 def _keep_outside_body(line: _Line, nxt: _Line | None) -> bool:
@@ -121,7 +127,9 @@ def _keep_outside_body(line: _Line, nxt: _Line | None) -> bool:
 
 
 def _similar(a: str, b: str) -> bool:
-    return SequenceMatcher(None, a.lower(), b.lower()).ratio() >= 0.8
+    """Near-identical lines (a repeated headline with a site prefix); cheap bounds first."""
+    matcher = SequenceMatcher(None, a.lower(), b.lower(), autojunk=False)
+    return matcher.real_quick_ratio() >= 0.8 and matcher.quick_ratio() >= 0.8 and matcher.ratio() >= 0.8
 
 
 def _head_keep(lines: list[_Line], first: int, title: str | None) -> list[bool]:
@@ -188,7 +196,26 @@ def _keep_marks(lines: list[_Line], title: str | None) -> list[bool]:
     if bio is not None:
         keep[bio:] = [False] * (len(lines) - bio)
     _drop_repeats_and_furniture(lines, keep)
+    _drop_short_runs(lines, keep, first, last)
     return keep
+
+
+def _is_stub(line: _Line) -> bool:
+    """A menu-item-shaped line: a few words, no sentence end, not a list item."""
+    text = line.text.strip()
+    return line.words <= _STUB_WORDS and not _SENTENCE_END.search(text) and not _LIST_ITEM.match(text)
+
+
+def _drop_short_runs(lines: list[_Line], keep: list[bool], first: int, last: int) -> None:
+    """Inside the body, a run of several stub lines is a menu or a tag cloud, not headings."""
+    i = first
+    while i <= last:
+        j = i
+        while j <= last and _is_stub(lines[j]):
+            j += 1
+        if j - i >= _STUB_RUN:
+            keep[i:j] = [False] * (j - i)
+        i = j + 1
 
 
 def _drop_repeats_and_furniture(lines: list[_Line], keep: list[bool]) -> None:

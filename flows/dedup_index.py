@@ -186,7 +186,7 @@ class _Segment:
         try:
             signature_file = open(path / "signatures.npy", "rb", buffering=0)  # noqa: SIM115 (lives with the segment)
             signature_offset = _npy_header(signature_file)[3]
-            return cls(
+            segment = cls(
                 path.name,
                 meta,
                 arr("signatures"),
@@ -202,11 +202,31 @@ class _Segment:
                 signature_file,
                 signature_offset,
             )
+            segment.check_shapes()
+            return segment
         except (OSError, ValueError) as exc:
             raise CorruptIndexError(
                 f"index segment {path} is unreadable ({exc}); move it out of "
                 f"{path.parent} and re-ingest the run that wrote it"
             ) from exc
+
+    def check_shapes(self) -> None:
+        """Raise ValueError unless the arrays agree with meta.json (a truncated copy, say)."""
+        n, params = self.count, self.meta["index_params"]
+        expected = {
+            "signatures": (n, params["num_perm"]),
+            "band_keys": (params["bands"], n),
+            "band_rows": (params["bands"], n),
+            "id_keys": (n,),
+            "id_rows": (n,),
+            "doc_ids": (n,),
+            "clusters": (n,),
+            "is_duplicate": (n,),
+            "similarity": (n,),
+        }
+        for name, shape in expected.items():
+            if getattr(self, name).shape != shape:
+                raise ValueError(f"{name}.npy has shape {getattr(self, name).shape}, expected {shape}")
 
     def find_ids(self, doc_ids: Sequence[str], keys: np.ndarray) -> np.ndarray:
         """Entry row of each doc_id in this segment, -1 where absent."""

@@ -31,9 +31,10 @@ class ExtractConfig(BaseModel):
     timeout_s: float = Field(default=10.0, gt=0)
     """Per-page limit for HTML extraction; a page over it becomes an ``extract_timeout`` reject."""
     sandbox: bool = True
-    """Extract HTML in a child process so ``timeout_s`` can be enforced; off only for debugging."""
+    """Extract HTML in a child process so ``timeout_s`` can be enforced (off: in-process, no limit)."""
     strategy: Strategy = "combined"
-    """``combined`` = siftlake's mix of trafilatura modes; the others are one stock mode each."""
+    """``combined``: per page, trafilatura ``fast`` where the page marks up its article, else
+    ``favor_recall`` (justext's text where it finds much more); the others: one stock mode each."""
     include_tables: bool = True
     """Keep tables that belong to the article (as ``| cell | cell |`` rows)."""
     justext_min_ratio: float = Field(default=1.5, gt=0)
@@ -41,6 +42,8 @@ class ExtractConfig(BaseModel):
     this many times longer..."""
     justext_min_cover: float = Field(default=0.6, ge=0, le=1)
     """...and contains at least this share of favor_recall's words."""
+    justext_min_chars: int = Field(default=200, ge=0)
+    """``combined``: where trafilatura finds no text, justext's must be this many characters to count."""
     strip_text_chrome: bool = True
     """Remove chrome lines (share bars, captions, bylines, counters) from plain-text inputs."""
 
@@ -51,6 +54,7 @@ def _html_options(config: ExtractConfig) -> HtmlOptions:
         include_tables=config.include_tables,
         justext_min_ratio=config.justext_min_ratio,
         justext_min_cover=config.justext_min_cover,
+        justext_min_chars=config.justext_min_chars,
     )
 
 
@@ -100,5 +104,8 @@ def extract_batch(docs: list[Document], config: ExtractConfig) -> tuple[list[Doc
             out = reject(doc, STAGE, "extract_error", f"Extraction failed: {err}.")
         except Exception as err:  # a bad document must never stop the shard
             out = reject(doc, STAGE, "extract_error", f"Extraction failed: {type(err).__name__}: {err}.")
-        (kept if isinstance(out, Document) else rejects).append(out)
+        if isinstance(out, Document):
+            kept.append(out)
+        else:
+            rejects.append(out)
     return kept, rejects

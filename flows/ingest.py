@@ -124,15 +124,22 @@ def process_shards(config: IngestConfig, shards: list[list[InputFile]], paths: l
     return summaries
 
 
+@task(name="shard", cache_policy=NO_CACHE, persist_result=False, retries=2, retry_delay_seconds=_IO_RETRY_DELAYS)
+def shard_task(number: int, files: list[InputFile], config: IngestConfig, paths: lakefs.RunPaths,
+               known_ids: str) -> pipeline.ShardSummary:
+    """Every per-shard stage, in the worker that reads the shard (``pipeline.process_shard``)."""
+    return pipeline.process_shard(number, files, config, paths, Path(known_ids))
+
+
 def _submit_shard(number: int, files: list[InputFile], config: IngestConfig, paths: lakefs.RunPaths,
                   known_ids: str) -> PrefectFuture[pipeline.ShardSummary]:
-    # Typed Any: Prefect resolves each future into the ShardBatch the next task takes.
-    batch: Any = read_task.submit(number, files, config.read, known_ids)
-    batch = normalize_task.submit(batch)
-    batch = extract_task.submit(batch, config.extract)
-    batch = score_task.submit(batch, config.quality)
-    batch = fingerprint_task.submit(batch, config.dedup)
-    summary: PrefectFuture[pipeline.ShardSummary] = stage_task.submit(batch, paths)
+    """One task per shard: its pages stay in one worker, only the file list and a summary cross processes.
+
+    Chaining one task per stage sent every shard's pages through the flow's process five times (the
+    process pool returns each result to it) and paid the runner's per-task overhead six times a shard.
+    Per-stage seconds still reach the run manifest through the shard summaries.
+    """
+    summary: PrefectFuture[pipeline.ShardSummary] = shard_task.submit(number, files, config, paths, known_ids)
     return summary
 
 

@@ -165,7 +165,8 @@ class RunPaths:
 def fault_point(name: str) -> None:
     """Die here, as ``kill -9`` would, when ``SIFTLAKE_FAULT`` names this point; a no-op otherwise.
 
-    Points: ``commit:before_marker`` (the run's files are written in staging, no COMMIT yet) and
+    Points: ``write:after_documents`` (the documents file is assembled in staging, the rejects file
+    not yet), ``commit:before_marker`` (the run's files are written in staging, no COMMIT yet) and
     ``commit:after_first_move`` (COMMIT written, one of its renames done). Used by tests/test_crash.py.
     """
     if os.environ.get(FAULT_ENV) == name:

@@ -31,7 +31,7 @@ from flows.dedup_index import SEGMENTS, LakeIndex
 from flows.document import Document, Reject, reject
 from flows.extract import ExtractConfig, extract_batch
 from flows.language import detect_language
-from flows.normalize import normalize_batch
+from flows.normalize import normalize_batch, normalize_chars, normalize_markup
 from flows.quality import SIGNAL_NAMES, QualityConfig, score_batch
 from flows.read import InputFile, ReadConfig, read_shard
 
@@ -122,8 +122,16 @@ def read_stage(number: int, files: list[InputFile], config: ReadConfig, known_id
 
 
 def normalize_stage(batch: ShardBatch) -> ShardBatch:
+    """Text units: characters and layout. HTML pages: only what extraction needs (``normalize_markup``);
+    extraction normalizes the text it keeps, so the costly repairs run on that text, not on whole pages."""
+    def normalize(docs: list[Document]) -> None:
+        normalize_batch([d for d in docs if d.kind != "html"])
+        for doc in docs:
+            if doc.kind == "html":
+                doc.text = normalize_markup(doc.text)
+
     with _Timer(batch, "normalize"):
-        _guarded(batch, "normalize", normalize_batch)
+        _guarded(batch, "normalize", normalize)
     return batch
 
 
@@ -131,6 +139,9 @@ def extract_stage(batch: ShardBatch, config: ExtractConfig) -> ShardBatch:
     with _Timer(batch, "extract"):
         batch.docs, rejects = extract_batch(batch.docs, config)
         batch.rejects.extend(rejects)
+        for doc in batch.docs:  # a title found in the page was not normalized with it
+            if doc.title:
+                doc.title = normalize_chars(doc.title)
     return batch
 
 
@@ -252,7 +263,9 @@ def write_stage(paths: lakefs.RunPaths, manifest: dict[str, Any]) -> list[str]:
     """Assemble the run's documents and rejects files in staging; return the renames to commit."""
     decisions = pq.read_table(paths.staging / "decisions.parquet")
     by_id = {doc_id: row for row, doc_id in enumerate(decisions.column("doc_id").to_pylist())}
-    moves = [_write_documents(paths, decisions, by_id), _write_rejects(paths)]
+    documents = _write_documents(paths, decisions, by_id)
+    lakefs.fault_point("write:after_documents")  # crash tests only (SIFTLAKE_FAULT)
+    moves = [documents, _write_rejects(paths)]
     # The index segment moves last, as one folder: a document is in the index only once it is in the lake.
     if (paths.staging / _segment(paths)).exists():
         moves.append(_segment(paths))

@@ -12,6 +12,7 @@ import gzip
 import io
 import json
 import os
+import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ STAGE = "read"
 _TEXT_SUFFIXES = {".txt": "text", ".md": "text", ".html": "html", ".htm": "html"}
 _CONTAINER_SUFFIXES = {".jsonl", ".warc"}
 _GLOB_CHARS = set("*?[")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class ReadConfig(BaseModel):
@@ -39,16 +41,25 @@ class ReadConfig(BaseModel):
     max_unit_bytes: int = Field(16 * 1024 * 1024, gt=0)
     """Largest unit (file, JSONL line, WARC body) read, after decompression; larger: ``unit_too_large``."""
     max_inflated_bytes: int = Field(2 * 1024**3, gt=0)
-    """Most bytes one ``.gz`` file may inflate to (gzip bombs); beyond: ``gzip_too_large``."""
+    """Most bytes one ``.gz`` file may inflate to (gzip bombs); beyond: ``gzip_too_large``. For ``.warc.gz``
+    (one gzip member per record) the limit is per member; a ``.warc`` line longer than ``max_unit_bytes``
+    is ``warc_line_too_long`` (see ``_warc_precheck``)."""
     shard_files: int = Field(256, gt=0)
     """Most files in one shard (a shard is the unit of work of a task)."""
     shard_bytes: int = Field(64 * 1024 * 1024, gt=0)
     """Most input bytes (on disk) in one shard; a larger single file is a shard of its own."""
 
 
+_FS_BYTES = "fsbytes:"
+
+
 @dataclass(frozen=True, slots=True)
 class InputFile:
-    """A file to read: its absolute path and its posix path relative to SOURCE."""
+    """A file to read: its absolute path and its posix path relative to SOURCE.
+
+    ``path`` is valid UTF-8 so that Prefect can send it as JSON: a non-UTF-8 name travels as
+    ``fsbytes:<hex of the path's bytes>`` (see ``_portable``), which ``os_path`` turns back.
+    """
 
     path: str
     rel: str
@@ -84,6 +95,7 @@ def unit_id(source_uri: str, payload: bytes) -> str:
 
 def _fail(source_uri: str, reason: str, detail: str) -> Reject:
     """A reject for a unit whose bytes could not be read: its id derives from place and reason."""
+    detail = detail.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")  # non-UTF-8 paths
     return Reject(unit_id(source_uri, f"unreadable:{reason}".encode()), source_uri, STAGE, reason, detail)
 
 
@@ -114,7 +126,7 @@ def discover(source: str) -> Discovery:
 
 
 def _input_file(path: Path, root: Path) -> InputFile:
-    return InputFile(str(path), _uri(path, root), path.stat().st_size)
+    return InputFile(_portable(str(path)), _uri(path, root), path.stat().st_size)
 
 
 def _glob(pattern: str) -> Discovery:
@@ -139,6 +151,20 @@ def _uri(path: Path, root: Path) -> str:
     """
     rel = path.relative_to(root).as_posix()
     return rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _portable(path: str) -> str:
+    """``path`` as valid UTF-8: unchanged, or for a non-UTF-8 name (lone surrogates) its bytes in hex."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return _FS_BYTES + os.fsencode(path).hex()
+    return path
+
+
+def os_path(item: InputFile) -> str | bytes:
+    """The path to open for ``item`` (bytes for a non-UTF-8 name)."""
+    return bytes.fromhex(item.path[len(_FS_BYTES):]) if item.path.startswith(_FS_BYTES) else item.path
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -181,7 +207,7 @@ def _walk_entry(path: Path, root: Path) -> InputFile | Reject:
         return _fail(rel, "outside_source", f"links to {real}, outside SOURCE; not read")
     if not real.is_file():
         return _fail(rel, "not_a_file", "not a regular file (device, socket or fifo)")
-    return InputFile(str(path), rel, real.stat().st_size)
+    return InputFile(_portable(str(path)), rel, real.stat().st_size)
 
 
 def plan_shards(files: list[InputFile], config: ReadConfig) -> list[list[InputFile]]:
@@ -223,8 +249,8 @@ def _read_file(item: InputFile, config: ReadConfig) -> Iterator[Document | Rejec
     inflate_here = gzipped and suffix != ".warc"
     try:
         if suffix == ".warc":
-            _warc_precheck(item.path, gzipped, config)
-        with _open(item.path, inflate_here, config) as stream:
+            _warc_precheck(os_path(item), gzipped, config)
+        with _open(os_path(item), inflate_here, config) as stream:
             if suffix == ".jsonl":
                 yield from _read_jsonl(stream, item.rel, config)
             elif suffix == ".warc":
@@ -241,7 +267,7 @@ def _read_file(item: InputFile, config: ReadConfig) -> Iterator[Document | Rejec
 class _InflateLimit(io.RawIOBase):
     """A gzip stream that fails once it has inflated more than a limit, and names gzip faults."""
 
-    def __init__(self, path: str, limit: int) -> None:
+    def __init__(self, path: str | bytes, limit: int) -> None:
         self._gz = gzip.open(path, "rb")  # noqa: SIM115 - closed by close()
         self._limit = limit
         self._count = 0
@@ -267,7 +293,7 @@ class _InflateLimit(io.RawIOBase):
         super().close()
 
 
-def _open(path: str, gzipped: bool, config: ReadConfig) -> IO[bytes]:
+def _open(path: str | bytes, gzipped: bool, config: ReadConfig) -> IO[bytes]:
     if gzipped:
         return io.BufferedReader(_InflateLimit(path, config.max_inflated_bytes), buffer_size=1 << 16)
     return open(path, "rb")
@@ -318,6 +344,11 @@ def _lines(stream: IO[bytes], limit: int) -> Iterator[bytes | UnitError]:
         yield line.rstrip(b"\r\n")
 
 
+def _scrub(value: str) -> str:
+    """Replace lone surrogates (JSON may escape them, ``"\\ud800"``; UTF-8 cannot hold them) with U+FFFD."""
+    return _LONE_SURROGATE.sub("\ufffd", value)
+
+
 def _jsonl_unit(source_uri: str, line: bytes) -> Document | Reject:
     uid = unit_id(source_uri, line)
     try:
@@ -334,8 +365,9 @@ def _jsonl_unit(source_uri: str, line: bytes) -> Document | Reject:
     bad = [k for k in (field, "url", "id", "title") if k in record and not isinstance(record[k], str | type(None))]
     if bad or not isinstance(body, str):
         return Reject(uid, source_uri, STAGE, "jsonl_bad_field", f"field(s) {bad or [field]} must be strings")
-    doc = Document(doc_id=uid, source_uri=source_uri, text=body, kind=kind,  # type: ignore[arg-type]
-                   url=record.get("url"), title=record.get("title"), meta={"bytes": len(line)})
+    url, title = record.get("url"), record.get("title")
+    doc = Document(doc_id=uid, source_uri=source_uri, text=_scrub(body), kind=kind,  # type: ignore[arg-type]
+                   url=url and _scrub(url), title=title and _scrub(title), meta={"bytes": len(line)})
     if record.get("id") is not None:
         doc.meta["input_id"] = record["id"]
     return doc
@@ -364,7 +396,7 @@ def _read_warc(stream: IO[bytes], rel: str, config: ReadConfig) -> Iterator[Docu
                     f"the WARC file ends inside a record after offset {iterator.offset} (of {size} bytes)")
 
 
-def _warc_precheck(path: str, gzipped: bool, config: ReadConfig) -> None:
+def _warc_precheck(path: str | bytes, gzipped: bool, config: ReadConfig) -> None:
     """Refuse a WARC file that would make warcio fill memory, reading it once in bounded memory.
 
     warcio reads header lines whole: inflated bytes without a newline (a gzip bomb of zeros) would be

@@ -215,3 +215,11 @@ def test_compaction_is_size_tiered_and_never_resurrects_replaced_segments(index_
     assert compact(index_dir, CONFIG, "c-2") is not None
     index = LakeIndex.open(index_dir, CONFIG)
     assert len(index) == 9 and [s.name for s in index.segments] == ["c-2"]
+
+
+def test_a_damaged_segment_is_reported_not_misread(index_dir: Path) -> None:
+    run(index_dir, "run-1", FIRST)
+    sigs = index_dir / "segments" / "run-1" / "signatures.npy"
+    sigs.write_bytes(sigs.read_bytes()[:200])  # truncated copy
+    with pytest.raises(CorruptIndexError, match=r"run-1.*re-ingest"):
+        LakeIndex.open(index_dir, CONFIG)

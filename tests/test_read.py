@@ -86,13 +86,15 @@ def test_gzip_inputs_are_read_and_broken_gzip_is_rejected(tmp_path: Path) -> Non
     (tmp_path / "cut.txt.gz").write_bytes(cut[: len(cut) // 2])
     docs, rejects = read_all(tmp_path)
     assert sorted(d.text for d in docs) == ["compressed words here", "one", "two"]
-    assert {r.source_uri: r.reason for r in rejects} == {"invalid.txt.gz": "gzip_invalid", "cut.txt.gz": "gzip_truncated"}
+    assert {r.source_uri: r.reason for r in rejects} == {"invalid.txt.gz": "gzip_invalid",
+                                                          "cut.txt.gz": "gzip_truncated"}
 
 
 def test_gzip_bomb_and_oversized_units_hit_their_limits(tmp_path: Path) -> None:
     (tmp_path / "bomb.txt.gz").write_bytes(gzip.compress(b"\0" * (8 << 20)))
     (tmp_path / "big.txt").write_text("word " * 50_000)
-    (tmp_path / "lines.jsonl").write_text(json.dumps({"text": "x" * 300_000}) + "\n" + json.dumps({"text": "ok"}) + "\n")
+    lines = [json.dumps({"text": "x" * 300_000}), json.dumps({"text": "ok"})]
+    (tmp_path / "lines.jsonl").write_text("\n".join(lines) + "\n")
     config = ReadConfig(max_unit_bytes=200_000, max_inflated_bytes=100_000)
     docs, rejects = read_all(tmp_path, config)
     assert [d.source_uri for d in docs] == ["lines.jsonl#L2"]
@@ -116,7 +118,8 @@ def test_binary_empty_and_unknown_files_are_rejected_with_reasons(tmp_path: Path
     [
         ("café déjà vu — “quoted”".encode("cp1252"), "café déjà vu — “quoted”"),
         ("<meta charset='shift_jis'><p>日本語の記事です。</p>".encode("cp932"), "日本語の記事です。"),
-        ("<meta http-equiv='Content-Type' content='text/html; charset=gb2312'>中文新闻报道".encode("gb18030"), "中文新闻报道"),
+        ("<meta http-equiv='Content-Type' content='text/html; charset=gb2312'>中文新闻报道".encode("gb18030"),
+         "中文新闻报道"),
         ("\ufeffutf-16 text with BOM ünïcode".encode("utf-16"), "utf-16 text with BOM ünïcode"),
         ("naïve UTF-8 ".encode() + "and café".encode("cp1252"), "naïve UTF-8 and café"),
         ("<meta charset='shift_jis'>misdeclared ünïcode".encode(), "misdeclared ünïcode"),

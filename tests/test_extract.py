@@ -1,0 +1,162 @@
+"""The extract stage: main text from HTML, chrome-free text, and a reject (never an exception) otherwise."""
+
+from __future__ import annotations
+
+import gc
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from flows import extract as extract_module
+from flows._extract_sandbox import for_thread
+from flows.document import Document
+from flows.extract import ExtractConfig, extract_batch
+
+PARAGRAPHS = [
+    "The city council approved the new cycling plan on Monday after a debate that lasted more than four hours.",
+    "Supporters said the network of protected lanes would make the streets safer for children going to school.",
+    "Opponents argued that the plan would remove too many parking spaces from the busy shopping district.",
+    "The first lanes are expected to open next spring, and the whole network should be finished within three years.",
+]
+TITLE = "Council approves cycling plan"
+URL = "https://news.example.org/2024/council-cycling-plan"
+
+
+def article_page(title: str = TITLE) -> str:
+    body = "".join(f"<p>{p}</p>" for p in PARAGRAPHS)
+    return (
+        f"<html><head><title>{title} | Example News</title>"
+        f'<meta property="og:title" content="{title}">'
+        f'<link rel="canonical" href="{URL}"></head>'
+        "<body><nav><ul><li><a href='/'>Home</a></li><li><a href='/sport'>Sport</a></li></ul></nav>"
+        f"<article><h1>{title}</h1>{body}</article>"
+        "<footer><p>Copyright 2024 Example News. All rights reserved.</p><a href='/privacy'>Privacy</a></footer>"
+        "</body></html>"
+    )
+
+
+def html_doc(html: str, doc_id: str = "d1", **fields: str) -> Document:
+    return Document(doc_id=doc_id, source_uri=f"{doc_id}.html", text=html, kind="html", **fields)  # type: ignore[arg-type]
+
+
+def test_html_gives_the_article_text_title_and_canonical_url() -> None:
+    docs, rejects = extract_batch([html_doc(article_page())], ExtractConfig())
+    assert rejects == []
+    (doc,) = docs
+    assert doc.text.split("\n\n")[-len(PARAGRAPHS) :] == PARAGRAPHS
+    assert "Sport" not in doc.text and "All rights reserved" not in doc.text
+    assert doc.title == TITLE
+    assert doc.url == URL
+
+
+def test_title_and_url_already_known_are_kept() -> None:
+    doc = html_doc(article_page(), title="From the feed", url="https://feed.example.org/1")
+    (out,), _ = extract_batch([doc], ExtractConfig())
+    assert (out.title, out.url) == ("From the feed", "https://feed.example.org/1")
+
+
+def test_a_page_without_main_text_is_a_reject_with_a_reason() -> None:
+    page = "<html><head><script>var x = 1;</script></head><body><img src='a.png'><div> </div></body></html>"
+    docs, rejects = extract_batch([html_doc(page), html_doc("", doc_id="empty")], ExtractConfig())
+    assert docs == []
+    assert [(r.unit_id, r.stage, r.reason) for r in rejects] == [
+        ("d1", "extract", "no_main_content"),
+        ("empty", "extract", "no_main_content"),
+    ]
+    assert all(r.detail.endswith(".") for r in rejects)
+
+
+def test_plain_text_loses_its_chrome(seeds_dir: Path) -> None:
+    text = (seeds_dir / "004_16f9ef7aa1e1d51a.txt").read_text(encoding="utf-8")
+    doc = Document(doc_id="s", source_uri="seed.txt", text=text, kind="text")
+    (out,), _ = extract_batch([doc], ExtractConfig())
+    assert "Advertisement" not in out.text and "Photo: Reuters" not in out.text
+    assert out.text.startswith("World’s top AI brains debate if DeepSeek’s model is a game changer\n\n")
+    assert "\n\n\n" not in out.text
+
+
+def test_text_that_is_only_chrome_is_a_reject() -> None:
+    doc = Document(doc_id="c", source_uri="c.txt", text="Advertisement\n\n---\n\n18", kind="text")
+    docs, rejects = extract_batch([doc], ExtractConfig())
+    assert docs == [] and [r.reason for r in rejects] == ["no_main_content"]
+
+
+def slow_page() -> str:
+    # An article of 30,000 paragraphs takes seconds to extract: far over the 0.5 s limit below.
+    body = "".join(f"<p>{PARAGRAPHS[i % 4]} {i}</p>" for i in range(30_000))
+    return f"<html><body><article>{body}</article></body></html>"
+
+
+def test_a_page_over_the_time_limit_is_rejected_and_the_shard_goes_on() -> None:
+    batch = [html_doc(slow_page(), doc_id="slow"), html_doc(article_page(), doc_id="next")]
+    docs, rejects = extract_batch(batch, ExtractConfig(timeout_s=0.5))
+    assert [(r.unit_id, r.reason) for r in rejects] == [("slow", "extract_timeout")]
+    assert "0.5 s" in rejects[0].detail
+    # The next page ran in a fresh child, under the same limit, and made it.
+    assert [d.doc_id for d in docs] == ["next"]
+
+
+def test_the_child_is_replaced_after_a_timeout() -> None:
+    extract_batch([html_doc(article_page())], ExtractConfig())
+    before = for_thread().pid
+    extract_batch([html_doc(slow_page(), doc_id="slow")], ExtractConfig(timeout_s=0.5))
+    docs, _ = extract_batch([html_doc(article_page())], ExtractConfig())
+    assert before is not None and for_thread().pid not in (None, before)
+    assert len(docs) == 1
+
+
+def test_an_unexpected_failure_is_an_extract_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(html: str, options: object) -> object:
+        raise RuntimeError("parser exploded")
+
+    monkeypatch.setattr(extract_module, "extract_html", broken)
+    docs, rejects = extract_batch([html_doc(article_page())], ExtractConfig(sandbox=False))
+    assert docs == []
+    assert rejects[0].reason == "extract_error" and "parser exploded" in rejects[0].detail
+
+
+def test_threads_extract_side_by_side() -> None:
+    results: dict[int, int] = {}
+
+    def work(n: int) -> None:
+        docs, _ = extract_batch([html_doc(article_page(), doc_id=f"t{n}-{i}") for i in range(3)], ExtractConfig())
+        results[n] = len(docs)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert results == {0: 3, 1: 3}
+
+
+def test_a_threads_child_process_ends_with_the_thread() -> None:
+    pids: list[int | None] = []
+
+    def work() -> None:
+        extract_batch([html_doc(article_page())], ExtractConfig())
+        pids.append(for_thread().pid)
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join(timeout=120)
+    gc.collect()
+    (pid,) = pids
+    assert pid is not None
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+def test_in_process_and_sandboxed_extraction_agree() -> None:
+    sandboxed, _ = extract_batch([html_doc(article_page())], ExtractConfig())
+    in_process, _ = extract_batch([html_doc(article_page())], ExtractConfig(sandbox=False))
+    assert sandboxed[0].text == in_process[0].text
+
+
+def test_config_rejects_unknown_and_invalid_settings() -> None:
+    with pytest.raises(ValueError):
+        ExtractConfig(timeout_s=0)
+    with pytest.raises(ValueError):
+        ExtractConfig(tiemout_s=3)  # type: ignore[call-arg]
