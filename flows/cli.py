@@ -22,6 +22,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--lake", default="lake", help="root folder of the lake (default: lake)")
     run.add_argument("--config", help="JSON file with IngestConfig fields (see README: Configuration)")
     run.add_argument("--json", action="store_true", help="print the run's counts as one JSON object on the last line")
+    commands.add_parser("config", help="print the default configuration as JSON (a starting point for --config)")
     return parser
 
 
@@ -44,6 +45,11 @@ _PREFECT_DEFAULTS = {"PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "config":
+        from flows.config import IngestConfig
+
+        print(IngestConfig().model_dump_json(indent=2))
+        return 0
     for key, value in _PREFECT_DEFAULTS.items():
         os.environ.setdefault(key, value)
     try:

@@ -19,7 +19,7 @@ from flows.read import ReadConfig
 class RunnerConfig(BaseModel):
     """Where the per-shard tasks run."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
     kind: Literal["process", "thread", "dask"] = "process"
     """``process``: a local pool of worker processes (CPU-bound stages use every core);
@@ -36,7 +36,7 @@ class RunnerConfig(BaseModel):
 class IngestConfig(BaseModel):
     """Everything one ingest run needs; every field has a default."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
     source: str = "seeds"
     """File, directory (read recursively) or glob pattern to ingest."""

@@ -485,6 +485,11 @@ def _check_params(path: Path, meta: dict[str, Any], config: DedupConfig) -> None
         )
 
 
+def segment_count(index_dir: Path) -> int:
+    """Number of live segments: query time grows with it, so compact when it passes a few dozen."""
+    return len(_live_segments(Path(index_dir)))
+
+
 def compact(index_dir: Path, config: DedupConfig, name: str, max_entries: int = 2_000_000) -> Path | None:
     """Merge the smallest live segments (at most ``max_entries`` entries in all) into segment ``name``.
 

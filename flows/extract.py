@@ -26,7 +26,7 @@ Strategy = Literal["combined", "default", "recall", "precision", "fast"]
 class ExtractConfig(BaseModel):
     """Knobs of the extract stage; the defaults are the best measured by ``bench/extraction.py``."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
     timeout_s: float = Field(default=10.0, gt=0)
     """Per-page limit for HTML extraction; a page over it becomes an ``extract_timeout`` reject."""
@@ -44,6 +44,11 @@ class ExtractConfig(BaseModel):
     """...and contains at least this share of favor_recall's words."""
     justext_min_chars: int = Field(default=200, ge=0)
     """``combined``: where trafilatura finds no text, justext's must be this many characters to count."""
+    short_text_chars: int = Field(default=500, ge=0)
+    """``combined``, pages with article markup: a fast-mode text shorter than this is compared with
+    the default mode's..."""
+    short_text_ratio: float = Field(default=3.0, gt=0)
+    """...which replaces it when it is this many times longer."""
     strip_text_chrome: bool = True
     """Remove chrome lines (share bars, captions, bylines, counters) from plain-text inputs."""
 
@@ -55,6 +60,8 @@ def _html_options(config: ExtractConfig) -> HtmlOptions:
         justext_min_ratio=config.justext_min_ratio,
         justext_min_cover=config.justext_min_cover,
         justext_min_chars=config.justext_min_chars,
+        short_text_chars=config.short_text_chars,
+        short_text_ratio=config.short_text_ratio,
     )
 
 

@@ -142,7 +142,7 @@ SIGNAL_NAMES: tuple[str, ...] = tuple(SIGNAL_DOCS)
 class QualityConfig(BaseModel):
     """Settings of the quality stage. Scoring never drops a document; the cut is only for reports."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
     default_cut: float = Field(
         default=0.5,

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flows.dedup import DedupBatch, DedupConfig, DedupDecisions, content_hash, resolve, signatures
 from flows.dedup_index import (
@@ -223,3 +225,57 @@ def test_a_damaged_segment_is_reported_not_misread(index_dir: Path) -> None:
     sigs.write_bytes(sigs.read_bytes()[:200])  # truncated copy
     with pytest.raises(CorruptIndexError, match=r"run-1.*re-ingest"):
         LakeIndex.open(index_dir, CONFIG)
+
+
+@pytest.fixture(scope="module")
+def lake_of_first_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    index_dir = tmp_path_factory.mktemp("lake") / "_index"
+    run(index_dir, "run-1", FIRST)
+    return index_dir
+
+
+_SECOND = [
+    ("n1", edit(article(1), 11), 0.9),  # near-copy of the lake's a1
+    ("n2", edit(article(1), 12), 0.2),  # another one
+    ("n3", article(9), 0.5),  # new, with a near-copy of its own in the batch
+    ("n4", edit(article(9), 13), 0.7),
+    ("n5", article(3), 0.1),  # exact copy of the lake's c1
+]
+
+
+@settings(max_examples=20, deadline=None)
+@given(order=st.permutations(range(len(_SECOND))))
+def test_decisions_against_the_lake_ignore_row_order(lake_of_first_run: Path, order: list[int]) -> None:
+    rows = [_SECOND[i] for i in order]
+    batch = batch_of([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
+    got = as_dict(batch, resolve(batch, LakeIndex.open(lake_of_first_run, CONFIG), CONFIG))
+    assert {k: v[:2] for k, v in got.items()} == {
+        "n1": ("a1", True),
+        "n2": ("a1", True),
+        "n3": ("n4", True),  # n4 scores higher: it is kept
+        "n4": ("n4", False),
+        "n5": ("c1", True),
+    }
+
+
+def test_the_flow_compacts_the_index_when_segments_pile_up(tmp_path: Path) -> None:
+    from flows import dedup_index
+    from flows.ingest import _compact_index
+
+    config = DedupConfig()
+    index_dir = tmp_path / "_index"
+    for number in range(34):
+        text = f"Document number {number} talks about topic {number * 7} in several distinct words here."
+        batch = DedupBatch([f"doc-{number}"], [f"hash-{number}"], signatures([text], config),
+                           np.ones(1), np.array([len(text)]))
+        index = LakeIndex.open(index_dir, config)
+        staged = tmp_path / "staging" / f"seg{number:03d}"
+        index.write_segment(staged, batch, resolve(batch, index, config))
+        dedup_index.publish_segment(index_dir, staged)
+    assert dedup_index.segment_count(index_dir) == 34
+    from prefect.logging import disable_run_logger
+
+    with disable_run_logger():
+        _compact_index(tmp_path, config, "run-x")
+    assert dedup_index.segment_count(index_dir) == 1
+    assert len(LakeIndex.open(index_dir, config)) == 34

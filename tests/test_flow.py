@@ -153,3 +153,14 @@ def test_cli_fails_with_a_clear_message_for_a_missing_source(tmp_path: Path) -> 
     )
     assert result.returncode == 1
     assert "does not exist" in result.stderr
+
+
+def test_cli_prints_a_default_config_that_it_accepts_back(tmp_path: Path) -> None:
+    printed = subprocess.run([sys.executable, "-m", "flows.cli", "config"], capture_output=True, text=True,
+                             check=True, timeout=60).stdout
+    assert IngestConfig.model_validate_json(printed) == IngestConfig()
+    (tmp_path / "bad.json").write_text(json.dumps({"dedup": {"treshold": 0.5}}))
+    result = subprocess.run([sys.executable, "-m", "flows.cli", "ingest", "seeds", "--config", str(tmp_path / "bad.json")],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 2
+    assert "treshold" in result.stderr
