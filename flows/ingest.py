@@ -26,8 +26,8 @@ from prefect.client.orchestration import get_client
 from prefect.futures import PrefectFuture
 from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
 
-from flows import lake as lakefs
 from flows import dedup_index, pipeline, report
+from flows import lake as lakefs
 from flows.config import IngestConfig, RunnerConfig
 from flows.dedup import DedupConfig
 from flows.extract import ExtractConfig
@@ -195,7 +195,8 @@ def _open_run(lake: Path, config: IngestConfig, shards: list[list[InputFile]]) -
     for staging in lakefs.unfinished_runs(lake):
         state = report.read_run_state(staging)
         if state.get("plan_key") == plan_key:
-            return lakefs.RunPaths(lake, staging.name, state["ingest_date"]), datetime.fromisoformat(state["started_at"])
+            started = datetime.fromisoformat(state["started_at"])
+            return lakefs.RunPaths(lake, staging.name, state["ingest_date"]), started
         get_run_logger().warning(
             "run %s (source %s) stopped before its commit; ingest that source again with the same config to "
             "finish it, or delete %s to abandon it", staging.name, state.get("source", "?"), staging)

@@ -166,7 +166,8 @@ def fingerprint_stage(batch: ShardBatch, config: DedupConfig) -> ShardBatch:
 
     with _Timer(batch, "fingerprint"):
         _guarded(batch, "fingerprint", fingerprint)
-        if batch.signatures is None or len(batch.signatures) != len(batch.docs):  # a document was dropped: sign the survivors together
+        # A document was dropped while signing: sign the survivors together, aligned with the docs.
+        if batch.signatures is None or len(batch.signatures) != len(batch.docs):
             fingerprint(batch.docs)
     return batch
 
@@ -227,8 +228,9 @@ def dedup_stage(paths: lakefs.RunPaths, config: DedupConfig) -> dict[str, int]:
     shutil.rmtree(paths.staging / _segment(paths), ignore_errors=True)  # a retried dedup starts afresh
     if len(batch):
         index.write_segment(paths.staging / _segment(paths), batch, decisions)
+    flagged = zip(decisions.dup_cluster, decisions.is_duplicate, strict=True)
     return {"documents": len(batch), "duplicates": int(decisions.is_duplicate.sum()),
-            "clusters_with_duplicates": len({c for c, d in zip(decisions.dup_cluster, decisions.is_duplicate) if d})}
+            "clusters_with_duplicates": len({cluster for cluster, duplicate in flagged if duplicate})}
 
 
 def _segment(paths: lakefs.RunPaths) -> str:

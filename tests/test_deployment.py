@@ -111,8 +111,13 @@ async def _artifacts(api_url: str) -> dict[str, object]:
 
 async def _scheduled_runs(api_url: str, deployment: str) -> list[object]:
     from prefect.client.orchestration import PrefectClient
-    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName, FlowRunFilter
-    from prefect.client.schemas.filters import FlowRunFilterState, FlowRunFilterStateType
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterName,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
     from prefect.client.schemas.objects import StateType
 
     async with PrefectClient(api_url) as client:

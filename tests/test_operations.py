@@ -105,7 +105,9 @@ def test_a_killed_run_resumes_without_redoing_staged_shards(tmp_path: Path, seed
     assert not list(lake.glob("_staging/*"))
 
 
-def test_a_second_run_on_a_busy_lake_fails_or_waits_as_configured(tmp_path: Path, seeds_dir: Path, api_url: str) -> None:
+def test_a_second_run_on_a_busy_lake_fails_or_waits_as_configured(
+    tmp_path: Path, seeds_dir: Path, api_url: str
+) -> None:
     lake = tmp_path / "lake"
     with lakefs.lake_lock(lake, 0):
         refused = cli(seeds_dir, lake, {}, api_url, tmp_path / "home")
