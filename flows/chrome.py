@@ -163,6 +163,25 @@ def _is_content(line: str) -> bool:
     return bool(line.strip())
 
 
+_HEADLINE_MAX_WORDS = 30
+_HEADLINE_MAX_CHARS = 200
+_MARKDOWN_HEADING = re.compile(r"^#{1,6}\s+")
+
+
+def headline(text: str) -> str | None:
+    """The first paragraph of a cleaned text when it is shaped like a headline, else None.
+
+    Headline-shaped: 2 to 30 words, at most 200 characters, no sentence-ending punctuation, and
+    more text after it (a one-paragraph text has no separate title).
+    """
+    first, _, rest = text.partition("\n\n")
+    first = _MARKDOWN_HEADING.sub("", first).strip()
+    words = len(first.split())
+    if not rest or not 2 <= words <= _HEADLINE_MAX_WORDS or len(first) > _HEADLINE_MAX_CHARS:
+        return None
+    return None if _SENTENCE_END.search(first) else first
+
+
 def strip_chrome(text: str, title: str | None = None) -> str:
     """Return ``text`` without its chrome lines; paragraphs stay separated as they were.
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from flows._extract_html import HtmlOptions, HtmlResult, extract_html
 from flows._extract_sandbox import ExtractTimeout, SandboxError, for_thread
-from flows.chrome import strip_chrome
+from flows.chrome import headline, strip_chrome
 from flows.document import Document, Reject, reject
 from flows.normalize import normalize_text
 
@@ -85,6 +85,7 @@ def _extract_one(doc: Document, config: ExtractConfig) -> Document | Reject:
     else:
         raw = normalize_text(doc.text)
         text = normalize_text(strip_chrome(raw, doc.title)) if config.strip_text_chrome else raw
+        doc.title = doc.title or headline(text)
         empty = "The text is empty once chrome lines are removed."
     if not text:
         return reject(doc, STAGE, "no_main_content", empty)
