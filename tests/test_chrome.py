@@ -93,7 +93,8 @@ def test_output_lines_are_input_lines_in_order(lines: list[str]) -> None:
 def test_a_headline_shaped_first_paragraph_is_the_title() -> None:
     from flows.chrome import headline
 
-    assert headline("Altman Praises DeepSeek AI Model\n\nOpenAI's Sam Altman said so.") == "Altman Praises DeepSeek AI Model"
+    text = "Altman Praises DeepSeek AI Model\n\nOpenAI's Sam Altman said so."
+    assert headline(text) == "Altman Praises DeepSeek AI Model"
     assert headline("# A Markdown Title\n\nBody text here.") == "A Markdown Title"
     assert headline("This first paragraph is a sentence, so it is no title.\n\nMore.") is None
     assert headline("Only One Paragraph Here") is None
