@@ -9,6 +9,7 @@ reject and the shard goes on. Plain text goes through ``flows.chrome``. Both com
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -72,6 +73,41 @@ def _extract_html(doc: Document, config: ExtractConfig) -> HtmlResult:
     return for_thread().extract(doc.text, options, config.timeout_s)
 
 
+# libxml2, which trafilatura parses with, keeps 255 levels of nesting and text nodes up to 10 MB.
+_LIBXML_MAX_DEPTH = 255
+_LIBXML_MAX_TEXT_BYTES = 10_000_000
+_TAG = re.compile(r"<(/?)([A-Za-z][^\s/>]*)[^>]*?(/?)>")
+# Elements that never nest in practice: void elements, and those a parser closes implicitly.
+_FLAT_TAGS = frozenset([
+    "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr",
+    "p", "li", "dt", "dd", "tr", "td", "th", "option",
+])
+
+
+def _nesting_depth(html: str) -> int:
+    depth = deepest = 0
+    for closing, name, self_closing in _TAG.findall(html):
+        if name.lower() in _FLAT_TAGS or self_closing:
+            continue
+        depth = max(depth - 1, 0) if closing else depth + 1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def _why_no_text(html: str) -> tuple[str, str]:
+    """The reject reason for an HTML page that gave no text: a parser limit it hit, or no content."""
+    depth = _nesting_depth(html)
+    if depth > _LIBXML_MAX_DEPTH:
+        return "html_too_deep", (f"The page nests elements {depth} levels deep; the HTML parser keeps "
+                                 f"{_LIBXML_MAX_DEPTH}, so the text below that is lost.")
+    # Only runs that could be over the limit are encoded (UTF-8 takes at most 4 bytes a character).
+    longest = max((len(run.encode()) for run in html.split("<") if len(run) * 4 > _LIBXML_MAX_TEXT_BYTES), default=0)
+    if longest > _LIBXML_MAX_TEXT_BYTES:
+        return "html_text_too_large", ("A single run of text is over the HTML parser's 10,000,000-byte "
+                                       "limit for one text node; split it into paragraphs.")
+    return "no_main_content", "The page has no main text that trafilatura could find."
+
+
 def _extract_one(doc: Document, config: ExtractConfig) -> Document | Reject:
     """Extract one document in place, or say why it cannot be."""
     if doc.kind == "html":
@@ -81,14 +117,14 @@ def _extract_one(doc: Document, config: ExtractConfig) -> Document | Reject:
             doc.title = result.title
         if doc.url is None and result.url:
             doc.url = result.url
-        empty = "The page has no main text that trafilatura could find."
+        if not text:
+            return reject(doc, STAGE, *_why_no_text(doc.text))
     else:
         raw = normalize_text(doc.text)
         text = normalize_text(strip_chrome(raw, doc.title)) if config.strip_text_chrome else raw
         doc.title = doc.title or headline(text)
-        empty = "The text is empty once chrome lines are removed."
-    if not text:
-        return reject(doc, STAGE, "no_main_content", empty)
+        if not text:
+            return reject(doc, STAGE, "no_main_content", "The text is empty once chrome lines are removed.")
     doc.text = text
     return doc
 

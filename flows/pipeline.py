@@ -189,22 +189,6 @@ def stage_shard(batch: ShardBatch, paths: lakefs.RunPaths) -> ShardSummary:
     return summary
 
 
-def process_shard(number: int, files: list[InputFile], config: IngestConfig, paths: lakefs.RunPaths,
-                  known_ids: Path) -> ShardSummary:
-    """Every per-shard stage in one call, in one process: the shard's documents never leave it.
-
-    What a worker runs for a shard. Passing a ``ShardBatch`` from task to task would send the shard's
-    pages through the flow's process (pickled there and back at every stage) and pay the task runner's
-    per-task overhead six times; here only the file list goes in and a small summary comes out.
-    """
-    batch = read_stage(number, files, config.read, known_ids)
-    batch = normalize_stage(batch)
-    batch = extract_stage(batch, config.extract)
-    batch = score_stage(batch, config.quality)
-    batch = fingerprint_stage(batch, config.dedup)
-    return stage_shard(batch, paths)
-
-
 def staged_shards(paths: lakefs.RunPaths) -> set[int]:
     """Shard numbers already staged by this run (a resumed run skips them)."""
     if not paths.shards.exists():

@@ -167,10 +167,9 @@ def _binary_and_size(c: Corpus) -> None:
     c.add("empty/blank.html", b" \n\t\r\n  \n", rej("whitespace-only file", "read", "empty"))
     line = ((" ".join(PROSE) + " ").encode() * (13 * 1024 * 1024 // 290))[: 13 * 1024 * 1024]
     c.add("huge/one_line_10mb.txt", line[: 10 * 1024 * 1024], doc("10 MB single line of prose", PROSE[0], PROSE[2]))
-    # libxml2 refuses a text node over 10,000,000 bytes (no huge_tree): the page yields nothing.
-    # A known limit of the extract stage, reported in issue 8; pinned here so a fix shows up.
+    # libxml2 refuses a text node over 10,000,000 bytes (no huge_tree): the page yields nothing, and says why.
     c.add("huge/one_line_10mb.html", b"<html><body><p>" + line[: 10 * 1024 * 1024] + b"</p></body></html>",
-          rej("10 MB single-line HTML paragraph", "extract", "no_main_content"))
+          rej("10 MB single-line HTML paragraph", "extract", "html_text_too_large"))
     c.add("huge/one_line_13mb.md", line, rej("13 MB single line, over max_unit_bytes", "read", "unit_too_large"))
 
 
@@ -191,9 +190,8 @@ DEEP_TEXT = "This sentence sits beneath one hundred thousand nested division ele
 
 def _html_pages(c: Corpus) -> None:
     deep = "<html><body>" + "<div>" * 100_000 + f"<p>{DEEP_TEXT}</p>" + "</div>" * 100_000 + "</body></html>"
-    # libxml2 stops building the tree at depth 256, so the paragraph is lost: a reject, not a hang or a crash.
-    # (A more precise reason than no_main_content would be welcome; see the report of issue 8.)
-    c.add("html/deep_100k.html", deep.encode(), rej("HTML nested 100,000 deep", "extract", "no_main_content"))
+    # libxml2 stops building the tree at depth 256, so the paragraph is lost: a reject that says so.
+    c.add("html/deep_100k.html", deep.encode(), rej("HTML nested 100,000 deep", "extract", "html_too_deep"))
     scripts = ("<html><head><script>var a = 1;</script></head><body>" + "<script>track(1);</script>" * 200
                + "</body></html>")
     c.add("html/script_only.html", scripts.encode(), rej("script-only page", "extract", "no_main_content"))

@@ -160,3 +160,14 @@ def test_config_rejects_unknown_and_invalid_settings() -> None:
         ExtractConfig(timeout_s=0)
     with pytest.raises(ValueError):
         ExtractConfig(tiemout_s=3)  # type: ignore[call-arg]
+
+
+def test_pages_past_the_html_parser_limits_are_rejected_with_the_limit_named() -> None:
+    from flows.extract import ExtractConfig, extract_batch
+
+    deep = "<html><body>" + "<div>" * 5000 + "<p>Deep text that the parser never reaches.</p>" + "</div>" * 5000
+    docs, rejects = extract_batch([Document("d", "deep.html", deep, "html")], ExtractConfig())
+    assert docs == [] and rejects[0].reason == "html_too_deep" and "5002 levels deep" in rejects[0].detail
+    empty = "<html><body><script>x()</script></body></html>"
+    _, rejects = extract_batch([Document("e", "empty.html", empty, "html")], ExtractConfig())
+    assert rejects[0].reason == "no_main_content"
