@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -26,33 +25,7 @@ from flows.dedup import (
     tokens,
 )
 from flows.dedup_index import LakeIndex
-
-CONFIG = DedupConfig()
-VOCAB = [f"w{i}" for i in range(5000)]
-
-
-def article(seed: int, words: int = 300) -> str:
-    rng = random.Random(seed)
-    return " ".join(rng.choice(VOCAB) for _ in range(words))
-
-
-def edit(text: str, seed: int, share: float = 0.01) -> str:
-    """Replace ``share`` of the words: a light revision."""
-    rng = random.Random(seed)
-    words = text.split()
-    for i in rng.sample(range(len(words)), max(1, int(len(words) * share))):
-        words[i] = "edited"
-    return " ".join(words)
-
-
-def batch_of(ids: list[str], texts: list[str], quality: list[float] | None = None) -> DedupBatch:
-    return DedupBatch(
-        doc_ids=ids,
-        content_hashes=[content_hash(t) for t in texts],
-        signatures=signatures(texts, CONFIG),
-        quality=np.array(quality if quality is not None else [0.5] * len(ids), dtype=float),
-        lengths=np.array([len(t) for t in texts]),
-    )
+from tests.dedup_helpers import CONFIG, article, batch_of, edit
 
 
 def decide(batch: DedupBatch, tmp_path: Path) -> dict[str, tuple[str, bool, float]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flows.dedup import DedupBatch, DedupConfig, DedupDecisions, content_hash, resolve, signatures
+from flows.dedup import DedupBatch, DedupConfig, DedupDecisions, resolve
 from flows.dedup_index import (
     CorruptIndexError,
     IncompatibleIndexError,
@@ -20,33 +19,7 @@ from flows.dedup_index import (
     publish_segment,
     segment_destination,
 )
-
-CONFIG = DedupConfig()
-VOCAB = [f"w{i}" for i in range(5000)]
-
-
-def article(seed: int, words: int = 300) -> str:
-    rng = random.Random(seed)
-    return " ".join(rng.choice(VOCAB) for _ in range(words))
-
-
-def edit(text: str, seed: int, share: float = 0.01) -> str:
-    """Replace ``share`` of the words: a light revision."""
-    rng = random.Random(seed)
-    words = text.split()
-    for i in rng.sample(range(len(words)), max(1, int(len(words) * share))):
-        words[i] = "edited"
-    return " ".join(words)
-
-
-def batch_of(ids: list[str], texts: list[str], quality: list[float] | None = None) -> DedupBatch:
-    return DedupBatch(
-        doc_ids=ids,
-        content_hashes=[content_hash(t) for t in texts],
-        signatures=signatures(texts, CONFIG),
-        quality=np.array(quality if quality is not None else [0.5] * len(ids), dtype=float),
-        lengths=np.array([len(t) for t in texts]),
-    )
+from tests.dedup_helpers import CONFIG, article, batch_of, edit
 
 
 def run(index_dir: Path, name: str, batch: DedupBatch) -> tuple[DedupDecisions, int]:
@@ -259,23 +232,20 @@ def test_decisions_against_the_lake_ignore_row_order(lake_of_first_run: Path, or
 
 
 def test_the_flow_compacts_the_index_when_segments_pile_up(tmp_path: Path) -> None:
+    from prefect.logging import disable_run_logger
+
     from flows import dedup_index
     from flows.ingest import _compact_index
 
-    config = DedupConfig()
     index_dir = tmp_path / "_index"
     for number in range(34):
-        text = f"Document number {number} talks about topic {number * 7} in several distinct words here."
-        batch = DedupBatch([f"doc-{number}"], [f"hash-{number}"], signatures([text], config),
-                           np.ones(1), np.array([len(text)]))
-        index = LakeIndex.open(index_dir, config)
+        batch = batch_of([f"doc-{number}"], [article(number)])
+        index = LakeIndex.open(index_dir, CONFIG)
         staged = tmp_path / "staging" / f"seg{number:03d}"
-        index.write_segment(staged, batch, resolve(batch, index, config))
+        index.write_segment(staged, batch, resolve(batch, index, CONFIG))
         dedup_index.publish_segment(index_dir, staged)
     assert dedup_index.segment_count(index_dir) == 34
-    from prefect.logging import disable_run_logger
-
     with disable_run_logger():
-        _compact_index(tmp_path, config, "run-x")
+        _compact_index(tmp_path, CONFIG, "run-x")
     assert dedup_index.segment_count(index_dir) == 1
-    assert len(LakeIndex.open(index_dir, config)) == 34
+    assert len(LakeIndex.open(index_dir, CONFIG)) == 34
