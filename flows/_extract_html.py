@@ -9,7 +9,6 @@ extracted before it in the same process.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import cache, cached_property
 from typing import Any
 
@@ -22,6 +21,10 @@ from lxml.html import HtmlElement
 from trafilatura.metadata import extract_opengraph, extract_title, extract_url
 from trafilatura.utils import load_html
 
+from flows._extract_options import HtmlOptions, HtmlResult
+
+__all__ = ["HtmlOptions", "HtmlResult", "extract_html", "warm_up"]
+
 # trafilatura keeps the source's hard line breaks inside a block and their indentation: a line
 # that starts with blanks continues the block above it.
 _CONTINUATION = re.compile(r"\n[ \t]+(?=\S)")
@@ -30,33 +33,6 @@ _CONTINUATION = re.compile(r"\n[ \t]+(?=\S)")
 # block of a longer text.
 _ARTICLE_MARKUP = re.compile(r"<article\b|<main\b|articlebody", re.IGNORECASE)
 _WORD = re.compile(r"\w+")
-
-
-@dataclass(frozen=True, slots=True)
-class HtmlOptions:
-    """What the child needs to know; plain values so it crosses the pipe cheaply."""
-
-    strategy: str = "combined"
-    include_tables: bool = True
-    justext_min_ratio: float = 1.5
-    """``combined``: take justext's text when it is this many times longer than favor_recall's..."""
-    justext_min_cover: float = 0.6
-    """...and holds at least this share of favor_recall's words (it extends, not replaces, it)."""
-    justext_min_chars: int = 200
-    """Where trafilatura finds nothing, justext's text must be this long to count as main text."""
-    short_text_chars: int = 500
-    """``combined``, pages with article markup: a fast-mode text shorter than this is checked..."""
-    short_text_ratio: float = 3.0
-    """...against the default mode's, which replaces it when this many times longer."""
-
-
-@dataclass(frozen=True, slots=True)
-class HtmlResult:
-    """The extracted main text (un-normalized) plus metadata the page states."""
-
-    text: str
-    title: str | None
-    url: str | None
 
 
 def _run(

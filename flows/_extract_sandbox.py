@@ -29,7 +29,7 @@ import weakref
 from pathlib import Path
 from typing import IO, Any
 
-from flows._extract_html import HtmlOptions, HtmlResult, extract_html, warm_up
+from flows._extract_options import HtmlOptions, HtmlResult
 
 _HEADER = struct.Struct("!Q")
 _STARTUP_TIMEOUT_S = 120.0
@@ -183,6 +183,8 @@ def close_all() -> None:
 
 def _serve() -> None:
     """Child main loop: read a page, write its result, until the parent closes stdin."""
+    from flows._extract_html import extract_html, warm_up  # the child alone needs trafilatura
+
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # a stray print in a library must not corrupt the frames
     warm_up()  # one-time costs before "ready", so they never count against a page's limit

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -21,9 +22,12 @@ class RunnerConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
-    kind: Literal["process", "thread", "dask"] = "process"
-    """``process``: a local pool of worker processes (CPU-bound stages use every core);
-    ``thread``: threads in the flow's process (one core; handy for debugging);
+    kind: Literal["auto", "process", "thread", "dask"] = "auto"
+    """``process``: a local pool of worker processes, each with its own extraction process;
+    ``thread``: worker threads in the flow's process, each with its own extraction process (HTML
+    extraction, most of the CPU, still runs in parallel; the other stages share one core);
+    ``auto``: ``thread`` up to ``THREAD_WORKERS_MAX`` workers when extraction is sandboxed (a third less
+    memory and as fast, bench/e2e.py), else ``process``;
     ``dask``: a Dask cluster through prefect-dask (``dask_address``, or a local cluster when empty)."""
     workers: int = Field(0, ge=0)
     """Worker processes or threads; 0 means one per CPU core."""
@@ -31,6 +35,23 @@ class RunnerConfig(BaseModel):
     """Scheduler address of an existing Dask cluster, e.g. ``tcp://10.0.0.5:8786``."""
     shards_in_flight: int = Field(0, ge=0)
     """Shards being processed at once (bounds memory); 0 means twice the workers."""
+
+
+    def local_kind(self, sandboxed_extraction: bool) -> Literal["process", "thread", "dask"]:
+        """The kind ``auto`` stands for here (other kinds stand for themselves)."""
+        if self.kind != "auto":
+            return self.kind
+        threads_suffice = sandboxed_extraction and self.worker_count() <= THREAD_WORKERS_MAX
+        return "thread" if threads_suffice else "process"
+
+    def worker_count(self) -> int:
+        return self.workers or os.cpu_count() or 1
+
+
+# With extraction in child processes, a worker thread holds the GIL for ~5 ms of the ~21 ms a page
+# costs (reading, normalizing, scoring, hashing): beyond ~3 threads the GIL, not the cores, would
+# limit throughput, so ``auto`` switches to processes.
+THREAD_WORKERS_MAX = 3
 
 
 class IngestConfig(BaseModel):

@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from flows._extract_html import HtmlOptions, HtmlResult, extract_html
+from flows._extract_options import HtmlOptions, HtmlResult
 from flows._extract_sandbox import ExtractTimeout, SandboxError, for_thread
 from flows.chrome import headline, strip_chrome
 from flows.document import Document, Reject, reject
@@ -69,6 +69,8 @@ def _html_options(config: ExtractConfig) -> HtmlOptions:
 def _extract_html(doc: Document, config: ExtractConfig) -> HtmlResult:
     options = _html_options(config)
     if not config.sandbox:
+        from flows._extract_html import extract_html  # in-process: only now is trafilatura needed
+
         return extract_html(doc.text, options)
     return for_thread().extract(doc.text, options, config.timeout_s)
 

@@ -81,13 +81,14 @@ def write_task(paths: lakefs.RunPaths, manifest: dict[str, Any]) -> list[str]:
     return moves
 
 
-def task_runner(config: RunnerConfig) -> TaskRunner[Any]:
-    """The task runner the config asks for: processes by default, so CPU-bound stages use every core."""
-    workers = config.workers or os.cpu_count() or 1
-    _share_api_with_workers()
-    if config.kind == "thread":
+def task_runner(config: RunnerConfig, sandboxed_extraction: bool = True) -> TaskRunner[Any]:
+    """The task runner the config asks for (``auto``: see ``RunnerConfig.kind``)."""
+    workers = config.worker_count()
+    kind = config.local_kind(sandboxed_extraction)
+    if kind == "thread":
         return ThreadPoolTaskRunner(max_workers=workers)
-    if config.kind == "dask":
+    _share_api_with_workers()
+    if kind == "dask":
         from prefect_dask.task_runners import DaskTaskRunner  # optional extra: pip install 'siftlake[dask]'
 
         if config.dask_address:
@@ -107,7 +108,7 @@ def _share_api_with_workers() -> None:
 def process_shards(config: IngestConfig, shards: list[list[InputFile]], paths: lakefs.RunPaths,
                    known_ids: str, done: list[int]) -> list[pipeline.ShardSummary]:
     """Run the per-shard stages, a bounded number of shards in flight, reporting progress."""
-    workers = config.runner.workers or os.cpu_count() or 1
+    workers = config.runner.worker_count()
     window = config.runner.shards_in_flight or 2 * workers
     todo = [n for n in range(len(shards)) if n not in done]
     progress = cast(UUID, create_progress_artifact(progress=_percent(len(done), len(shards)), key="ingest-progress",
@@ -171,7 +172,7 @@ def ingest(config: IngestConfig = IngestConfig()) -> dict[str, Any]:  # noqa: B0
         done = sorted(pipeline.staged_shards(paths))
         if done:
             logger.info("resuming run %s: %d of %d shards already staged", paths.run_id, len(done), len(shards))
-        runner = task_runner(config.runner)
+        runner = task_runner(config.runner, config.extract.sandbox)
         process_shards.with_options(task_runner=runner)(config, shards, paths, known_ids, done)
         dedup = dedup_task(paths, config.dedup)
         counts, seconds = report.run_counts(paths, dedup)

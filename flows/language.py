@@ -7,7 +7,7 @@ from functools import lru_cache
 from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
 # Long documents add little evidence after the first few thousand characters but cost time.
-_SAMPLE_CHARS = 4000
+_SAMPLE_CHARS = 2000
 
 
 @lru_cache(maxsize=1)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable
+from functools import lru_cache
 
 import ftfy
 import ftfy.chardata
@@ -81,8 +82,21 @@ def _fix_text(text: str) -> str:
 
 
 def _ftfy_leaves(line: str) -> bool:
+    if len(line) <= _CACHED_LINE_CHARS:
+        return _ftfy_leaves_cached(line)
+    return _ftfy_leaves_uncached(line)
+
+
+def _ftfy_leaves_uncached(line: str) -> bool:
     return (len(line) <= _FTFY.max_decode_length and not _FTFY_ACTS_ON.search(line)
             and unicodedata.is_normalized("NFC", line) and not is_bad(line))
+
+
+# ftfy's mojibake test (``is_bad``) is the costliest check here, and normalizing to a fixpoint asks it
+# about the same lines on every pass (and pages of one site share lines): remember recent answers.
+# Lines up to 4,096 characters, 2,048 of them: at most ~8 M characters held.
+_CACHED_LINE_CHARS = 4096
+_ftfy_leaves_cached = lru_cache(maxsize=2048)(_ftfy_leaves_uncached)
 
 
 def _chars_once(text: str) -> str:

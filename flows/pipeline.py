@@ -316,6 +316,7 @@ def manifest_for(config: IngestConfig, run_id: str, counts: dict[str, Any], seco
         "finished_at": datetime.now(UTC).isoformat(),
         "config": config.model_dump(mode="json"),
         "minhash": config.dedup.index_params(),
+        "runner": {"kind": config.runner.local_kind(config.extract.sandbox), "workers": config.runner.worker_count()},
         "libraries": library_versions(),
         "counts": counts,
         "seconds": {k: round(v, 3) for k, v in seconds.items()},

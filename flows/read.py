@@ -351,6 +351,12 @@ def _scrub(value: str) -> str:
     return _LONE_SURROGATE.sub("\ufffd", value)
 
 
+def _may_hold_surrogates(line: bytes) -> bool:
+    """False when ``json.loads(line)`` cannot contain a lone surrogate: no ``\\u`` escape, no UTF-8-encoded
+    surrogate (``json`` decodes with ``surrogatepass``), no NUL (a UTF-16/32 line). Saves a scan of most pages."""
+    return b"\\u" in line or b"\xed" in line or b"\x00" in line
+
+
 def _jsonl_unit(source_uri: str, line: bytes) -> Document | Reject:
     uid = unit_id(source_uri, line)
     try:
@@ -368,8 +374,10 @@ def _jsonl_unit(source_uri: str, line: bytes) -> Document | Reject:
     if bad or not isinstance(body, str):
         return Reject(uid, source_uri, STAGE, "jsonl_bad_field", f"field(s) {bad or [field]} must be strings")
     url, title = record.get("url"), record.get("title")
-    doc = Document(doc_id=uid, source_uri=source_uri, text=_scrub(body), kind=kind,  # type: ignore[arg-type]
-                   url=url and _scrub(url), title=title and _scrub(title), meta={"bytes": len(line)})
+    if _may_hold_surrogates(line):
+        body, url, title = _scrub(body), url and _scrub(url), title and _scrub(title)
+    doc = Document(doc_id=uid, source_uri=source_uri, text=body, kind=kind,  # type: ignore[arg-type]
+                   url=url, title=title, meta={"bytes": len(line)})
     if record.get("id") is not None:
         doc.meta["input_id"] = record["id"]
     return doc

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from flows import extract as extract_module
+from flows import _extract_html as extract_html_module
 from flows._extract_sandbox import for_thread
 from flows.document import Document
 from flows.extract import ExtractConfig, extract_batch
@@ -111,7 +111,7 @@ def test_an_unexpected_failure_is_an_extract_error(monkeypatch: pytest.MonkeyPat
     def broken(html: str, options: object) -> object:
         raise RuntimeError("parser exploded")
 
-    monkeypatch.setattr(extract_module, "extract_html", broken)
+    monkeypatch.setattr(extract_html_module, "extract_html", broken)
     docs, rejects = extract_batch([html_doc(article_page())], ExtractConfig(sandbox=False))
     assert docs == []
     assert rejects[0].reason == "extract_error" and "parser exploded" in rejects[0].detail

@@ -1,0 +1,36 @@
+"""What crosses between the extract stage and the extraction process: plain values, no heavy imports.
+
+Kept apart from ``flows._extract_html`` so that a process which only hands pages to the sandbox
+(a flow worker) never imports trafilatura, justext and lxml's HTML machinery (~30 MB each).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class HtmlOptions:
+    """What the child needs to know; plain values so it crosses the pipe cheaply."""
+
+    strategy: str = "combined"
+    include_tables: bool = True
+    justext_min_ratio: float = 1.5
+    """``combined``: take justext's text when it is this many times longer than favor_recall's..."""
+    justext_min_cover: float = 0.6
+    """...and holds at least this share of favor_recall's words (it extends, not replaces, it)."""
+    justext_min_chars: int = 200
+    """Where trafilatura finds nothing, justext's text must be this long to count as main text."""
+    short_text_chars: int = 500
+    """``combined``, pages with article markup: a fast-mode text shorter than this is checked..."""
+    short_text_ratio: float = 3.0
+    """...against the default mode's, which replaces it when this many times longer."""
+
+
+@dataclass(frozen=True, slots=True)
+class HtmlResult:
+    """The extracted main text (un-normalized) plus metadata the page states."""
+
+    text: str
+    title: str | None
+    url: str | None
