@@ -27,7 +27,7 @@ class RunnerConfig(BaseModel):
     ``thread``: worker threads in the flow's process, each with its own extraction process (HTML
     extraction, most of the CPU, still runs in parallel; the other stages share one core);
     ``auto``: ``thread`` up to ``THREAD_WORKERS_MAX`` workers when extraction is sandboxed (a third less
-    memory and as fast, bench/e2e.py), else ``process``;
+    memory, and no slower: bench/e2e.py), else ``process``;
     ``dask``: a Dask cluster through prefect-dask (``dask_address``, or a local cluster when empty)."""
     workers: int = Field(0, ge=0)
     """Worker processes or threads; 0 means one per CPU core."""
@@ -35,7 +35,6 @@ class RunnerConfig(BaseModel):
     """Scheduler address of an existing Dask cluster, e.g. ``tcp://10.0.0.5:8786``."""
     shards_in_flight: int = Field(0, ge=0)
     """Shards being processed at once (bounds memory); 0 means twice the workers."""
-
 
     def local_kind(self, sandboxed_extraction: bool) -> Literal["process", "thread", "dask"]:
         """The kind ``auto`` stands for here (other kinds stand for themselves)."""
