@@ -170,3 +170,17 @@ def test_cli_prints_a_default_config_that_it_accepts_back(tmp_path: Path) -> Non
     result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 2
     assert "treshold" in result.stderr
+
+
+@pytest.mark.parametrize(("runner", "sandbox", "expected"), [
+    ({"workers": 2}, True, "thread"),  # extraction runs in child processes: threads keep both cores busy
+    ({"workers": 3}, True, "thread"),
+    ({"workers": 4}, True, "process"),  # past the GIL's share: processes
+    ({"workers": 2}, False, "process"),  # in-process extraction needs processes
+    ({"workers": 2, "kind": "process"}, True, "process"),
+    ({"workers": 8, "kind": "thread"}, True, "thread"),
+])
+def test_auto_runner_uses_threads_only_while_extraction_has_its_own_processes(
+        runner: dict[str, Any], sandbox: bool, expected: str) -> None:
+    config = IngestConfig.model_validate({"runner": runner, "extract": {"sandbox": sandbox}})
+    assert config.runner.local_kind(config.extract.sandbox) == expected
