@@ -120,12 +120,36 @@ def _justext(tree: HtmlElement) -> str:
 
     Consumes ``tree`` (justext's preprocessor strips it in place): call it last.
     """
+    _drop_sharing_boxes(tree)
     paragraphs = ParagraphMaker.make_paragraphs(preprocessor(tree))
     for paragraph in paragraphs:
         paragraph.__class__ = _FrozenParagraph  # made and filled by now: its text no longer changes
     classify_paragraphs(paragraphs, _stoplist())
     revise_paragraph_classification(paragraphs)
-    return "\n".join(p.text for p in paragraphs if not p.is_boilerplate)
+    kept = [p.text for p in paragraphs if not p.is_boilerplate]
+    while kept and _COPYRIGHT.search(kept[-1]):  # the site's legal notice closes the page, not the article
+        kept.pop()
+    return "\n".join(kept)
+
+
+def _drop_sharing_boxes(tree: HtmlElement) -> None:
+    """Remove share bars, newsletter sign-ups and footers, known by their class or id: justext judges a block
+    by its words alone, and "Sign up for our newsletter. Enter your email address." reads like prose.
+    Footers go too. (Pruning all of trafilatura's boilerplate classes cost 0.005 F1 on cleanportaleval.)"""
+    boxes = [el for el in tree.iter() if isinstance(el.tag, str) and el.tag in _BOX_TAGS
+             and (el.tag == "footer" or _SHARING_BOX.search(f"{el.get('class', '')} {el.get('id', '')}"))]
+    for box in boxes:
+        if box.getparent() is not None:
+            box.drop_tree()
+
+
+# A legal notice, not a sentence about copyright: a year or "all rights reserved" goes with the word.
+_COPYRIGHT = re.compile(r"©|\(c\)\s*\d{4}|\bcopyright\s*(?:©|\(c\))?\s*\d{4}|\ball rights reserved\b", re.IGNORECASE)
+_BOX_TAGS = frozenset(["div", "aside", "section", "form", "ul", "p", "footer"])
+_SHARING_BOX = re.compile(
+    r"newsletter|subscri|social|footer|(?:^|[\s_-])(?:share|sharing)(?:$|[\s_-]|bar|box|buttons?|links?|tools?|icons?)",
+    re.IGNORECASE,
+)
 
 
 def _cover(part: str, whole: str) -> float:

@@ -171,3 +171,36 @@ def test_pages_past_the_html_parser_limits_are_rejected_with_the_limit_named() -
     empty = "<html><body><script>x()</script></body></html>"
     _, rejects = extract_batch([Document("e", "empty.html", empty, "html")], ExtractConfig())
     assert rejects[0].reason == "no_main_content"
+
+
+SHORT_STORY = [
+    "The council voted on Tuesday to rebuild the old footbridge over the river before next winter.",
+    "Engineers had warned for years that the wooden deck was rotting, and the bridge was closed in March.",
+    "Residents who cross it to reach the station said the detour added twenty minutes to each journey.",
+    "Work is due to start in September, and the new bridge should open in time for the Christmas market.",
+]
+
+
+def sidebar_page(paragraph_break: str) -> str:
+    """A page without article markup: sidebar with a sign-up box, the story, a share bar, a legal footer."""
+    links = "".join(f"<li><a href='/p/{i}'>Popular story number {i} of the week</a></li>" for i in range(6))
+    return (
+        "<html><head><title>Footbridge to be rebuilt</title></head><body><div class='wrap'>"
+        f"<div class='sidebar'><h4>Trending now</h4><ol>{links}</ol>"
+        "<div class='newsletter'>Sign up for our free newsletter. Enter your email address to subscribe.</div></div>"
+        "<div class='post'><h2>Footbridge to be rebuilt</h2><div class='post-body'>"
+        f"{paragraph_break.join(SHORT_STORY)}</div>"
+        "<div class='share'>Share this article on Facebook Twitter LinkedIn Email</div></div></div>"
+        "<div id='footer'>Copyright 2020 Example Media Group. All rights reserved. Use of this site constitutes "
+        "acceptance of our User Agreement and Privacy Policy. Subscribe to our newsletter for the latest "
+        "headlines delivered to your inbox every morning.</div></body></html>"
+    )
+
+
+@pytest.mark.parametrize("paragraph_break", ["<br><br>\n", "</p><p>"])
+def test_sign_up_boxes_share_bars_and_legal_footers_stay_out_of_a_short_story(paragraph_break: str) -> None:
+    (doc,), _ = extract_batch([html_doc(sidebar_page(paragraph_break))], ExtractConfig())
+    for sentence in SHORT_STORY:
+        assert sentence in doc.text
+    for chrome in ("Sign up for our free newsletter", "Share this article", "All rights reserved"):
+        assert chrome not in doc.text
