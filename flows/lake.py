@@ -37,6 +37,10 @@ import xxhash
 
 from flows.document import Document, Reject
 
+# Arrow's default allocator (mimalloc) keeps the pages of freed shards: RSS grew with the run
+# (+65 MB writing 20,000 documents, 1.65 GB peak at 100,000). The C allocator hands them back.
+pa.set_memory_pool(pa.system_memory_pool())
+
 DOCUMENTS = "documents"
 REJECTS = "rejects"
 RUNS = "_runs"
