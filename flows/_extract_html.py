@@ -133,9 +133,9 @@ def _justext(tree: HtmlElement) -> str:
 
 
 def _drop_sharing_boxes(tree: HtmlElement) -> None:
-    """Remove share bars, newsletter sign-ups and footers, known by their class or id: justext judges a block
-    by its words alone, and "Sign up for our newsletter. Enter your email address." reads like prose.
-    Footers go too. (Pruning all of trafilatura's boilerplate classes cost 0.005 F1 on cleanportaleval.)"""
+    """Remove share bars, newsletter sign-ups and footers, known by their tag, class or id: justext judges a
+    block by its words alone, and "Sign up for our newsletter. Enter your email address." reads like prose.
+    (Pruning all of trafilatura's boilerplate classes instead cost 0.005 F1 on cleanportaleval.)"""
     boxes = [el for el in tree.iter() if isinstance(el.tag, str) and el.tag in _BOX_TAGS
              and (el.tag == "footer" or _SHARING_BOX.search(f"{el.get('class', '')} {el.get('id', '')}"))]
     for box in boxes:
