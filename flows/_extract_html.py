@@ -127,7 +127,7 @@ def _justext(tree: HtmlElement) -> str:
     classify_paragraphs(paragraphs, _stoplist())
     revise_paragraph_classification(paragraphs)
     kept = [p.text for p in paragraphs if not p.is_boilerplate]
-    while kept and _COPYRIGHT.search(kept[-1]):  # the site's legal notice closes the page, not the article
+    while kept and _LEGAL_NOTICE.search(kept[-1]):  # the site's legal notice closes the page, not the article
         kept.pop()
     return "\n".join(kept)
 
@@ -144,7 +144,9 @@ def _drop_sharing_boxes(tree: HtmlElement) -> None:
 
 
 # A legal notice, not a sentence about copyright: a year or "all rights reserved" goes with the word.
-_COPYRIGHT = re.compile(r"©|\(c\)\s*\d{4}|\bcopyright\s*(?:©|\(c\))?\s*\d{4}|\ball rights reserved\b", re.IGNORECASE)
+# Stricter than ``flows.chrome``'s copyright test, which only ever judges short lines: this one can
+# remove a whole closing paragraph.
+_LEGAL_NOTICE = re.compile(r"©|\(c\)\s*\d{4}|\bcopyright\s*(?:©|\(c\))?\s*\d{4}|\ball rights reserved\b", re.IGNORECASE)
 _BOX_TAGS = frozenset(["div", "aside", "section", "form", "ul", "p", "footer"])
 _SHARING_BOX = re.compile(
     r"newsletter|subscri|social|footer|(?:^|[\s_-])(?:share|sharing)(?:$|[\s_-]|bar|box|buttons?|links?|tools?|icons?)",

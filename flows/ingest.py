@@ -28,7 +28,6 @@ from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTa
 
 from flows import dedup_index, pipeline, report
 from flows import lake as lakefs
-from flows._extract_sandbox import close_all as close_extraction_processes
 from flows.config import IngestConfig, RunnerConfig
 from flows.dedup import DedupConfig
 from flows.extract import ExtractConfig
@@ -82,7 +81,7 @@ def write_task(paths: lakefs.RunPaths, manifest: dict[str, Any]) -> list[str]:
     return moves
 
 
-def task_runner(config: RunnerConfig, sandboxed_extraction: bool = True) -> TaskRunner[Any]:
+def task_runner(config: RunnerConfig, sandboxed_extraction: bool) -> TaskRunner[Any]:
     """The task runner the config asks for (``auto``: see ``RunnerConfig.kind``)."""
     workers = config.worker_count()
     kind = config.local_kind(sandboxed_extraction)
@@ -175,7 +174,6 @@ def ingest(config: IngestConfig = IngestConfig()) -> dict[str, Any]:  # noqa: B0
             logger.info("resuming run %s: %d of %d shards already staged", paths.run_id, len(done), len(shards))
         runner = task_runner(config.runner, config.extract.sandbox)
         process_shards.with_options(task_runner=runner)(config, shards, paths, known_ids, done)
-        close_extraction_processes()  # worker threads' extraction children: their memory is dedup's now
         dedup = dedup_task(paths, config.dedup)
         counts, seconds = report.run_counts(paths, dedup)
         counts.update(shards=len(shards), shards_resumed=len(done))
