@@ -320,9 +320,8 @@ def _resolve_new(
     parent = np.arange(len(uniq))
     for u, v in _content_hash_links([batch.content_hashes[r] for r in todo], inverse):
         _union(parent, u, v)
-    for u, v in zip(*_batch_edges(uniq, config), strict=True):
-        _union(parent, int(u), int(v))
-    roots = np.array([_find(parent, u) for u in range(len(uniq))], dtype=np.int64)
+    _link_near_duplicates(uniq, config, parent)
+    roots = _roots(parent, np.arange(len(uniq)))
     lake_best = _best_lake_matches(index.query(uniq), len(uniq))
     comp_best = _component_best(lake_best, roots)
     row_comp = roots[inverse]
@@ -382,20 +381,51 @@ def candidate_pairs(keys: np.ndarray, cap: int) -> tuple[np.ndarray, np.ndarray]
     return (unique // np.uint64(n)).astype(np.int64), (unique % np.uint64(n)).astype(np.int64)
 
 
-def _batch_edges(uniq: np.ndarray, config: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
-    # LSH candidates among distinct signatures, verified by estimated Jaccard.
-    left, right = candidate_pairs(band_keys(uniq, config), config.max_candidates_per_band)
-    keep = np.zeros(len(left), dtype=bool)
+def _link_near_duplicates(uniq: np.ndarray, config: DedupConfig, parent: np.ndarray) -> None:
+    """Union the distinct signatures ``uniq`` that are LSH candidates with estimated Jaccard >= threshold.
+
+    Candidates are taken one band and one bucket distance at a time (the pairs ``candidate_pairs``
+    yields), and a pair whose ends are already linked is skipped unverified: the components are
+    those of all verified candidate pairs, but memory stays at one band's pairs rather than every
+    band's (a run of many near-copies of each page once needed ~6 KB per document here).
+    """
+    keys = band_keys(uniq, config)
+    n = keys.shape[1]
+    for band in range(keys.shape[0]):
+        order = np.argsort(keys[band], kind="stable")
+        sorted_keys = keys[band][order]
+        for distance in range(1, min(config.max_candidates_per_band, n - 1) + 1):
+            same = np.flatnonzero(sorted_keys[:-distance] == sorted_keys[distance:])
+            if len(same) == 0:
+                break
+            left, right = order[same], order[same + distance]
+            apart = _roots(parent, left) != _roots(parent, right)
+            _union_verified(uniq, left[apart], right[apart], config.threshold, parent)
+
+
+def _roots(parent: np.ndarray, nodes: np.ndarray) -> np.ndarray:
+    """The union-find roots of ``nodes`` (vectorized ``_find``, without path compression)."""
+    roots = parent[nodes]
+    while True:
+        up = parent[roots]
+        if np.array_equal(up, roots):
+            return roots
+        roots = up
+
+
+def _union_verified(uniq: np.ndarray, left: np.ndarray, right: np.ndarray, threshold: float,
+                    parent: np.ndarray) -> None:
     step = 1 << 15
     for start in range(0, len(left), step):
-        sl = slice(start, start + step)
-        keep[sl] = estimated_jaccard(uniq[left[sl]], uniq[right[sl]]) >= config.threshold
-    return left[keep], right[keep]
+        lo, hi = left[start : start + step], right[start : start + step]
+        similar = estimated_jaccard(uniq[lo], uniq[hi]) >= threshold
+        for u, v in zip(lo[similar].tolist(), hi[similar].tolist(), strict=True):
+            _union(parent, u, v)
 
 
 @dataclass
 class LakeMatches:
-    """Verified matches of query signatures against lake documents."""
+    """The best verified lake match of each query row that has one (see ``LakeIndex.query``)."""
 
     query_rows: np.ndarray
     doc_ids: list[str]

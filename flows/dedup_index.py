@@ -65,6 +65,8 @@ SEGMENTS = "segments"
 _META = "meta.json"
 # Candidate pairs verified at once: bounds the fetched signatures to ~32 MB.
 _VERIFY_CHUNK = 1 << 16
+# Candidate pairs gathered at once in a query (worst case, every bucket full): ~130 MB while deduplicated.
+_CANDIDATE_PAIRS_AT_ONCE = 1 << 23
 
 
 class IncompatibleIndexError(ValueError):
@@ -248,7 +250,7 @@ class _Segment:
         return rows
 
     def candidates(self, qkeys: np.ndarray, cap: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(query row, entry row)`` pairs sharing a band key, at most ``cap`` per band."""
+        """``(query row, entry row)`` pairs sharing a band key, at most ``cap`` per band, each pair once."""
         qs, rs = [], []
         for band in range(qkeys.shape[0]):
             keys = self.band_keys[band]
@@ -333,23 +335,30 @@ class LakeIndex:
         return seg >= 0, sigs
 
     def query(self, sigs: np.ndarray) -> LakeMatches:
-        """Lake documents whose estimated Jaccard with each query signature is >= threshold."""
+        """Each query signature's most similar lake document (ties: smallest cluster id), if its
+        estimated Jaccard is >= threshold.
+
+        Candidates are verified one segment and one block of queries at a time and only the best match
+        per query is kept, so a lake holding many copies of a page costs time, not memory (keeping every
+        match once took ~45 KB per query document against a lake with 60 copies of each page).
+        """
         cfg = self.config
+        best = _BestMatches(len(sigs), max((s.clusters.dtype.itemsize for s in self.segments), default=1))
         qkeys = band_keys(sigs, cfg) if len(sigs) else np.empty((cfg.bands, 0), np.uint64)
-        found = LakeMatches(np.empty(0, np.int64), [], [], np.empty(0, np.float64))
-        for segment in self.segments:
-            q, r = segment.candidates(qkeys, cfg.max_candidates_per_band)
-            for start in range(0, len(q), _VERIFY_CHUNK):
-                _verify(
-                    segment,
-                    sigs,
-                    q[start : start + _VERIFY_CHUNK],
-                    r[start : start + _VERIFY_CHUNK],
-                    cfg.threshold,
-                    found,
-                )
+        # Query rows go a block at a time: a block's candidate pairs (deduplicated across bands, so each
+        # is verified once) stay within _CANDIDATE_PAIRS_AT_ONCE however large the batch.
+        block = max(1, _CANDIDATE_PAIRS_AT_ONCE // (cfg.bands * cfg.max_candidates_per_band))
+        for number, segment in enumerate(self.segments):
+            for first in range(0, len(sigs), block):
+                q, r = segment.candidates(qkeys[:, first : first + block], cfg.max_candidates_per_band)
+                q += first
+                for start in range(0, len(q), _VERIFY_CHUNK):
+                    chunk_q, chunk_r = q[start : start + _VERIFY_CHUNK], r[start : start + _VERIFY_CHUNK]
+                    sims = estimated_jaccard(sigs[chunk_q], segment.read_signatures(chunk_r))
+                    ok = np.flatnonzero(sims >= cfg.threshold)
+                    best.offer(number, chunk_q[ok], chunk_r[ok], sims[ok], segment.clusters[chunk_r[ok]])
             segment.release()
-        return found
+        return best.matches(self.segments)
 
     def write_segment(self, segment_dir: Path, batch: DedupBatch, decisions: DedupDecisions) -> int:
         """Write the batch's entries not yet in the lake into ``segment_dir``; return their count.
@@ -386,16 +395,36 @@ class LakeIndex:
         return len(rows)
 
 
-def _verify(
-    segment: _Segment, sigs: np.ndarray, q: np.ndarray, r: np.ndarray, threshold: float, out: LakeMatches
-) -> None:
-    # Fetch only the candidates' signatures, a bounded chunk at a time.
-    sims = estimated_jaccard(sigs[q], segment.read_signatures(r))
-    ok = np.flatnonzero(sims >= threshold)
-    out.query_rows = np.concatenate([out.query_rows, q[ok]])
-    out.similarity = np.concatenate([out.similarity, sims[ok]])
-    out.doc_ids += [segment.doc_ids[int(x)].decode("utf-8") for x in r[ok]]
-    out.dup_cluster += [segment.clusters[int(x)].decode("utf-8") for x in r[ok]]
+class _BestMatches:
+    """The best lake match offered so far for each query row: highest similarity, then smallest cluster."""
+
+    def __init__(self, n: int, cluster_width: int) -> None:
+        self.similarity = np.full(n, -1.0)
+        self.cluster = np.zeros(n, dtype=f"S{cluster_width}")
+        self.segment = np.full(n, -1, dtype=np.int64)
+        self.row = np.full(n, -1, dtype=np.int64)
+
+    def offer(self, segment: int, q: np.ndarray, r: np.ndarray, sims: np.ndarray, clusters: np.ndarray) -> None:
+        if len(q) == 0:
+            return
+        order = np.lexsort((clusters, -sims, q))  # per query row, its best offer first
+        first = order[np.r_[True, q[order][1:] != q[order][:-1]]]
+        q, r, sims, clusters = q[first], r[first], sims[first], clusters[first]
+        held_sim, held_cluster = self.similarity[q], self.cluster[q]
+        better = (sims > held_sim) | ((sims == held_sim) & (clusters < held_cluster))
+        q = q[better]
+        self.similarity[q], self.cluster[q] = sims[better], clusters[better]
+        self.segment[q], self.row[q] = segment, r[better]
+
+    def matches(self, segments: Sequence[_Segment]) -> LakeMatches:
+        rows = np.flatnonzero(self.segment >= 0)
+        where = list(zip(self.segment[rows].tolist(), self.row[rows].tolist(), strict=True))
+        return LakeMatches(
+            query_rows=rows,
+            doc_ids=[segments[s].doc_ids[r].decode("utf-8") for s, r in where],
+            dup_cluster=[segments[s].clusters[r].decode("utf-8") for s, r in where],
+            similarity=self.similarity[rows],
+        )
 
 
 def segment_destination(index_dir: Path, segment_dir: Path) -> Path:

@@ -184,3 +184,24 @@ def test_auto_runner_uses_threads_only_while_extraction_has_its_own_processes(
         runner: dict[str, Any], sandbox: bool, expected: str) -> None:
     config = IngestConfig.model_validate({"runner": runner, "extract": {"sandbox": sandbox}})
     assert config.runner.local_kind(config.extract.sandbox) == expected
+
+
+def _task_runs_named(prefix: str) -> int:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_=prefix)), limit=200)
+    return sum(run.name.startswith(f"{prefix}-") for run in runs)
+
+
+def test_stage_tasks_show_each_stage_in_prefect_and_write_the_same_lake(
+        seeded_lake: Seeded, seeds_dir: Path, tmp_path: Path) -> None:
+    lake, _ = seeded_lake
+    before = _task_runs_named("normalize")
+    ingest(seeds_dir, tmp_path / "plain")
+    assert _task_runs_named("normalize") == before  # by default a shard is one task run
+    ingest(seeds_dir, tmp_path / "staged", runner={"stage_tasks": True})
+    assert _task_runs_named("normalize") == before + 1  # the seeds are one shard
+    columns = ["doc_id", "text", "dup_cluster", "is_duplicate", "quality_score"]
+    pd.testing.assert_frame_equal(documents(tmp_path / "staged")[columns], documents(lake)[columns])
