@@ -405,9 +405,9 @@ def _link_near_duplicates(uniq: np.ndarray, config: DedupConfig, parent: np.ndar
 
 def _roots(parent: np.ndarray, nodes: np.ndarray) -> np.ndarray:
     """The union-find roots of ``nodes`` (vectorized ``_find``, without path compression)."""
-    roots = parent[nodes]
+    roots: np.ndarray = parent[nodes]
     while True:
-        up = parent[roots]
+        up: np.ndarray = parent[roots]
         if np.array_equal(up, roots):
             return roots
         roots = up
