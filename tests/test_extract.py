@@ -204,3 +204,31 @@ def test_sign_up_boxes_share_bars_and_legal_footers_stay_out_of_a_short_story(pa
         assert sentence in doc.text
     for chrome in ("Sign up for our free newsletter", "Share this article", "All rights reserved"):
         assert chrome not in doc.text
+
+
+HIDDEN = {
+    "hidden attribute": "<p hidden>The mayor's private phone number was listed here by mistake last week.</p>",
+    "inline display none": "<div style='color: red; display : none'>Please enable JavaScript to see comments.</div>",
+    "inline visibility hidden": "<p style='visibility:hidden'>Loading the next story in your feed now.</p>",
+    "aria-hidden": "<p aria-hidden='true'>Share on Facebook Share on Twitter Share by Email Print</p>",
+}
+
+
+@pytest.mark.parametrize("markup", ["<article>{}</article>", "<div class='post'>{}</div>"])
+def test_text_a_browser_does_not_show_is_not_extracted(markup: str) -> None:
+    story = "".join(f"<p>{p}</p>" + hidden for p, hidden in zip(PARAGRAPHS, HIDDEN.values(), strict=True))
+    page = f"<html><head><title>{TITLE}</title></head><body>{markup.format(story)}</body></html>"
+    (doc,), _ = extract_batch([html_doc(page)], ExtractConfig())
+    for paragraph in PARAGRAPHS:
+        assert paragraph in doc.text
+    for kind, element in HIDDEN.items():
+        assert element.split(">")[1].split("<")[0] not in doc.text, kind
+
+
+def test_a_page_that_hides_almost_all_of_its_text_keeps_it() -> None:
+    # Text revealed by a script (display:none until loaded) is the page's content when it is nearly all of it.
+    story = "".join(f"<p>{p}</p>" for p in PARAGRAPHS)
+    page = ("<html><body><div class='post'><p>Breaking news</p>"
+            f"<div style='display:none'>{story}</div></div></body></html>")
+    (doc,), _ = extract_batch([html_doc(page)], ExtractConfig())
+    assert all(paragraph in doc.text for paragraph in PARAGRAPHS)
