@@ -17,7 +17,10 @@ from pydantic import ValidationError
 from flows.dedup import (
     DedupBatch,
     DedupConfig,
+    band_keys,
+    candidate_pairs,
     content_hash,
+    estimated_jaccard,
     resolve,
     shingle_ids,
     shingles,
@@ -163,3 +166,41 @@ def test_decisions_ignore_row_order_and_shard_size(order: list[int], shard: int)
             assert got[doc] == (kept, doc != kept)
     for i in range(4):
         assert got[f"s{i}"] == (f"s{i}", False)
+
+
+def _components_by_brute_force(sigs: np.ndarray) -> list[set[int]]:
+    """Connected components of every LSH candidate pair (no cap) whose estimated Jaccard passes the threshold."""
+    left, right = candidate_pairs(band_keys(sigs, CONFIG), len(sigs))
+    parent = list(range(len(sigs)))
+
+    def find(u: int) -> int:
+        while parent[u] != u:
+            u = parent[u]
+        return u
+
+    for u, v in zip(left.tolist(), right.tolist(), strict=True):
+        if estimated_jaccard(sigs[u : u + 1], sigs[v : v + 1])[0] >= CONFIG.threshold:
+            parent[find(u)] = find(v)
+    groups: dict[int, set[int]] = {}
+    for u in range(len(sigs)):
+        groups.setdefault(find(u), set()).add(u)
+    return sorted(groups.values(), key=min)
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.lists(st.lists(st.sampled_from([0.0, 0.02, 0.1, 0.2, 0.3, 0.45]), min_size=1, max_size=6),
+                min_size=1, max_size=5))
+def test_clusters_are_the_components_of_all_verified_candidate_pairs(families: list[list[float]]) -> None:
+    # Each family: an article and a chain of edits of it, some light (linked) and some heavy (not).
+    texts = []
+    for f, shares in enumerate(families):
+        text = article(300 + f)
+        for step, share in enumerate(shares):
+            text = edit(text, 1000 * f + step, share) if share else text
+            texts.append(text)
+    batch = batch_of([f"d{i:03d}" for i in range(len(texts))], texts)
+    decisions = resolve(batch, LakeIndex(Path("/nonexistent"), CONFIG, []), CONFIG)
+    clusters: dict[str, set[int]] = {}
+    for row, kept in enumerate(decisions.dup_cluster):
+        clusters.setdefault(kept, set()).add(row)
+    assert sorted(clusters.values(), key=min) == _components_by_brute_force(batch.signatures)

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flows.dedup import DedupBatch, DedupConfig, DedupDecisions, resolve
+from flows import dedup_index
+from flows.dedup import DedupBatch, DedupConfig, DedupDecisions, estimated_jaccard, resolve
 from flows.dedup_index import (
     CorruptIndexError,
     IncompatibleIndexError,
@@ -249,3 +250,29 @@ def test_the_flow_compacts_the_index_when_segments_pile_up(tmp_path: Path) -> No
         _compact_index(tmp_path, CONFIG, "run-x")
     assert dedup_index.segment_count(index_dir) == 1
     assert len(LakeIndex.open(index_dir, CONFIG)) == 34
+
+
+def test_a_query_against_many_copies_finds_each_querys_best_match_in_any_block_size(
+        index_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pages = [article(500 + p) for p in range(3)]
+    for run_number in range(2):  # two segments, each with 20 near-copies of every page
+        copies = [edit(page, 100 * run_number + c, 0.02 + 0.01 * (c % 4)) for page in pages for c in range(20)]
+        run(index_dir, f"run-{run_number}", batch_of([f"r{run_number}-{i:02d}" for i in range(60)], copies))
+    probe = batch_of([f"q{i}" for i in range(9)], [edit(page, 900 + i, 0.03) for i, page in enumerate(pages * 3)])
+    index = LakeIndex.open(index_dir, CONFIG)
+    whole = index.query(probe.signatures)
+    monkeypatch.setattr(dedup_index, "_CANDIDATE_PAIRS_AT_ONCE", 1)  # one query row per block
+    one_by_one = index.query(probe.signatures)
+    assert np.array_equal(whole.query_rows, one_by_one.query_rows)
+    assert whole.doc_ids == one_by_one.doc_ids and whole.dup_cluster == one_by_one.dup_cluster
+    assert np.array_equal(whole.similarity, one_by_one.similarity)
+    # Brute force over every lake entry: the most similar one, ties to the smallest cluster id.
+    lake_ids = [f"r{r}-{i:02d}" for r in range(2) for i in range(60)]
+    found, lake_sigs = index.signatures_of(lake_ids)
+    clusters = index.decisions_of(lake_ids).dup_cluster
+    assert found.all() and list(whole.query_rows) == list(range(9))
+    for q in range(9):
+        sims = estimated_jaccard(np.repeat(probe.signatures[q : q + 1], len(lake_sigs), axis=0), lake_sigs)
+        top = float(sims.max())
+        assert whole.similarity[q] == top
+        assert whole.dup_cluster[q] == min(c for s, c in zip(sims.tolist(), clusters, strict=True) if s == top)
