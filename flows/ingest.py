@@ -130,7 +130,8 @@ def process_shards(config: IngestConfig, shards: list[list[InputFile]], paths: l
 def shard_task(number: int, files: list[InputFile], config: IngestConfig, paths: lakefs.RunPaths,
                known_ids: str) -> pipeline.ShardSummary:
     """Every stage of one shard, in the worker that reads it: the shard's pages never travel back to
-    the flow's process. A retry (an I/O error while reading or staging) redoes the shard.
+    the flow's process. A file larger than a shard goes through the stages a chunk at a time. A retry
+    (an I/O error while reading or staging) redoes the shard.
 
     The stages are plain calls: a Prefect task run costs ~9 ms of CPU between the client and the
     server, and one per stage took 7% of a run's CPU (bench/e2e.py). ``runner.stage_tasks`` makes
@@ -138,18 +139,21 @@ def shard_task(number: int, files: list[InputFile], config: IngestConfig, paths:
     """
     if config.runner.stage_tasks:
         return _stages_as_tasks(number, files, config, paths, known_ids)
-    batch = pipeline.read_stage(number, files, config.read, Path(known_ids))
-    batch = pipeline.normalize_stage(batch)
-    batch = pipeline.extract_stage(batch, config.extract)
-    batch = pipeline.score_stage(batch, config.quality)
-    batch = pipeline.fingerprint_stage(batch, config.dedup)
-    return pipeline.stage_shard(batch, paths)
+    stager = pipeline.ShardStager(number, paths)
+    for batch in pipeline.read_chunks(number, files, config.read, Path(known_ids)):
+        batch = pipeline.normalize_stage(batch)
+        batch = pipeline.extract_stage(batch, config.extract)
+        batch = pipeline.score_stage(batch, config.quality)
+        batch = pipeline.fingerprint_stage(batch, config.dedup)
+        stager.add(batch)
+    return stager.finish()
 
 
 def _stages_as_tasks(number: int, files: list[InputFile], config: IngestConfig, paths: lakefs.RunPaths,
                      known_ids: str) -> pipeline.ShardSummary:
-    """The same stages, each a nested task run. A batch is passed ``quote``d: Prefect would otherwise
-    walk every document of it looking for futures before each stage (~1.5 ms of CPU per page)."""
+    """The same stages, each a nested task run, over the whole shard at once (not chunked). A batch is
+    passed ``quote``d: Prefect would otherwise walk every document of it looking for futures before
+    each stage (~1.5 ms of CPU per page)."""
     batch = read_task(number, files, config.read, known_ids)
     batch = normalize_task(_quoted(batch))
     batch = extract_task(_quoted(batch), config.extract)

@@ -9,11 +9,12 @@ policy prefers the better document of a cluster.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -33,7 +34,7 @@ from flows.extract import ExtractConfig, extract_batch
 from flows.language import detect_language
 from flows.normalize import normalize_batch, normalize_chars, normalize_markup
 from flows.quality import SIGNAL_NAMES, QualityConfig, score_batch
-from flows.read import InputFile, ReadConfig, read_shard
+from flows.read import InputFile, ReadConfig, iter_units
 
 LIBRARIES = ("siftlake", "prefect", "trafilatura", "datasketch", "pyarrow", "py3langid", "ftfy",
              "charset-normalizer", "warcio", "numpy")
@@ -105,20 +106,49 @@ def _guarded(batch: ShardBatch, stage: str, apply: Callable[[list[Document]], ob
     batch.docs = kept
 
 
-def read_stage(number: int, files: list[InputFile], config: ReadConfig, known_ids: Path) -> ShardBatch:
-    """Read a shard's units, leaving out those the lake already holds (same place, same bytes)."""
-    batch = ShardBatch(number, [])
-    start = time.perf_counter()
-    docs, rejects = read_shard(files, config)
+def read_chunks(number: int, files: list[InputFile], config: ReadConfig, known_ids: Path) -> Iterator[ShardBatch]:
+    """Read a shard's units in chunks of about ``config.shard_bytes`` of text, leaving out those the
+    lake already holds (same place, same bytes).
+
+    A shard is one chunk unless a single file is larger than a shard (a big JSONL or WARC file):
+    that file comes as several chunks, so a worker holds one chunk of it at a time, not the file.
+    Every shard yields at least one chunk; the last one carries the shard's file count.
+    """
     known = np.load(known_ids, mmap_mode="r") if known_ids.exists() else np.empty(0, np.uint64)
-    batch.docs = [d for d in docs if not lakefs.is_known(known, d.doc_id)]
-    batch.rejects = [r for r in rejects if not lakefs.is_known(known, r.unit_id)]
-    batch.counts["files"] = len(files)
-    batch.counts["units"] = len(docs) + len(rejects)
-    batch.counts["skipped_known"] = len(docs) + len(rejects) - len(batch.docs) - len(batch.rejects)
-    batch.counts["read_out"] = len(batch.docs)
-    batch.seconds["read"] = time.perf_counter() - start
-    return batch
+    units = iter_units(files, config)
+    while True:
+        start = time.perf_counter()
+        batch, size = ShardBatch(number, []), 0
+        for unit in units:
+            batch.counts["units"] += 1
+            if lakefs.is_known(known, unit.doc_id if isinstance(unit, Document) else unit.unit_id):
+                batch.counts["skipped_known"] += 1
+            elif isinstance(unit, Document):
+                batch.docs.append(unit)
+                size += len(unit.text)
+                if size >= config.shard_bytes:
+                    break
+            else:
+                batch.rejects.append(unit)
+        else:
+            batch.counts["files"] = len(files)
+        batch.counts["read_out"] = len(batch.docs)
+        batch.seconds["read"] = time.perf_counter() - start
+        last = batch.counts["files"] > 0 or not files
+        yield batch
+        if last:
+            return
+
+
+def read_stage(number: int, files: list[InputFile], config: ReadConfig, known_ids: Path) -> ShardBatch:
+    """The whole shard as one batch (``read_chunks`` joined): for running each stage as its own task."""
+    whole = ShardBatch(number, [])
+    for chunk in read_chunks(number, files, config, known_ids):
+        whole.docs += chunk.docs
+        whole.rejects += chunk.rejects
+        whole.counts.update(chunk.counts)
+        whole.seconds["read"] += chunk.seconds["read"]
+    return whole
 
 
 def normalize_stage(batch: ShardBatch) -> ShardBatch:
@@ -172,21 +202,60 @@ def fingerprint_stage(batch: ShardBatch, config: DedupConfig) -> ShardBatch:
     return batch
 
 
+class ShardStager:
+    """Writes a shard's processed chunks into the run's staging folder, one Parquet row group each.
+
+    The shard counts as staged only once ``finish`` has renamed its files into place: a shard cut
+    off halfway leaves nothing a resumed run would take for done.
+    """
+
+    def __init__(self, number: int, paths: lakefs.RunPaths) -> None:
+        self.number, self.paths = number, paths
+        self.target = paths.shard_file(number)
+        self.partial = self.target.with_name(f".{self.target.name}.partial")
+        self.writer: pq.ParquetWriter | None = None
+        self.documents = 0
+        self.rejects: list[Reject] = []
+        self.counts: Counter[str] = Counter()
+        self.seconds: defaultdict[str, float] = defaultdict(float)
+
+    def add(self, batch: ShardBatch) -> None:
+        assert batch.signatures is not None, "fingerprint_stage must run before a chunk is staged"
+        start = time.perf_counter()
+        table = lakefs.staged_table(batch.docs, batch.signatures, SIGNAL_NAMES)
+        if self.writer is None:
+            self.partial.parent.mkdir(parents=True, exist_ok=True)
+            self.writer = pq.ParquetWriter(self.partial, table.schema, compression="zstd")
+        self.writer.write_table(table)
+        self.documents += len(batch.docs)
+        self.rejects += batch.rejects
+        self.counts.update(batch.counts)
+        for stage, seconds in batch.seconds.items():
+            self.seconds[stage] += seconds
+        self.seconds["stage"] += time.perf_counter() - start
+
+    def finish(self) -> ShardSummary:
+        """Put the shard's files in place; the shard is then done for good."""
+        assert self.writer is not None, "a shard has at least one chunk"
+        start = time.perf_counter()
+        self.writer.close()
+        lakefs.write_parquet_atomic(lakefs.rejects_table(self.rejects, self.paths.run_id),
+                                    self.paths.shard_rejects_file(self.number))
+        os.replace(self.partial, self.target)
+        self.seconds["stage"] += time.perf_counter() - start
+        summary = ShardSummary(self.number, self.documents, len(self.rejects), self.counts, dict(self.seconds),
+                               Counter(f"{r.stage}/{r.reason}" for r in self.rejects))
+        # The summary is kept beside the shard so a resumed run still reports the whole run's counts.
+        self.paths.shard_summary_file(self.number).write_text(json.dumps(
+            {"counts": summary.counts, "seconds": summary.seconds, "reasons": summary.reasons}))
+        return summary
+
+
 def stage_shard(batch: ShardBatch, paths: lakefs.RunPaths) -> ShardSummary:
-    """Write a processed shard into the run's staging folder; the shard is then done for good."""
-    assert batch.signatures is not None, "fingerprint_stage must run before stage_shard"
-    start = time.perf_counter()
-    rejects = lakefs.rejects_table(batch.rejects, paths.run_id)
-    lakefs.write_parquet_atomic(rejects, paths.shard_rejects_file(batch.number))
-    table = lakefs.staged_table(batch.docs, batch.signatures, SIGNAL_NAMES)
-    lakefs.write_parquet_atomic(table, paths.shard_file(batch.number))
-    batch.seconds["stage"] += time.perf_counter() - start
-    summary = ShardSummary(batch.number, len(batch.docs), len(batch.rejects), batch.counts, batch.seconds,
-                           Counter(f"{r.stage}/{r.reason}" for r in batch.rejects))
-    # The summary is kept beside the shard so a resumed run still reports the whole run's counts.
-    paths.shard_summary_file(batch.number).write_text(json.dumps(
-        {"counts": summary.counts, "seconds": summary.seconds, "reasons": summary.reasons}))
-    return summary
+    """Write a processed shard, whole, into the run's staging folder (see ``ShardStager``)."""
+    stager = ShardStager(batch.number, paths)
+    stager.add(batch)
+    return stager.finish()
 
 
 def staged_shards(paths: lakefs.RunPaths) -> set[int]:

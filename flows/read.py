@@ -47,7 +47,8 @@ class ReadConfig(BaseModel):
     shard_files: int = Field(256, gt=0)
     """Most files in one shard (a shard is the unit of work of a task)."""
     shard_bytes: int = Field(16 * 1024 * 1024, gt=0)
-    """Most input bytes (on disk) in one shard; a larger single file is a shard of its own. A worker holds
+    """Most input bytes (on disk) in one shard; a larger single file is a shard of its own, read and processed
+    in chunks of about this many characters of text (its memory stays that of one chunk). A worker holds
     about 3x its shard's bytes; 16 MiB of HTML is ~140 pages, ~3 s of work per task against ~0.1 s of
     Prefect overhead per task; 32 MiB halves that overhead for ~60 MiB more peak memory (bench/e2e.py)."""
 
@@ -235,10 +236,15 @@ def read_shard(files: list[InputFile], config: ReadConfig) -> tuple[list[Documen
     """Read every unit of every file in a shard."""
     docs: list[Document] = []
     rejects: list[Reject] = []
-    for item in files:
-        for unit in _read_file(item, config):
-            (docs if isinstance(unit, Document) else rejects).append(unit)  # type: ignore[arg-type]
+    for unit in iter_units(files, config):
+        (docs if isinstance(unit, Document) else rejects).append(unit)  # type: ignore[arg-type]
     return docs, rejects
+
+
+def iter_units(files: list[InputFile], config: ReadConfig) -> Iterator[Document | Reject]:
+    """Every unit of every file in a shard, one at a time (a JSONL or WARC file is read as a stream)."""
+    for item in files:
+        yield from _read_file(item, config)
 
 
 def _read_file(item: InputFile, config: ReadConfig) -> Iterator[Document | Reject]:

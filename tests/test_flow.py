@@ -205,3 +205,32 @@ def test_stage_tasks_show_each_stage_in_prefect_and_write_the_same_lake(
     assert _task_runs_named("normalize") == before + 1  # the seeds are one shard
     columns = ["doc_id", "text", "dup_cluster", "is_duplicate", "quality_score"]
     pd.testing.assert_frame_equal(documents(tmp_path / "staged")[columns], documents(lake)[columns])
+
+
+def test_a_file_larger_than_a_shard_goes_through_in_chunks_to_the_same_lake(
+        tmp_path: Path, seeds_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from flows import pipeline
+
+    texts = [p.read_text() for p in sorted(seeds_dir.iterdir())]
+    texts.append(texts[0].replace("the", "this", 2))  # a near-copy of the first seed
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "dump.jsonl").write_text("\n".join(json.dumps({"text": t}) for t in texts) + "\n")
+    chunk_sizes: list[int] = []
+    read_chunks = pipeline.read_chunks
+
+    def counted(*args: Any) -> Any:
+        for chunk in read_chunks(*args):
+            chunk_sizes.append(len(chunk.docs))
+            yield chunk
+
+    monkeypatch.setattr(pipeline, "read_chunks", counted)
+    threads = {"kind": "thread"}  # the shard runs in this process, where read_chunks is counted
+    whole = ingest(tmp_path / "src", tmp_path / "whole", runner=threads)
+    assert chunk_sizes == [len(texts)]
+    chunk_sizes.clear()
+    chunked = ingest(tmp_path / "src", tmp_path / "chunked", runner=threads, read={"shard_bytes": 4_000})
+    assert len(chunk_sizes) > 2 and sum(chunk_sizes) == len(texts)
+    assert chunked["shards"] == whole["shards"] == 1
+    assert chunked["documents"] == whole["documents"] == len(texts) and chunked["duplicates"] == 1
+    columns = ["doc_id", "text", "dup_cluster", "is_duplicate", "quality_score"]
+    pd.testing.assert_frame_equal(documents(tmp_path / "chunked")[columns], documents(tmp_path / "whole")[columns])

@@ -174,3 +174,21 @@ def test_shards_respect_file_and_byte_limits(tmp_path: Path) -> None:
     shards = plan_shards(files, ReadConfig(shard_files=3))
     assert [len(s) for s in shards] == [3, 3, 1]
     assert [len(s) for s in plan_shards(files, ReadConfig(shard_bytes=250))] == [2, 2, 2, 1]
+
+
+def test_a_file_larger_than_a_shard_is_read_in_chunks_of_about_the_shard_size(tmp_path: Path) -> None:
+    from flows.pipeline import read_chunks
+
+    lines = [json.dumps({"text": f"Document {i}. " + "word " * 200}) for i in range(40)]
+    lines.insert(7, "not json")
+    (tmp_path / "dump.jsonl").write_text("\n".join(lines) + "\n")
+    config = ReadConfig(shard_bytes=5_000)
+    found = discover(str(tmp_path))
+    assert len(plan_shards(found.files, config)) == 1  # one file: one shard
+    chunks = list(read_chunks(0, found.files, config, tmp_path / "no-known-ids.npy"))
+    assert len(chunks) > 1
+    assert all(sum(len(d.text) for d in c.docs) < config.shard_bytes + 1_100 for c in chunks)
+    assert [d.source_uri for c in chunks for d in c.docs] == [d.source_uri for d in read_all(tmp_path)[0]]
+    assert sum(len(c.rejects) for c in chunks) == 1
+    assert sum(c.counts["units"] for c in chunks) == 41
+    assert [c.counts["files"] for c in chunks] == [0] * (len(chunks) - 1) + [1]
