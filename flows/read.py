@@ -47,9 +47,9 @@ class ReadConfig(BaseModel):
     shard_files: int = Field(256, gt=0)
     """Most files in one shard (a shard is the unit of work of a task)."""
     shard_bytes: int = Field(16 * 1024 * 1024, gt=0)
-    """Most input bytes (on disk) in one shard; a larger single file is a shard of its own, read and processed
-    in chunks of about this many characters of text (its memory stays that of one chunk). A worker holds
-    about 3x its shard's bytes; 16 MiB of HTML is ~140 pages, ~3 s of work per task against ~0.1 s of
+    """Most input bytes (on disk) in one shard. A larger uncompressed JSONL file is cut at line starts into
+    shards of about this size; another larger file is a shard of its own, read and processed in chunks of
+    about this many characters of text. A worker holds about 3x its shard's bytes; 16 MiB of HTML is ~140 pages, ~3 s of work per task against ~0.1 s of
     Prefect overhead per task; 32 MiB halves that overhead for ~60 MiB more peak memory (bench/e2e.py)."""
 
 
@@ -67,6 +67,12 @@ class InputFile:
     path: str
     rel: str
     size: int
+    start: int = 0
+    """A piece of a large uncompressed JSONL file begins here (a byte offset at a line start); 0 otherwise."""
+    stop: int | None = None
+    """The piece ends here (exclusive, just after a newline); None: at the end of the file."""
+    first_line: int = 1
+    """Line number of the piece's first line: its units keep the ids they have when the file is read whole."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,11 +220,16 @@ def _walk_entry(path: Path, root: Path) -> InputFile | Reject:
 
 
 def plan_shards(files: list[InputFile], config: ReadConfig) -> list[list[InputFile]]:
-    """Group files into shards of at most ``shard_files`` files and about ``shard_bytes`` bytes."""
+    """Group files into shards of at most ``shard_files`` files and about ``shard_bytes`` bytes.
+
+    An uncompressed JSONL file larger than ``shard_bytes`` is split at line starts into pieces of about
+    that size, each a shard: every worker can take part in one big dump. (A compressed file or a WARC
+    cannot be entered in the middle: it stays one shard, read in chunks.)
+    """
     shards: list[list[InputFile]] = []
     current: list[InputFile] = []
     current_bytes = 0
-    for item in files:
+    for item in (piece for whole in files for piece in _pieces(whole, config.shard_bytes)):
         if current and (len(current) >= config.shard_files or current_bytes + item.size > config.shard_bytes):
             shards.append(current)
             current, current_bytes = [], 0
@@ -227,6 +238,45 @@ def plan_shards(files: list[InputFile], config: ReadConfig) -> list[list[InputFi
     if current:
         shards.append(current)
     return shards
+
+
+# Bytes read at a time while a large JSONL file is scanned for piece boundaries.
+_SCAN_BLOCK = 1 << 22
+
+
+def _pieces(item: InputFile, limit: int) -> list[InputFile]:
+    """``item`` cut at line starts into pieces of at least ``limit`` bytes, or ``[item]`` when it is not
+    a large uncompressed JSONL file (or cannot be read now: reading it will say why)."""
+    suffix, gzipped = _unit_kind(item.rel)
+    if suffix != ".jsonl" or gzipped or item.size <= limit:
+        return [item]
+    try:
+        return _line_aligned_pieces(item, limit)
+    except OSError:
+        return [item]
+
+
+def _line_aligned_pieces(item: InputFile, limit: int) -> list[InputFile]:
+    pieces: list[InputFile] = []
+    start, first_line = 0, 1
+    block_start, line_at_block = 0, 1
+    with open(os_path(item), "rb") as handle:
+        while block := handle.read(_SCAN_BLOCK):
+            # The next cut is just after the first newline at least ``limit`` bytes past ``start``.
+            while (at := block.find(b"\n", max(0, start + limit - 1 - block_start))) >= 0:
+                cut = block_start + at + 1
+                pieces.append(_piece(item, start, cut, first_line))
+                start, first_line = cut, line_at_block + block.count(b"\n", 0, at + 1)
+            line_at_block += block.count(b"\n")
+            block_start += len(block)
+    if start < block_start or not pieces:
+        pieces.append(_piece(item, start, None, first_line))
+    return pieces
+
+
+def _piece(item: InputFile, start: int, stop: int | None, first_line: int) -> InputFile:
+    size = (stop if stop is not None else item.size) - start
+    return InputFile(item.path, item.rel, size, start, stop, first_line)
 
 
 # -- reading units ---------------------------------------------------------------------------
@@ -260,7 +310,7 @@ def _read_file(item: InputFile, config: ReadConfig) -> Iterator[Document | Rejec
             _warc_precheck(os_path(item), gzipped, config)
         with _open(os_path(item), inflate_here, config) as stream:
             if suffix == ".jsonl":
-                yield from _read_jsonl(stream, item.rel, config)
+                yield from _read_jsonl(_window(stream, item), item.rel, config, item.first_line)
             elif suffix == ".warc":
                 yield from _read_warc(stream, item.rel, config)
             else:
@@ -329,8 +379,33 @@ def _text_unit(source_uri: str, payload: bytes, kind: Kind, url: str | None, cha
     return Document(doc_id=uid, source_uri=source_uri, text=text, kind=kind, url=url, meta={"bytes": len(payload)})
 
 
-def _read_jsonl(stream: IO[bytes], rel: str, config: ReadConfig) -> Iterator[Document | Reject]:
-    for number, line in enumerate(_lines(stream, config.max_unit_bytes), start=1):
+class _Window(io.RawIOBase):
+    """At most ``size`` bytes of ``stream``, from where it stands: one piece of a split file."""
+
+    def __init__(self, stream: IO[bytes], size: int) -> None:
+        self._stream, self._left = stream, size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._stream.read(min(len(buffer), self._left)) if self._left > 0 else b""
+        self._left -= len(data)
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _window(stream: IO[bytes], item: InputFile) -> IO[bytes]:
+    """The part of an opened file that ``item`` stands for: all of it, or one piece."""
+    if item.start == 0 and item.stop is None:
+        return stream
+    stream.seek(item.start)
+    size = item.stop - item.start if item.stop is not None else 1 << 62
+    return io.BufferedReader(_Window(stream, size), buffer_size=1 << 16)
+
+
+def _read_jsonl(stream: IO[bytes], rel: str, config: ReadConfig, first_line: int = 1) -> Iterator[Document | Reject]:
+    for number, line in enumerate(_lines(stream, config.max_unit_bytes), start=first_line):
         source_uri = f"{rel}#L{number}"
         if isinstance(line, UnitError):
             yield _fail(source_uri, line.reason, line.detail)

@@ -30,7 +30,8 @@ def plan_key(config: IngestConfig, shards: list[list[InputFile]]) -> str:
     digest = xxhash.xxh3_128(shaping.encode())
     for number, shard in enumerate(shards):
         for item in shard:
-            digest.update(f"{number}\0{item.rel}\0{item.size}\n".encode("utf-8", "surrogateescape"))
+            piece = f"\0{item.start}" if item.start else ""  # where a piece of a split file begins
+            digest.update(f"{number}\0{item.rel}\0{item.size}{piece}\n".encode("utf-8", "surrogateescape"))
     return digest.hexdigest()
 
 

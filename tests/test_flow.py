@@ -207,14 +207,18 @@ def test_stage_tasks_show_each_stage_in_prefect_and_write_the_same_lake(
     pd.testing.assert_frame_equal(documents(tmp_path / "staged")[columns], documents(lake)[columns])
 
 
-def test_a_file_larger_than_a_shard_goes_through_in_chunks_to_the_same_lake(
-        tmp_path: Path, seeds_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("name", "expected_shards"), [("dump.jsonl", 4), ("dump.jsonl.gz", 1)])
+def test_a_file_larger_than_a_shard_is_cut_or_chunked_and_gives_the_same_lake(
+        tmp_path: Path, seeds_dir: Path, monkeypatch: pytest.MonkeyPatch, name: str, expected_shards: int) -> None:
+    """A big JSONL file is cut into shards at line starts (every worker takes part); a compressed one
+    cannot be, and goes through its one shard in chunks (a worker holds one chunk of it at a time)."""
     from flows import pipeline
 
     texts = [p.read_text() for p in sorted(seeds_dir.iterdir())]
     texts.append(texts[0].replace("the", "this", 2))  # a near-copy of the first seed
+    content = ("\n".join(json.dumps({"text": t}) for t in texts) + "\n").encode()
     (tmp_path / "src").mkdir()
-    (tmp_path / "src" / "dump.jsonl").write_text("\n".join(json.dumps({"text": t}) for t in texts) + "\n")
+    (tmp_path / "src" / name).write_bytes(gzip.compress(content) if name.endswith(".gz") else content)
     chunk_sizes: list[int] = []
     read_chunks = pipeline.read_chunks
 
@@ -224,13 +228,13 @@ def test_a_file_larger_than_a_shard_goes_through_in_chunks_to_the_same_lake(
             yield chunk
 
     monkeypatch.setattr(pipeline, "read_chunks", counted)
-    threads = {"kind": "thread"}  # the shard runs in this process, where read_chunks is counted
+    threads = {"kind": "thread"}  # the shards run in this process, where read_chunks is counted
     whole = ingest(tmp_path / "src", tmp_path / "whole", runner=threads)
-    assert chunk_sizes == [len(texts)]
+    assert whole["shards"] == 1 and chunk_sizes == [len(texts)]
     chunk_sizes.clear()
-    chunked = ingest(tmp_path / "src", tmp_path / "chunked", runner=threads, read={"shard_bytes": 4_000})
+    small = ingest(tmp_path / "src", tmp_path / "small", runner=threads, read={"shard_bytes": 4_000})
+    assert small["shards"] == expected_shards
     assert len(chunk_sizes) > 2 and sum(chunk_sizes) == len(texts)
-    assert chunked["shards"] == whole["shards"] == 1
-    assert chunked["documents"] == whole["documents"] == len(texts) and chunked["duplicates"] == 1
-    columns = ["doc_id", "text", "dup_cluster", "is_duplicate", "quality_score"]
-    pd.testing.assert_frame_equal(documents(tmp_path / "chunked")[columns], documents(tmp_path / "whole")[columns])
+    assert small["documents"] == whole["documents"] == len(texts) and small["duplicates"] == 1
+    columns = ["doc_id", "source_uri", "text", "dup_cluster", "is_duplicate", "quality_score"]
+    pd.testing.assert_frame_equal(documents(tmp_path / "small")[columns], documents(tmp_path / "whole")[columns])

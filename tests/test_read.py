@@ -5,9 +5,12 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flows.read import ReadConfig, SourceError, discover, plan_shards, read_shard
 
@@ -181,10 +184,10 @@ def test_a_file_larger_than_a_shard_is_read_in_chunks_of_about_the_shard_size(tm
 
     lines = [json.dumps({"text": f"Document {i}. " + "word " * 200}) for i in range(40)]
     lines.insert(7, "not json")
-    (tmp_path / "dump.jsonl").write_text("\n".join(lines) + "\n")
+    (tmp_path / "dump.jsonl.gz").write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
     config = ReadConfig(shard_bytes=5_000)
     found = discover(str(tmp_path))
-    assert len(plan_shards(found.files, config)) == 1  # one file: one shard
+    assert len(plan_shards(found.files, config)) == 1  # a compressed file cannot be cut: one shard
     chunks = list(read_chunks(0, found.files, config, tmp_path / "no-known-ids.npy"))
     assert len(chunks) > 1
     assert all(sum(len(d.text) for d in c.docs) < config.shard_bytes + 1_100 for c in chunks)
@@ -192,3 +195,44 @@ def test_a_file_larger_than_a_shard_is_read_in_chunks_of_about_the_shard_size(tm
     assert sum(len(c.rejects) for c in chunks) == 1
     assert sum(c.counts["units"] for c in chunks) == 41
     assert [c.counts["files"] for c in chunks] == [0] * (len(chunks) - 1) + [1]
+
+
+_LINE = st.one_of(
+    st.text(max_size=40).map(lambda t: json.dumps({"text": t or "x"}).encode()),  # a unit
+    st.binary(max_size=30).filter(lambda b: b"\n" not in b),  # garbage or an empty line
+    st.just(b'{"text": "' + b"y" * 150 + b'"}'),  # longer than max_unit_bytes below
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(lines=st.lists(_LINE, max_size=30), shard_bytes=st.integers(1, 300), crlf=st.booleans(),
+       final_newline=st.booleans())
+def test_a_jsonl_file_split_into_pieces_reads_as_the_whole_file(
+        lines: list[bytes], shard_bytes: int, crlf: bool, final_newline: bool) -> None:
+    config = ReadConfig(shard_bytes=shard_bytes, max_unit_bytes=120)
+    ending = b"\r\n" if crlf else b"\n"
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "dump.jsonl"
+        path.write_bytes(ending.join(lines) + (ending if final_newline and lines else b""))
+        found = discover(str(path))
+        whole = read_shard(found.files, ReadConfig(max_unit_bytes=120))
+        shards = plan_shards(found.files, config)
+        pieces = [read_shard(shard, config) for shard in shards]
+    assert [(d.doc_id, d.source_uri, d.text) for d in whole[0]] == [
+        (d.doc_id, d.source_uri, d.text) for docs, _ in pieces for d in docs]
+    assert [(r.unit_id, r.source_uri, r.reason) for r in whole[1]] == [
+        (r.unit_id, r.source_uri, r.reason) for _, rejects in pieces for r in rejects]
+    assert sum(item.size for shard in shards for item in shard) == path_size(lines, ending, final_newline)
+
+
+def path_size(lines: list[bytes], ending: bytes, final_newline: bool) -> int:
+    return len(ending.join(lines) + (ending if final_newline and lines else b""))
+
+
+def test_a_large_jsonl_file_is_cut_into_shards_at_line_starts(tmp_path: Path) -> None:
+    lines = [json.dumps({"text": f"Document {i}. " + "word " * 200}) for i in range(40)]
+    (tmp_path / "dump.jsonl").write_text("\n".join(lines) + "\n")
+    shards = plan_shards(discover(str(tmp_path)).files, ReadConfig(shard_bytes=5_000))
+    assert len(shards) == 8  # 40 lines of ~1,020 bytes: 5 lines (>= 5,000 bytes) a piece
+    assert [item.first_line for shard in shards for item in shard] == list(range(1, 41, 5))
+    assert all(len(shard) == 1 and shard[0].size >= 5_000 for shard in shards[:-1])
