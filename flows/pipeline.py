@@ -110,8 +110,9 @@ def read_chunks(number: int, files: list[InputFile], config: ReadConfig, known_i
     """Read a shard's units in chunks of about ``config.shard_bytes`` of text, leaving out those the
     lake already holds (same place, same bytes).
 
-    A shard is one chunk unless a single file is larger than a shard (a big JSONL or WARC file):
-    that file comes as several chunks, so a worker holds one chunk of it at a time, not the file.
+    A shard is one chunk unless a single file in it is larger than a shard (a compressed JSONL or a
+    WARC file, which cannot be cut into shards): that file comes as several chunks, so a worker holds
+    one chunk of it at a time, not the file.
     Every shard yields at least one chunk; the last one carries the shard's file count.
     """
     known = np.load(known_ids, mmap_mode="r") if known_ids.exists() else np.empty(0, np.uint64)

@@ -49,8 +49,9 @@ class ReadConfig(BaseModel):
     shard_bytes: int = Field(16 * 1024 * 1024, gt=0)
     """Most input bytes (on disk) in one shard. A larger uncompressed JSONL file is cut at line starts into
     shards of about this size; another larger file is a shard of its own, read and processed in chunks of
-    about this many characters of text. A worker holds about 3x its shard's bytes; 16 MiB of HTML is ~140 pages, ~3 s of work per task against ~0.1 s of
-    Prefect overhead per task; 32 MiB halves that overhead for ~60 MiB more peak memory (bench/e2e.py)."""
+    about this many characters of text. A worker holds about 3x its shard's bytes; 16 MiB of HTML is ~140
+    pages, ~3 s of work per task against ~0.1 s of Prefect overhead per task; 32 MiB halves that overhead
+    for ~60 MiB more peak memory (bench/e2e.py)."""
 
 
 _FS_BYTES = "fsbytes:"
