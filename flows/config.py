@@ -37,7 +37,8 @@ class RunnerConfig(BaseModel):
     """Shards being processed at once (bounds memory); 0 means twice the workers."""
     stage_tasks: bool = False
     """Run each stage of each shard as its own Prefect task run (its state and time in the UI) rather
-    than one task run per shard; costs ~2 ms of CPU per page (the Prefect server's and client's)."""
+    than one task run per shard; costs ~2 ms of CPU per page (the Prefect server's and client's), and a
+    shard is then held whole rather than processed in chunks."""
 
     def local_kind(self, sandboxed_extraction: bool) -> Literal["process", "thread", "dask"]:
         """The kind ``auto`` stands for here (other kinds stand for themselves)."""
