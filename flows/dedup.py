@@ -29,7 +29,7 @@ Keep policy (see :func:`resolve`):
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from hashlib import sha1
@@ -356,24 +356,30 @@ def _union(parent: np.ndarray, u: int, v: int) -> None:
         parent[max(ru, rv)] = min(ru, rv)
 
 
-def candidate_pairs(keys: np.ndarray, cap: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs ``(i, j)``, ``i < j``, that share a band key in any band (each pair once).
+def bucket_pairs(keys: np.ndarray, cap: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Rows sharing a band key, one band and one distance in the sorted bucket at a time.
 
-    Inside one bucket each document is paired with at most ``cap`` following members (in sorted
-    order), which bounds the quadratic blow-up of a huge bucket.
+    Inside one bucket each row is paired with at most ``cap`` following members (in sorted
+    order), which bounds the quadratic blow-up of a huge bucket. A pair may come from several bands.
     """
     n = keys.shape[1]
-    codes = []
     for band in range(keys.shape[0]):
         order = np.argsort(keys[band], kind="stable")
         sorted_keys = keys[band][order]
-        for d in range(1, min(cap, n - 1) + 1):
-            same = np.flatnonzero(sorted_keys[:-d] == sorted_keys[d:])
+        for distance in range(1, min(cap, n - 1) + 1):
+            same = np.flatnonzero(sorted_keys[:-distance] == sorted_keys[distance:])
             if len(same) == 0:
                 break
-            i, j = order[same], order[same + d]
-            lo, hi = np.minimum(i, j).astype(np.uint64), np.maximum(i, j).astype(np.uint64)
-            codes.append(lo * np.uint64(n) + hi)
+            yield order[same], order[same + distance]
+
+
+def candidate_pairs(keys: np.ndarray, cap: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs ``(i, j)``, ``i < j``, that share a band key in any band (each pair once; see ``bucket_pairs``)."""
+    n = keys.shape[1]
+    codes = []
+    for i, j in bucket_pairs(keys, cap):
+        lo, hi = np.minimum(i, j).astype(np.uint64), np.maximum(i, j).astype(np.uint64)
+        codes.append(lo * np.uint64(n) + hi)
     if not codes:
         empty = np.empty(0, dtype=np.int64)
         return empty, empty
@@ -384,23 +390,14 @@ def candidate_pairs(keys: np.ndarray, cap: int) -> tuple[np.ndarray, np.ndarray]
 def _link_near_duplicates(uniq: np.ndarray, config: DedupConfig, parent: np.ndarray) -> None:
     """Union the distinct signatures ``uniq`` that are LSH candidates with estimated Jaccard >= threshold.
 
-    Candidates are taken one band and one bucket distance at a time (the pairs ``candidate_pairs``
-    yields), and a pair whose ends are already linked is skipped unverified: the components are
-    those of all verified candidate pairs, but memory stays at one band's pairs rather than every
-    band's (a run of many near-copies of each page once needed ~6 KB per document here).
+    Candidates come one band and one bucket distance at a time (``bucket_pairs``), and a pair whose
+    ends are already linked is skipped unverified: the components are those of all verified candidate
+    pairs (``candidate_pairs``), but memory stays at one band's pairs rather than every band's (a run
+    of many near-copies of each page once needed ~6 KB per document here).
     """
-    keys = band_keys(uniq, config)
-    n = keys.shape[1]
-    for band in range(keys.shape[0]):
-        order = np.argsort(keys[band], kind="stable")
-        sorted_keys = keys[band][order]
-        for distance in range(1, min(config.max_candidates_per_band, n - 1) + 1):
-            same = np.flatnonzero(sorted_keys[:-distance] == sorted_keys[distance:])
-            if len(same) == 0:
-                break
-            left, right = order[same], order[same + distance]
-            apart = _roots(parent, left) != _roots(parent, right)
-            _union_verified(uniq, left[apart], right[apart], config.threshold, parent)
+    for left, right in bucket_pairs(band_keys(uniq, config), config.max_candidates_per_band):
+        apart = _roots(parent, left) != _roots(parent, right)
+        _union_verified(uniq, left[apart], right[apart], config.threshold, parent)
 
 
 def _roots(parent: np.ndarray, nodes: np.ndarray) -> np.ndarray:
