@@ -117,7 +117,8 @@ def read_chunks(number: int, files: list[InputFile], config: ReadConfig, known_i
     """
     known = np.load(known_ids, mmap_mode="r") if known_ids.exists() else np.empty(0, np.uint64)
     units = iter_units(files, config)
-    while True:
+    exhausted = False
+    while not exhausted:
         start = time.perf_counter()
         batch, size = ShardBatch(number, []), 0
         for unit in units:
@@ -132,13 +133,11 @@ def read_chunks(number: int, files: list[InputFile], config: ReadConfig, known_i
             else:
                 batch.rejects.append(unit)
         else:
+            exhausted = True
             batch.counts["files"] = len(files)
         batch.counts["read_out"] = len(batch.docs)
         batch.seconds["read"] = time.perf_counter() - start
-        last = batch.counts["files"] > 0 or not files
         yield batch
-        if last:
-            return
 
 
 def read_stage(number: int, files: list[InputFile], config: ReadConfig, known_ids: Path) -> ShardBatch:
