@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import sysconfig
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -43,11 +44,25 @@ def test_siftlake_modules_are_imported_as_flows_modules() -> None:
         assert not bare, f"{path} imports {bare} without the flows. prefix (two copies of each class under Prefect)"
 
 
+def _installed(name: str) -> bool:
+    """Whether ``name`` imports as a module or package of its own. A plain folder on the path, such as
+    the ``lake/`` that ``make run`` writes in the working directory, is only a namespace package: it
+    counts when it lies in site-packages."""
+    spec = importlib.util.find_spec(name)
+    if spec is None:
+        return False
+    if spec.origin is not None:
+        return True
+    site_dirs = [Path(d).resolve() for d in (sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"])]
+    return any(Path(place).resolve().is_relative_to(d) for place in spec.submodule_search_locations or []
+               for d in site_dirs)
+
+
 def test_no_module_is_named_after_an_installed_package() -> None:
     for path in FLOWS.glob("*.py"):
         if path.stem.startswith("_") or path.stem == "__init__":
             continue
-        assert importlib.util.find_spec(path.stem) is None, f"flows/{path.name} shadows the package {path.stem!r}"
+        assert not _installed(path.stem), f"flows/{path.name} shadows the package {path.stem!r}"
 
 
 def _field_names(model: type[BaseModel], prefix: str = "") -> list[str]:
