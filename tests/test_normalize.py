@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
+import ftfy
+from ftfy.badness import MOJIBAKE_CATEGORIES, is_bad
 from hypothesis import given
 from hypothesis import strategies as st
 
 from flows.document import Document
-from flows.normalize import normalize_batch, normalize_chars, normalize_text
+from flows.normalize import _FTFY, _fix_text, _looks_bad, normalize_batch, normalize_chars, normalize_text
 
 
 def test_nfc_and_mojibake_are_repaired() -> None:
@@ -57,3 +60,18 @@ def test_normalization_is_idempotent_and_clean(text: str) -> None:
 def test_character_normalization_is_idempotent(text: str) -> None:
     once = normalize_chars(text)
     assert normalize_chars(once) == once
+
+
+# The characters ftfy's mojibake test looks at (its categories are regex classes, ranges included), and the
+# Cyrillic and Greek letters its patterns name, with ASCII letters, spaces and punctuation around them.
+_IN_A_CATEGORY = re.compile("[" + "".join(MOJIBAKE_CATEGORIES.values()) + "]")
+_MOJIBAKE_CHARS = {chr(code) for code in range(0x80, 0x2600) if _IN_A_CATEGORY.match(chr(code))}
+_MOJIBAKE_PRONE = st.text(st.sampled_from(sorted(_MOJIBAKE_CHARS | set("\uf8ffвЂГўВРСβΆΞΟāaZz .,?!\n"))), max_size=40)
+
+
+@given(_MOJIBAKE_PRONE)
+def test_mojibake_is_detected_exactly_as_ftfy_does(text: str) -> None:
+    # The speed-ups (only lines ftfy would change go through it; only the stretches near non-ASCII
+    # characters are tested for mojibake) must not change what ftfy would do.
+    assert _looks_bad(text) == is_bad(text)
+    assert _fix_text(text) == ftfy.fix_text(text, _FTFY)
