@@ -21,10 +21,16 @@ class HtmlOptions:
     """...and holds at least this share of favor_recall's words (it extends, not replaces, it)."""
     justext_min_chars: int = 200
     """Where trafilatura finds nothing, justext's text must be this long to count as main text."""
-    short_text_chars: int = 500
+    short_text_chars: int = 1000
     """``combined``, pages with article markup: a fast-mode text shorter than this is checked..."""
-    short_text_ratio: float = 3.0
+    short_text_ratio: float = 1.1
     """...against the default mode's, which replaces it when this many times longer."""
+    default_page_share: float = 0.5
+    """``combined``, pages without markup: the default mode's text is taken as it is when it holds at
+    least this share of the page's text..."""
+    recall_default_share: float = 0.8
+    """...else, where favor_recall's text is kept, the default mode's replaces it when at least this
+    share of its length."""
 
 
 @dataclass(frozen=True, slots=True)

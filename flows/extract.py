@@ -34,8 +34,9 @@ class ExtractConfig(BaseModel):
     sandbox: bool = True
     """Extract HTML in a child process so ``timeout_s`` can be enforced (off: in-process, no limit)."""
     strategy: Strategy = "combined"
-    """``combined``: per page, trafilatura ``fast`` where the page marks up its article, else
-    ``favor_recall`` (justext's text where it finds much more); the others: one stock mode each."""
+    """``combined``: per page, trafilatura ``fast`` where the page marks up its article, else the default
+    mode's text where it holds much of the page, or ``favor_recall`` (justext's text where it finds much
+    more, the default mode's where that is nearly as long); the others: one stock mode each."""
     include_tables: bool = True
     """Keep tables that belong to the article (as ``| cell | cell |`` rows)."""
     justext_min_ratio: float = Field(default=1.5, gt=0)
@@ -45,11 +46,17 @@ class ExtractConfig(BaseModel):
     """...and contains at least this share of favor_recall's words."""
     justext_min_chars: int = Field(default=200, ge=0)
     """``combined``: where trafilatura finds no text, justext's must be this many characters to count."""
-    short_text_chars: int = Field(default=500, ge=0)
+    short_text_chars: int = Field(default=1000, ge=0)
     """``combined``, pages with article markup: a fast-mode text shorter than this is compared with
     the default mode's..."""
-    short_text_ratio: float = Field(default=3.0, gt=0)
+    short_text_ratio: float = Field(default=1.1, gt=0)
     """...which replaces it when it is this many times longer."""
+    default_page_share: float = Field(default=0.5, ge=0)
+    """``combined``, pages without article markup: the default mode's text is taken as it is when it
+    holds at least this share of the page's text (favor_recall and justext are then skipped)..."""
+    recall_default_share: float = Field(default=0.8, ge=0)
+    """...else, where favor_recall's text is kept, the default mode's replaces it when at least this
+    share of its length (favor_recall's extra is then chrome)."""
     strip_text_chrome: bool = True
     """Remove chrome lines (share bars, captions, bylines, counters) from plain-text inputs."""
 
@@ -63,6 +70,8 @@ def _html_options(config: ExtractConfig) -> HtmlOptions:
         justext_min_chars=config.justext_min_chars,
         short_text_chars=config.short_text_chars,
         short_text_ratio=config.short_text_ratio,
+        default_page_share=config.default_page_share,
+        recall_default_share=config.recall_default_share,
     )
 
 

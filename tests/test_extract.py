@@ -232,3 +232,23 @@ def test_a_page_that_hides_almost_all_of_its_text_keeps_it() -> None:
             f"<div style='display:none'>{story}</div></div></body></html>")
     (doc,), _ = extract_batch([html_doc(page)], ExtractConfig())
     assert all(paragraph in doc.text for paragraph in PARAGRAPHS)
+
+
+def test_justext_paragraphs_are_justexts_own(corpora: Path) -> None:
+    # siftlake makes justext's paragraphs without formatting the path of every empty one: the paragraphs
+    # that come out (text, path, link and tag counts) must be exactly those justext makes.
+    from justext.core import ParagraphMaker, preprocessor
+    from trafilatura.utils import load_html
+
+    from flows._extract_eval import decode_html, load_sample
+
+    compared = 0
+    for page in load_sample("cleaneval", 6, root=corpora) + load_sample("cleanportaleval", 4, root=corpora):
+        html = decode_html(page.raw)
+        theirs = ParagraphMaker.make_paragraphs(preprocessor(load_html(html)))
+        ours = extract_html_module._ParagraphMaker.make_paragraphs(preprocessor(load_html(html)))
+        assert [(p.text, p.dom_path, p.xpath, p.chars_count_in_links, p.tags_count) for p in ours] == [
+            (p.text, p.dom_path, p.xpath, p.chars_count_in_links, p.tags_count) for p in theirs
+        ]
+        compared += len(theirs)
+    assert compared > 100

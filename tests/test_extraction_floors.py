@@ -20,11 +20,11 @@ from flows.normalize import normalize_chars
 
 SAMPLE_SIZE = 10
 # Measured on the sample (siftlake / stock trafilatura 2.3.1 default):
-# scrapinghub 0.967/0.967, mozilla 0.935/0.899, cleaneval 0.945/0.938,
+# scrapinghub 0.967/0.967, mozilla 0.984/0.899, cleaneval 0.938/0.938,
 # cleanportaleval 0.970/0.970, trafilatura_eval 0.929/0.912.
 FLOORS = {
     "scrapinghub_aeb": 0.955,
-    "mozilla_readability": 0.925,
+    "mozilla_readability": 0.975,
     "cleaneval": 0.935,
     "cleanportaleval": 0.96,
     "trafilatura_eval": 0.915,
