@@ -57,7 +57,8 @@ _FTFY_ACTS_ON = re.compile(
     + "".join(re.escape(chr(code)) for code in sorted(ftfy.chardata.CONTROL_CHARS))
     + "]"
 )
-_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+# Runs of non-ASCII characters: where ftfy may have work (a line without one it leaves alone).
+_NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]+")
 
 
 def _fix_text(text: str) -> str:
@@ -69,7 +70,7 @@ def _fix_text(text: str) -> str:
     """
     out: list[str] = []
     pos = 0
-    while match := _NON_ASCII.search(text, pos):
+    while match := _NON_ASCII_RUN.search(text, pos):
         start = max(pos, text.rfind("\n", pos, match.start()) + 1)
         end = text.find("\n", match.start()) + 1 or len(text)
         line = text[start:end]
@@ -86,7 +87,6 @@ def _ftfy_leaves(line: str) -> bool:
 
 # Every pattern of ftfy's mojibake test (``BADNESS_RE``) holds a non-ASCII character and spans at most
 # 7 characters, so a match lies within 6 characters of a non-ASCII run.
-_NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]+")
 _BADNESS_REACH = 6
 
 
