@@ -10,7 +10,7 @@ LAKE ?= lake
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,dask]'
+	$(PY) -m pip install --quiet -e '.[dev,dask,cloud]'
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
