@@ -1,8 +1,12 @@
 """Read stage: find the input files under SOURCE, split them into shards, turn bytes into documents.
 
-An input unit is a file (``.txt``, ``.md``, ``.html``, ``.htm``), one line of a ``.jsonl`` file or one
-response record of a ``.warc`` file; each may be gzip-compressed (``.gz``). A unit that cannot be read
-becomes a ``Reject`` with a reason code; reading never raises for bad input.
+An input unit is a file (``.txt``, ``.md``, ``.html``, ``.htm``), one line of a ``.jsonl`` file, one
+response record of a ``.warc`` file (each may be gzip-compressed, ``.gz``) or one row of a ``.parquet``
+file. A unit that cannot be read becomes a ``Reject`` with a reason code; reading never raises for bad
+input. SOURCE is a local path or a URI (``file://``, ``s3://``, ``gs://``, ``az://``...): objects in a
+store are listed once (names, sizes, ETags) and streamed through fsspec (``flows.storage``); a failure
+of the store itself (network, credentials) raises ``StorageError`` and fails the shard, so that a retry
+or the next run reads the file again instead of filing it as a bad input.
 """
 
 from __future__ import annotations
@@ -12,23 +16,30 @@ import gzip
 import io
 import json
 import os
+import posixpath
 import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import xxhash
 from pydantic import BaseModel, ConfigDict, Field
 from warcio.archiveiterator import ArchiveIterator
 
+from flows import storage
 from flows.decode import DecodeError, decode_bytes
 from flows.document import Document, Kind, Reject
+from flows.storage import StorageError
 
 STAGE = "read"
 _TEXT_SUFFIXES = {".txt": "text", ".md": "text", ".html": "html", ".htm": "html"}
 _CONTAINER_SUFFIXES = {".jsonl", ".warc"}
+_PARQUET = ".parquet"
 _GLOB_CHARS = set("*?[")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -59,9 +70,9 @@ _FS_BYTES = "fsbytes:"
 
 @dataclass(frozen=True, slots=True)
 class InputFile:
-    """A file to read: its absolute path and its posix path relative to SOURCE.
+    """A file to read: its absolute path (local) or URI (in a store), and its posix path relative to SOURCE.
 
-    ``path`` is valid UTF-8 so that Prefect can send it as JSON: a non-UTF-8 name travels as
+    ``path`` is valid UTF-8 so that Prefect can send it as JSON: a non-UTF-8 local name travels as
     ``fsbytes:<hex of the path's bytes>`` (see ``_portable``), which ``os_path`` turns back.
     """
 
@@ -69,11 +80,16 @@ class InputFile:
     rel: str
     size: int
     start: int = 0
-    """A piece of a large uncompressed JSONL file begins here (a byte offset at a line start); 0 otherwise."""
+    """A piece of a large uncompressed JSONL file begins here (a byte offset at a line start); for a piece
+    of a Parquet file, its first row group. 0 otherwise."""
     stop: int | None = None
-    """The piece ends here (exclusive, just after a newline); None: at the end of the file."""
+    """The piece ends here (exclusive: just after a newline; for Parquet, a row group); None: at the end."""
     first_line: int = 1
-    """Line number of the piece's first line: its units keep the ids they have when the file is read whole."""
+    """Line (Parquet: row) number of the piece's first unit: its units keep the ids they have when the file
+    is read whole."""
+    etag: str | None = None
+    """The object's ETag when it is in a store (as listed, quotes included); None for a local file. With
+    ``size`` it tells an unchanged object without downloading it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,8 +136,16 @@ def _unit_kind(name: str) -> tuple[str, bool]:
 # -- discovery -------------------------------------------------------------------------------
 
 
-def discover(source: str) -> Discovery:
-    """List the files SOURCE names: a file, a directory (recursive) or a glob pattern."""
+def discover(source: str, options: Mapping[str, Any] | None = None) -> Discovery:
+    """List the files SOURCE names: a file, a directory (recursive) or a glob pattern.
+
+    SOURCE may be a URI: ``file://`` is a local path; in a store (``s3://``...) a single object, a prefix
+    (read recursively) or a glob (``s3://bucket/crawl/2026-12-*/**/*.warc.gz``), listed without reading
+    any object. ``options`` are the store's fsspec storage options (credentials, endpoint).
+    """
+    if storage.is_remote(source):
+        return _discover_remote(source, options)
+    source = storage.local_path(source)
     path = Path(source)
     if path.is_file():
         root = path.resolve().parent
@@ -173,8 +197,10 @@ def _portable(path: str) -> str:
 
 
 def os_path(item: InputFile) -> str | bytes:
-    """The path to open for ``item`` (bytes for a non-UTF-8 name)."""
-    return bytes.fromhex(item.path[len(_FS_BYTES):]) if item.path.startswith(_FS_BYTES) else item.path
+    """The local path to open for ``item`` (bytes for a non-UTF-8 name)."""
+    if item.path.startswith(_FS_BYTES):
+        return bytes.fromhex(item.path[len(_FS_BYTES):])
+    return storage.local_path(item.path)
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -220,17 +246,86 @@ def _walk_entry(path: Path, root: Path) -> InputFile | Reject:
     return InputFile(_portable(str(path)), rel, real.stat().st_size)
 
 
-def plan_shards(files: list[InputFile], config: ReadConfig) -> list[list[InputFile]]:
+# -- discovery in an object store -------------------------------------------------------------
+
+
+def _discover_remote(source: str, options: Mapping[str, Any] | None) -> Discovery:
+    """List SOURCE in a store: one listing request per 1,000 objects, sizes and ETags included."""
+    fs, path = storage.filesystem(source, options)
+    protocol = storage.scheme(source)
+    try:
+        if _GLOB_CHARS & set(path):
+            root = _fixed_prefix(path)
+            found = fs.glob(path, detail=True)
+            order = _glob_order
+        else:
+            info = fs.info(path)
+            if info.get("type") == "file":
+                root, found = posixpath.dirname(path), {path: info}
+            else:
+                root, found = path, fs.find(path, detail=True)
+            order = _walk_order
+    except FileNotFoundError as err:
+        raise SourceError(f"SOURCE {source!r} does not exist: no object has this name or prefix. Check the "
+                          "bucket, the prefix and the endpoint (AWS_ENDPOINT_URL or storage options).") from err
+    except PermissionError as err:
+        raise SourceError(f"SOURCE {source!r} cannot be listed: access denied ({err}). Check the credentials "
+                          "(AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, AWS_PROFILE, storage options).") from err
+    except Exception as err:  # the client's errors for a bad endpoint or network vary by library
+        raise SourceError(f"SOURCE {source!r} cannot be listed ({type(err).__name__}: {err}). Check the "
+                          "endpoint (AWS_ENDPOINT_URL), the network and the credentials.") from err
+    files = [_remote_file(protocol, name, info, root) for name, info in found.items() if _is_object(name, info, root)]
+    if not files:
+        raise SourceError(f"SOURCE {source!r} matches no object: check the prefix or pattern "
+                          "(quote a pattern so the shell does not expand it).")
+    return Discovery(f"{protocol}://{root}", sorted(files, key=lambda f: order(f.rel)), [])
+
+
+def _fixed_prefix(pattern: str) -> str:
+    """The folders of ``pattern`` before its first wildcard: the root that ``rel`` is relative to."""
+    parts = pattern.split("/")
+    fixed = next(i for i, part in enumerate(parts) if _GLOB_CHARS & set(part))
+    return "/".join(parts[:fixed])
+
+
+def _is_object(name: str, info: Mapping[str, Any], root: str) -> bool:
+    # Folder placeholders (keys ending in "/", made by consoles) and prefixes are not objects.
+    return info.get("type") == "file" and not name.endswith("/") and name.startswith(root + "/")
+
+
+def _remote_file(protocol: str, name: str, info: Mapping[str, Any], root: str) -> InputFile:
+    etag = info.get("ETag") or info.get("etag")
+    return InputFile(f"{protocol}://{name}", name[len(root) + 1:], int(info["size"]), etag=etag and str(etag))
+
+
+def _walk_order(rel: str) -> list[tuple[int, str]]:
+    """The order ``_walk`` finds files in (a folder's files by name, then its folders by name), so that a
+    store's SOURCE gives the same shards, in the same order, as the same tree on disk."""
+    *folders, name = rel.split("/")
+    return [(1, folder) for folder in folders] + [(0, name)]
+
+
+def _glob_order(rel: str) -> list[tuple[int, str]]:
+    return [(0, part) for part in rel.split("/")]  # as ``sorted(Path(...))`` orders local matches
+
+
+# -- shards ----------------------------------------------------------------------------------
+
+
+def plan_shards(files: list[InputFile], config: ReadConfig,
+                options: Mapping[str, Any] | None = None) -> list[list[InputFile]]:
     """Group files into shards of at most ``shard_files`` files and about ``shard_bytes`` bytes.
 
     An uncompressed JSONL file larger than ``shard_bytes`` is split at line starts into pieces of about
-    that size, each a shard: every worker can take part in one big dump. (A compressed file or a WARC
-    cannot be entered in the middle: it stays one shard, read in chunks.)
+    that size, each a shard: every worker can take part in one big dump; a Parquet file likewise, between
+    row groups. (A compressed file or a WARC cannot be entered in the middle: it stays one shard, read in
+    chunks.) A big JSONL file is scanned once for line starts here (streamed, also from a store, with
+    the storage ``options``); a Parquet file's row groups are in its footer.
     """
     shards: list[list[InputFile]] = []
     current: list[InputFile] = []
     current_bytes = 0
-    for item in (piece for whole in files for piece in _pieces(whole, config.shard_bytes)):
+    for item in (piece for whole in files for piece in _pieces(whole, config.shard_bytes, options)):
         if current and (len(current) >= config.shard_files or current_bytes + item.size > config.shard_bytes):
             shards.append(current)
             current, current_bytes = [], 0
@@ -245,23 +340,26 @@ def plan_shards(files: list[InputFile], config: ReadConfig) -> list[list[InputFi
 _SCAN_BLOCK = 1 << 22
 
 
-def _pieces(item: InputFile, limit: int) -> list[InputFile]:
-    """``item`` cut at line starts into pieces of at least ``limit`` bytes, or ``[item]`` when it is not
-    a large uncompressed JSONL file (or cannot be read now: reading it will say why)."""
+def _pieces(item: InputFile, limit: int, options: Mapping[str, Any] | None) -> list[InputFile]:
+    """``item`` cut at line starts (Parquet: between row groups) into pieces of at least ``limit`` bytes,
+    or ``[item]`` when it is not a large uncompressed JSONL or Parquet file (or cannot be read now:
+    reading it will say why)."""
     suffix, gzipped = _unit_kind(item.rel)
-    if suffix != ".jsonl" or gzipped or item.size <= limit:
+    if suffix not in (".jsonl", _PARQUET) or gzipped or item.size <= limit:
         return [item]
     try:
-        return _line_aligned_pieces(item, limit)
-    except OSError:
+        if suffix == _PARQUET:
+            return _row_group_pieces(item, limit, options)
+        return _line_aligned_pieces(item, limit, options)
+    except (OSError, pa.ArrowException):
         return [item]
 
 
-def _line_aligned_pieces(item: InputFile, limit: int) -> list[InputFile]:
+def _line_aligned_pieces(item: InputFile, limit: int, options: Mapping[str, Any] | None) -> list[InputFile]:
     pieces: list[InputFile] = []
     start, first_line = 0, 1
     block_start, line_at_block = 0, 1
-    with open(os_path(item), "rb") as handle:
+    with _open_raw(item, options) as handle:
         while block := handle.read(_SCAN_BLOCK):
             # The next cut is just after the first newline at least ``limit`` bytes past ``start``.
             while (at := block.find(b"\n", max(0, start + limit - 1 - block_start))) >= 0:
@@ -277,57 +375,144 @@ def _line_aligned_pieces(item: InputFile, limit: int) -> list[InputFile]:
 
 def _piece(item: InputFile, start: int, stop: int | None, first_line: int) -> InputFile:
     size = (stop if stop is not None else item.size) - start
-    return InputFile(item.path, item.rel, size, start, stop, first_line)
+    return InputFile(item.path, item.rel, size, start, stop, first_line, item.etag)
+
+
+def _row_group_pieces(item: InputFile, limit: int, options: Mapping[str, Any] | None) -> list[InputFile]:
+    """Consecutive row groups of at least ``limit`` bytes (compressed, as stored) each; ``size`` is theirs."""
+    with _open_raw(item, options) as handle:
+        metadata = pq.ParquetFile(handle).metadata
+    pieces: list[InputFile] = []
+    start = size = 0
+    first_row = row = 1
+    for group in range(metadata.num_row_groups):
+        size += stored_size(metadata.row_group(group))
+        row += metadata.row_group(group).num_rows
+        if size >= limit or group == metadata.num_row_groups - 1:
+            stop = group + 1 if group < metadata.num_row_groups - 1 else None
+            pieces.append(InputFile(item.path, item.rel, size, start, stop, first_row, item.etag))
+            start, size, first_row = group + 1, 0, row
+    return pieces if len(pieces) > 1 else [item]
+
+
+def stored_size(row_group: Any) -> int:
+    """Bytes a Parquet row group takes in its file (compressed): what a piece's ``size`` counts."""
+    return sum(row_group.column(c).total_compressed_size for c in range(row_group.num_columns))
 
 
 # -- reading units ---------------------------------------------------------------------------
 
 
-def read_shard(files: list[InputFile], config: ReadConfig) -> tuple[list[Document], list[Reject]]:
-    """Read every unit of every file in a shard."""
+def read_shard(files: list[InputFile], config: ReadConfig,
+               options: Mapping[str, Any] | None = None) -> tuple[list[Document], list[Reject]]:
+    """Read every unit of every file in a shard (``options``: storage options for files in a store)."""
     docs: list[Document] = []
     rejects: list[Reject] = []
-    for unit in iter_units(files, config):
+    for unit in iter_units(files, config, options):
         (docs if isinstance(unit, Document) else rejects).append(unit)  # type: ignore[arg-type]
     return docs, rejects
 
 
-def iter_units(files: list[InputFile], config: ReadConfig) -> Iterator[Document | Reject]:
-    """Every unit of every file in a shard, one at a time (a JSONL or WARC file is read as a stream)."""
+def iter_units(files: list[InputFile], config: ReadConfig,
+               options: Mapping[str, Any] | None = None) -> Iterator[Document | Reject]:
+    """Every unit of every file in a shard, one at a time (a JSONL, WARC or Parquet file is read as a
+    stream). Raises ``StorageError`` when a store fails mid-read; bad input is a ``Reject``."""
     for item in files:
-        yield from _read_file(item, config)
+        yield from _read_file(item, config, options)
 
 
-def _read_file(item: InputFile, config: ReadConfig) -> Iterator[Document | Reject]:
+def _read_file(item: InputFile, config: ReadConfig, options: Mapping[str, Any] | None) -> Iterator[Document | Reject]:
     suffix, gzipped = _unit_kind(item.rel)
-    if suffix not in _TEXT_SUFFIXES and suffix not in _CONTAINER_SUFFIXES:
-        yield _fail(item.rel, "unsupported_type", f"suffix {suffix or '(none)'!r} is not read; "
-                     "supported: .txt .md .html .htm .jsonl .warc, each optionally .gz")
+    if not (suffix in _TEXT_SUFFIXES or suffix in _CONTAINER_SUFFIXES or (suffix == _PARQUET and not gzipped)):
+        yield _fail(item.rel, "unsupported_type", f"suffix {suffix or '(none)'!r}{' .gz' if gzipped else ''} "
+                    "is not read; supported: .txt .md .html .htm .jsonl .warc, each optionally .gz, and "
+                    ".parquet (compressed inside, never .gz)")
         return
     # warcio inflates .warc.gz itself, record by record, so offsets are those of the file on disk.
     inflate_here = gzipped and suffix != ".warc"
     try:
+        if suffix == _PARQUET:
+            yield from _read_parquet(item, config, options)
+            return
         if suffix == ".warc":
-            _warc_precheck(os_path(item), gzipped, config)
-        with _open(os_path(item), inflate_here, config) as stream:
+            _warc_precheck(item, gzipped, config, options)
+        with _open(item, inflate_here, config, options) as stream:
             if suffix == ".jsonl":
                 yield from _read_jsonl(_window(stream, item), item.rel, config, item.first_line)
             elif suffix == ".warc":
-                yield from _read_warc(stream, item.rel, config)
+                yield from _read_warc(stream, item, config)
             else:
                 payload = _read_limited(stream, config.max_unit_bytes)
                 yield _text_unit(item.rel, payload, _TEXT_SUFFIXES[suffix], None, None)  # type: ignore[arg-type]
     except UnitError as err:
         yield _fail(item.rel, err.reason, err.detail)
-    except OSError as err:
+    except OSError as err:  # a local read error, or an object deleted since it was listed
         yield _fail(item.rel, "unreadable", f"cannot read the file: {err.strerror or err}")
+
+
+# -- opening local files and objects in a store ----------------------------------------------
+
+# An object up to this size is fetched whole in one GET (no HEAD first: most pages and small files);
+# a larger one is streamed in ranges of this size, one buffer held at a time.
+_REMOTE_BLOCK = 8 << 20
+
+
+def _open_raw(item: InputFile, options: Mapping[str, Any] | None) -> IO[bytes]:
+    """The file's bytes as stored (not inflated): a local file, or an object streamed from its store."""
+    if not storage.is_remote(item.path):
+        return open(os_path(item), "rb")
+    fs, path = storage.filesystem(item.path, options)
+    if item.size <= _REMOTE_BLOCK:
+        return io.BytesIO(_store_call(item.path, lambda: fs.cat_file(path)))
+    return io.BufferedReader(_RemoteFile(item.path, fs, path), buffer_size=1 << 16)
+
+
+def _store_call(uri: str, call: Any) -> Any:
+    """``call()``, with any failure of the store but a missing object (a reject) raised as ``StorageError``."""
+    try:
+        return call()
+    except FileNotFoundError:
+        raise
+    except Exception as err:
+        raise StorageError(f"{uri}: reading from the store failed ({type(err).__name__}: {err}); check the "
+                           "network, the endpoint and the credentials; a re-run reads the file again") from err
+
+
+class _RemoteFile(io.RawIOBase):
+    """An object in a store, read in ranges through fsspec; a failure of the store is a ``StorageError``."""
+
+    def __init__(self, uri: str, fs: Any, path: str) -> None:
+        self._uri = uri
+        self._file = _store_call(uri, lambda: fs.open(path, "rb", block_size=_REMOTE_BLOCK))
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return int(self._file.seek(offset, whence))
+
+    def tell(self) -> int:
+        return int(self._file.tell())
+
+    def readinto(self, buffer: Any) -> int:
+        data = _store_call(self._uri, lambda: self._file.read(len(buffer)))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
 
 
 class _InflateLimit(io.RawIOBase):
     """A gzip stream that fails once it has inflated more than a limit, and names gzip faults."""
 
-    def __init__(self, path: str | bytes, limit: int) -> None:
-        self._gz = gzip.open(path, "rb")  # noqa: SIM115 - closed by close()
+    def __init__(self, raw: IO[bytes], limit: int) -> None:
+        self._raw = raw
+        self._gz = gzip.GzipFile(fileobj=raw, mode="rb")
         self._limit = limit
         self._count = 0
 
@@ -349,13 +534,15 @@ class _InflateLimit(io.RawIOBase):
 
     def close(self) -> None:
         self._gz.close()
+        self._raw.close()
         super().close()
 
 
-def _open(path: str | bytes, gzipped: bool, config: ReadConfig) -> IO[bytes]:
+def _open(item: InputFile, gzipped: bool, config: ReadConfig, options: Mapping[str, Any] | None) -> IO[bytes]:
+    raw = _open_raw(item, options)
     if gzipped:
-        return io.BufferedReader(_InflateLimit(path, config.max_inflated_bytes), buffer_size=1 << 16)
-    return open(path, "rb")
+        return io.BufferedReader(_InflateLimit(raw, config.max_inflated_bytes), buffer_size=1 << 16)
+    return raw
 
 
 def _read_limited(stream: IO[bytes], limit: int) -> bytes:
@@ -466,7 +653,8 @@ def _jsonl_unit(source_uri: str, line: bytes) -> Document | Reject:
     return doc
 
 
-def _read_warc(stream: IO[bytes], rel: str, config: ReadConfig) -> Iterator[Document | Reject]:
+def _read_warc(stream: IO[bytes], item: InputFile, config: ReadConfig) -> Iterator[Document | Reject]:
+    rel = item.rel
     iterator = ArchiveIterator(stream)
     try:
         for record in iterator:
@@ -476,6 +664,8 @@ def _read_warc(stream: IO[bytes], rel: str, config: ReadConfig) -> Iterator[Docu
                 return
             if record.rec_type == "response":
                 yield _warc_record(iterator, record, rel, config)
+    except StorageError:
+        raise  # the store failed, not the file
     # warcio parses hostile bytes: any exception it raises means a damaged file, never a crashed run.
     except Exception as err:
         offset = iterator.offset
@@ -483,13 +673,13 @@ def _read_warc(stream: IO[bytes], rel: str, config: ReadConfig) -> Iterator[Docu
                     f"the WARC file is damaged after offset {offset}: {type(err).__name__}: {err}; "
                     "the records before it were read")
         return
-    size = os.fstat(stream.fileno()).st_size
+    size = item.size  # as listed; the same as the file's size unless it changed since
     if iterator.offset < size:  # a gzip member cut off: warcio stops without an error
         yield _fail(f"{rel}#{iterator.offset}", "warc_truncated",
                     f"the WARC file ends inside a record after offset {iterator.offset} (of {size} bytes)")
 
 
-def _warc_precheck(path: str | bytes, gzipped: bool, config: ReadConfig) -> None:
+def _warc_precheck(item: InputFile, gzipped: bool, config: ReadConfig, options: Mapping[str, Any] | None) -> None:
     """Refuse a WARC file that would make warcio fill memory, reading it once in bounded memory.
 
     warcio reads header lines whole: inflated bytes without a newline (a gzip bomb of zeros) would be
@@ -500,7 +690,7 @@ def _warc_precheck(path: str | bytes, gzipped: bool, config: ReadConfig) -> None
     line = member = 0
     inflater = zlib.decompressobj(31) if gzipped else None
     pending = b""
-    with open(path, "rb") as raw:
+    with _open_raw(item, options) as raw:
         while pending or (pending := raw.read(1 << 20)):
             if inflater is None:
                 out, pending = pending, b""
@@ -554,3 +744,116 @@ def _header_charset(content_type: str) -> str | None:
         if key.strip().lower() == "charset" and value.strip():
             return value.strip().strip("\"'")
     return None
+
+
+# -- Parquet ---------------------------------------------------------------------------------
+
+_PARQUET_OPTIONAL = ("id", "url", "title")
+# Rows decoded at a time: Arrow holds one row group's column chunks (as stored) and this many rows decoded.
+_PARQUET_BATCH_ROWS = 128
+
+
+def _read_parquet(item: InputFile, config: ReadConfig,
+                  options: Mapping[str, Any] | None) -> Iterator[Document | Reject]:
+    """One unit per row, a row group at a time, from a ``text`` (or else ``html``) string column with
+    optional ``id``, ``url`` and ``title`` string columns; ``source_uri`` is ``rel#R<row>``, rows numbered
+    from 1 over the whole file (as JSONL lines are)."""
+    with _open_raw(item, options) as handle:
+        try:
+            parquet = pq.ParquetFile(handle)
+        except (pa.ArrowException, OSError) as err:
+            if isinstance(err, FileNotFoundError):
+                raise
+            raise UnitError("parquet_invalid", f"not a readable Parquet file: {err}") from err
+        field, columns = _parquet_columns(parquet.schema_arrow)
+        groups = range(item.start, item.stop if item.stop is not None else parquet.metadata.num_row_groups)
+        row = item.first_line
+        for group in groups:
+            try:
+                for batch in parquet.iter_batches(_PARQUET_BATCH_ROWS, row_groups=[group], columns=columns,
+                                                  use_threads=False):
+                    yield from _parquet_batch(batch, field, f"{item.rel}#R", row, config)
+                    row += batch.num_rows
+            except (pa.ArrowException, OSError) as err:
+                yield _fail(f"{item.rel}#R{row}", "parquet_invalid",
+                            f"row group {group} is damaged at row {row} ({type(err).__name__}: {err}); "
+                            "the rows before it were read, the rest of the file is not")
+                return
+
+
+def _parquet_columns(schema: pa.Schema) -> tuple[str, list[str]]:
+    """The body column (``text``, else ``html``) and every column read; a wrong schema is a ``UnitError``."""
+    names = set(schema.names)
+    field = "text" if "text" in names or "html" not in names else "html"
+    if field not in names:
+        raise UnitError("parquet_missing_text", f"the file has neither a 'text' nor an 'html' column "
+                        f"(columns: {', '.join(schema.names[:20])})")
+    columns = [field] + [name for name in _PARQUET_OPTIONAL if name in names]
+    bad = [f"{name} ({schema.field(name).type})" for name in columns if not _string_type(schema.field(name).type)]
+    if bad:
+        raise UnitError("parquet_bad_field", f"column(s) {', '.join(bad)} must hold strings")
+    return field, columns
+
+
+def _string_type(kind: pa.DataType) -> bool:
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind)
+                or pa.types.is_null(kind))
+
+
+def _parquet_batch(batch: pa.RecordBatch, field: str, prefix: str, first_row: int,
+                   config: ReadConfig) -> Iterator[Document | Reject]:
+    bodies = _as_bytes(batch.column(field))
+    sizes = pc.binary_length(bodies).to_pylist()
+    too_large = [size is not None and size > config.max_unit_bytes for size in sizes]
+    # A cell over the limit is never copied out of Arrow: only the others are.
+    values = [None if large else value.as_py() for value, large in zip(bodies, too_large, strict=True)] \
+        if any(too_large) else bodies.to_pylist()
+    extras = {name: batch.column(name).to_pylist() for name in _PARQUET_OPTIONAL if name in batch.schema.names}
+    kind: Kind = "html" if field == "html" else "text"
+    for index, (body, large) in enumerate(zip(values, too_large, strict=True)):
+        source_uri = f"{prefix}{first_row + index}"
+        if large:
+            yield _fail(source_uri, "unit_too_large", f"the {field!r} cell is larger than "
+                        f"{config.max_unit_bytes} bytes (max_unit_bytes)")
+            continue
+        row = {name: column[index] for name, column in extras.items()}
+        yield _parquet_unit(source_uri, field, kind, body, row)
+
+
+def _as_bytes(column: pa.Array) -> pa.Array:
+    """A string column as binary (no copy): the raw UTF-8 bytes hash into the unit's id."""
+    if pa.types.is_dictionary(column.type):
+        column = column.dictionary_decode()
+    if pa.types.is_large_string(column.type):
+        return column.cast(pa.large_binary())
+    if pa.types.is_string_view(column.type):
+        column = column.cast(pa.string())
+    return column.cast(pa.binary())
+
+
+def _parquet_unit(source_uri: str, field: str, kind: Kind, body: bytes | None,
+                  row: dict[str, str | None]) -> Document | Reject:
+    uid = unit_id(source_uri, _row_payload(field, body, row))
+    if body is None:
+        return Reject(uid, source_uri, STAGE, "empty", f"the {field!r} cell is null")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as err:  # Arrow does not check what a writer put in a string column
+        return Reject(uid, source_uri, STAGE, "parquet_bad_field", f"the {field!r} cell is not valid UTF-8: {err}")
+    if not text.strip():
+        return Reject(uid, source_uri, STAGE, "empty", f"the {field!r} cell is blank")
+    doc = Document(doc_id=uid, source_uri=source_uri, text=text, kind=kind, url=row.get("url"),
+                   title=row.get("title"), meta={"bytes": len(body)})
+    if row.get("id") is not None:
+        doc.meta["input_id"] = row["id"]
+    return doc
+
+
+def _row_payload(field: str, body: bytes | None, row: Mapping[str, str | None]) -> bytes:
+    """The row's fields that make the unit, serialized the same way on every run: name, length, bytes."""
+    parts = [(field, body)] + [(name, None if row[name] is None else str(row[name]).encode())
+                               for name in _PARQUET_OPTIONAL if name in row]
+    return b"".join(f"{name}:-1;".encode() if value is None else f"{name}:{len(value)};".encode() + value
+                    for name, value in parts)
