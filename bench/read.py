@@ -6,8 +6,10 @@
 
 The tree is built from the gold corpora's pages (about 1,800 pages, 87 MB on disk): each kind holds the
 same pages, so the rows compare the reading path, not the content. Time is discover + plan_shards +
-read_shard per shard (what the flow's read stage does), best of ``--repeat`` runs. The S3 server is moto
-on 127.0.0.1 (one Python process): its numbers bound the client's overhead, not a real bucket's latency.
+read_shard per shard (what the flow's read stage does), best of ``--repeat`` runs; "cpu s" is this
+process's CPU time in that run (the S3 server's is not in it). The S3 server is moto on 127.0.0.1 (one
+Python process, ~10-20 ms a request on 2 cores): its wall times are the server's more than the client's;
+compare the client's CPU time with the local run's.
 """
 
 from __future__ import annotations
@@ -92,13 +94,15 @@ def read_source(source: str, config: Any, options: dict[str, Any] | None) -> tup
     return docs, rejects
 
 
-def best_of(repeat: int, run: Callable[[], tuple[int, int]]) -> tuple[float, tuple[int, int]]:
+def best_of(repeat: int, run: Callable[[], tuple[int, int]]) -> tuple[float, float, tuple[int, int]]:
+    """Best wall time, and this process's CPU time (all threads) in that run, of ``repeat`` runs."""
     times, result = [], (0, 0)
     for _ in range(repeat):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         result = run()
-        times.append(time.perf_counter() - start)
-    return min(times), result
+        times.append((time.perf_counter() - start, time.process_time() - cpu))
+    wall, cpu = min(times)
+    return wall, cpu, result
 
 
 def tree_bytes(path: Path) -> int:
@@ -152,19 +156,21 @@ def main() -> None:
             moto, _ = start_moto()
             upload(root, "bench")
         print(f"code: {read.__file__}")
-        print(f"{'kind':<12} {'MB':>6} {'docs':>5} {'rej':>4} {'local s':>8} {'MB/s':>6}"
-              + (f" {'s3 s':>7} {'s3/local':>8}" if args.s3 else ""))
+        print(f"{'kind':<12} {'MB':>6} {'docs':>5} {'rej':>4} {'local s':>8} {'cpu s':>6} {'MB/s':>6}"
+              + (f" {'s3 s':>7} {'cpu s':>6} {'s3/local':>8}" if args.s3 else ""))
         try:
             for kind, path in kinds.items():
                 cfg = split if kind == "jsonl_split" else config
-                local_s, (docs, rejects) = best_of(args.repeat, lambda p=path, c=cfg: read_source(str(p), c, None))
+                local_s, local_cpu, (docs, rejects) = best_of(
+                    args.repeat, lambda p=path, c=cfg: read_source(str(p), c, None))
                 megabytes = tree_bytes(path) / 1e6
-                line = f"{kind:<12} {megabytes:6.1f} {docs:5d} {rejects:4d} {local_s:8.2f} {megabytes / local_s:6.1f}"
+                line = (f"{kind:<12} {megabytes:6.1f} {docs:5d} {rejects:4d} {local_s:8.2f} {local_cpu:6.2f} "
+                        f"{megabytes / local_s:6.1f}")
                 if args.s3:
                     uri = f"s3://bench/{path.relative_to(root).as_posix()}"
-                    s3_s, remote = best_of(args.repeat, lambda u=uri, c=cfg: read_source(u, c, {}))
+                    s3_s, s3_cpu, remote = best_of(args.repeat, lambda u=uri, c=cfg: read_source(u, c, {}))
                     assert remote == (docs, rejects), (kind, remote, (docs, rejects))
-                    line += f" {s3_s:7.2f} {s3_s / local_s:8.2f}"
+                    line += f" {s3_s:7.2f} {s3_cpu:6.2f} {s3_s / local_s:8.2f}"
                 print(line, flush=True)
         finally:
             if moto is not None:

@@ -20,6 +20,7 @@ import posixpath
 import re
 import zlib
 from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
@@ -417,11 +418,12 @@ def iter_units(files: list[InputFile], config: ReadConfig,
                options: Mapping[str, Any] | None = None) -> Iterator[Document | Reject]:
     """Every unit of every file in a shard, one at a time (a JSONL, WARC or Parquet file is read as a
     stream). Raises ``StorageError`` when a store fails mid-read; bad input is a ``Reject``."""
-    for item in files:
-        yield from _read_file(item, config, options)
+    for item, fetched in _with_prefetch(files, options):
+        yield from _read_file(item, config, options, fetched)
 
 
-def _read_file(item: InputFile, config: ReadConfig, options: Mapping[str, Any] | None) -> Iterator[Document | Reject]:
+def _read_file(item: InputFile, config: ReadConfig, options: Mapping[str, Any] | None,
+               fetched: Future[bytes] | None = None) -> Iterator[Document | Reject]:
     suffix, gzipped = _unit_kind(item.rel)
     if not (suffix in _TEXT_SUFFIXES or suffix in _CONTAINER_SUFFIXES or (suffix == _PARQUET and not gzipped)):
         yield _fail(item.rel, "unsupported_type", f"suffix {suffix or '(none)'!r}{' .gz' if gzipped else ''} "
@@ -432,11 +434,11 @@ def _read_file(item: InputFile, config: ReadConfig, options: Mapping[str, Any] |
     inflate_here = gzipped and suffix != ".warc"
     try:
         if suffix == _PARQUET:
-            yield from _read_parquet(item, config, options)
+            yield from _read_parquet(item, config, options, fetched)
             return
         if suffix == ".warc":
-            _warc_precheck(item, gzipped, config, options)
-        with _open(item, inflate_here, config, options) as stream:
+            _warc_precheck(item, gzipped, config, options, fetched)
+        with _open(item, inflate_here, config, options, fetched) as stream:
             if suffix == ".jsonl":
                 yield from _read_jsonl(_window(stream, item), item.rel, config, item.first_line)
             elif suffix == ".warc":
@@ -452,19 +454,72 @@ def _read_file(item: InputFile, config: ReadConfig, options: Mapping[str, Any] |
 
 # -- opening local files and objects in a store ----------------------------------------------
 
-# An object up to this size is fetched whole in one GET (no HEAD first: most pages and small files);
-# a larger one is streamed in ranges of this size, one buffer held at a time.
-_REMOTE_BLOCK = 8 << 20
+# An object up to this size is fetched whole in one GET (no HEAD first: most pages and small files),
+# ahead of the reading and several at once; a larger one is streamed in ranges of this size, one
+# buffer held at a time (moto on 127.0.0.1: 100 MB in 2.0 s with 8 MiB ranges, 1.0 s with 32 MiB).
+_REMOTE_BLOCK = 16 << 20
+# Whole objects fetched ahead of the reading: at most this many bytes and objects in flight, on this
+# many threads. A GET costs one round trip (10-50 ms on S3; 20 ms on moto), far more than reading a
+# page takes: fetched one after the other, 2,000 pages would wait 40-100 s.
+_PREFETCH_BYTES = 32 << 20
+_PREFETCH_OBJECTS = 64
+_FETCH_THREADS = 16
 
 
-def _open_raw(item: InputFile, options: Mapping[str, Any] | None) -> IO[bytes]:
-    """The file's bytes as stored (not inflated): a local file, or an object streamed from its store."""
+def _fetched_whole(item: InputFile) -> bool:
+    """A small object in a store, whole (a piece's ``size`` is the piece's: it is streamed in ranges)."""
+    return item.size <= _REMOTE_BLOCK and item.start == 0 and item.stop is None and storage.is_remote(item.path)
+
+
+def _with_prefetch(files: list[InputFile],
+                   options: Mapping[str, Any] | None) -> Iterator[tuple[InputFile, Future[bytes] | None]]:
+    """Each file, with the fetch of its bytes when it is a small object in a store, started ahead."""
+    if not any(_fetched_whole(item) for item in files):
+        yield from ((item, None) for item in files)  # local files: nothing to wait for
+        return
+    pool = ThreadPoolExecutor(_FETCH_THREADS, thread_name_prefix="siftlake-fetch")
+    filesystems: dict[str, Any] = {}  # by scheme: making one costs ~0.7 ms, a GET ~3.5 ms of CPU
+    fetches: dict[int, Future[bytes]] = {}
+    ahead = in_flight = 0
+    try:
+        for index, item in enumerate(files):
+            while ahead < len(files) and (ahead <= index or (
+                    in_flight < _PREFETCH_BYTES and len(fetches) < _PREFETCH_OBJECTS)):
+                if _fetched_whole(files[ahead]):
+                    uri = files[ahead].path
+                    fs = filesystems.get(storage.scheme(uri)) or storage.filesystem(uri, options)[0]
+                    filesystems[storage.scheme(uri)] = fs
+                    fetches[ahead] = pool.submit(_fetch, uri, fs)
+                    in_flight += files[ahead].size
+                ahead += 1
+            fetched = fetches.pop(index, None)
+            in_flight -= item.size if fetched is not None else 0
+            yield item, fetched
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _fetch(uri: str, fs: Any) -> bytes:
+    """The whole object at ``uri`` in one GET."""
+    # s3fs asks for the size (a HEAD) before each GET unless told to fetch in one request: one round
+    # trip instead of two (moto: 20 -> 8 ms a page, and 6.6 -> 3.6 ms of client CPU).
+    single = {"max_concurrency": 1} if storage.scheme(uri) in ("s3", "s3a") else {}
+    return bytes(_store_call(uri, lambda: fs.cat_file(fs._strip_protocol(uri), **single)))
+
+
+def _open_raw(item: InputFile, options: Mapping[str, Any] | None, fetched: Future[bytes] | None = None) -> IO[bytes]:
+    """The file's bytes as stored (not inflated): a local file, or an object from its store (fetched
+    whole, or streamed in ranges)."""
+    if fetched is not None:
+        return io.BytesIO(fetched.result())  # raises what the fetch raised
     if not storage.is_remote(item.path):
         return open(os_path(item), "rb")
     fs, path = storage.filesystem(item.path, options)
-    if item.size <= _REMOTE_BLOCK:
-        return io.BytesIO(_store_call(item.path, lambda: fs.cat_file(path)))
-    return io.BufferedReader(_RemoteFile(item.path, fs, path), buffer_size=1 << 16)
+    if _fetched_whole(item):
+        return io.BytesIO(_fetch(item.path, fs))
+    # A piece of a big object asks for about its own bytes (ranges read ahead by one block).
+    block = min(_REMOTE_BLOCK, max(item.size, 1 << 20))
+    return io.BufferedReader(_RemoteFile(item.path, fs, path, block), buffer_size=1 << 16)
 
 
 def _store_call(uri: str, call: Any) -> Any:
@@ -481,9 +536,9 @@ def _store_call(uri: str, call: Any) -> Any:
 class _RemoteFile(io.RawIOBase):
     """An object in a store, read in ranges through fsspec; a failure of the store is a ``StorageError``."""
 
-    def __init__(self, uri: str, fs: Any, path: str) -> None:
+    def __init__(self, uri: str, fs: Any, path: str, block: int) -> None:
         self._uri = uri
-        self._file = _store_call(uri, lambda: fs.open(path, "rb", block_size=_REMOTE_BLOCK))
+        self._file = _store_call(uri, lambda: fs.open(path, "rb", block_size=block))
 
     def readable(self) -> bool:
         return True
@@ -538,8 +593,9 @@ class _InflateLimit(io.RawIOBase):
         super().close()
 
 
-def _open(item: InputFile, gzipped: bool, config: ReadConfig, options: Mapping[str, Any] | None) -> IO[bytes]:
-    raw = _open_raw(item, options)
+def _open(item: InputFile, gzipped: bool, config: ReadConfig, options: Mapping[str, Any] | None,
+          fetched: Future[bytes] | None) -> IO[bytes]:
+    raw = _open_raw(item, options, fetched)
     if gzipped:
         return io.BufferedReader(_InflateLimit(raw, config.max_inflated_bytes), buffer_size=1 << 16)
     return raw
@@ -679,7 +735,8 @@ def _read_warc(stream: IO[bytes], item: InputFile, config: ReadConfig) -> Iterat
                     f"the WARC file ends inside a record after offset {iterator.offset} (of {size} bytes)")
 
 
-def _warc_precheck(item: InputFile, gzipped: bool, config: ReadConfig, options: Mapping[str, Any] | None) -> None:
+def _warc_precheck(item: InputFile, gzipped: bool, config: ReadConfig, options: Mapping[str, Any] | None,
+                   fetched: Future[bytes] | None) -> None:
     """Refuse a WARC file that would make warcio fill memory, reading it once in bounded memory.
 
     warcio reads header lines whole: inflated bytes without a newline (a gzip bomb of zeros) would be
@@ -690,7 +747,7 @@ def _warc_precheck(item: InputFile, gzipped: bool, config: ReadConfig, options: 
     line = member = 0
     inflater = zlib.decompressobj(31) if gzipped else None
     pending = b""
-    with _open_raw(item, options) as raw:
+    with _open_raw(item, options, fetched) as raw:
         while pending or (pending := raw.read(1 << 20)):
             if inflater is None:
                 out, pending = pending, b""
@@ -753,12 +810,12 @@ _PARQUET_OPTIONAL = ("id", "url", "title")
 _PARQUET_BATCH_ROWS = 128
 
 
-def _read_parquet(item: InputFile, config: ReadConfig,
-                  options: Mapping[str, Any] | None) -> Iterator[Document | Reject]:
+def _read_parquet(item: InputFile, config: ReadConfig, options: Mapping[str, Any] | None,
+                  fetched: Future[bytes] | None) -> Iterator[Document | Reject]:
     """One unit per row, a row group at a time, from a ``text`` (or else ``html``) string column with
     optional ``id``, ``url`` and ``title`` string columns; ``source_uri`` is ``rel#R<row>``, rows numbered
     from 1 over the whole file (as JSONL lines are)."""
-    with _open_raw(item, options) as handle:
+    with _open_raw(item, options, fetched) as handle:
         try:
             parquet = pq.ParquetFile(handle)
         except (pa.ArrowException, OSError) as err:

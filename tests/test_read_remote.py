@@ -91,7 +91,7 @@ def test_objects_carry_their_uri_size_and_etag_and_local_files_none(s3_server: A
     assert discover(bucket, {}).root == "s3://raw/crawl"
 
 
-@pytest.mark.parametrize("block", [8 << 20, 4096], ids=["whole-objects", "ranged-reads"])
+@pytest.mark.parametrize("block", [16 << 20, 4096], ids=["whole-objects", "ranged-reads"])
 def test_every_kind_reads_from_s3_as_from_disk(tree: Path, bucket: str, block: int,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(read, "_REMOTE_BLOCK", block)  # 4 KiB: every object but the smallest is streamed
@@ -105,7 +105,7 @@ def test_every_kind_reads_from_s3_as_from_disk(tree: Path, bucket: str, block: i
         "parquet_invalid", "unsupported_type"}
 
 
-@pytest.mark.parametrize("block", [8 << 20, 4096], ids=["whole-objects", "ranged-reads"])
+@pytest.mark.parametrize("block", [16 << 20, 4096], ids=["whole-objects", "ranged-reads"])
 def test_big_jsonl_and_parquet_objects_are_cut_into_shards_read_with_seeks(
         tree: Path, bucket: str, block: int, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(read, "_REMOTE_BLOCK", block)
