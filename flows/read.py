@@ -51,7 +51,8 @@ class ReadConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
     max_unit_bytes: int = Field(16 * 1024 * 1024, gt=0)
-    """Largest unit (file, JSONL line, WARC body) read, after decompression; larger: ``unit_too_large``."""
+    """Largest unit (file, JSONL line, WARC body, Parquet cell) read, after decompression; larger:
+    ``unit_too_large``."""
     max_inflated_bytes: int = Field(2 * 1024**3, gt=0)
     """Most bytes one ``.gz`` file may inflate to (gzip bombs); beyond: ``gzip_too_large``. For ``.warc.gz``
     (one gzip member per record) the limit is per member; a ``.warc`` line longer than ``max_unit_bytes``
@@ -60,10 +61,10 @@ class ReadConfig(BaseModel):
     """Most files in one shard (a shard is the unit of work of a task)."""
     shard_bytes: int = Field(16 * 1024 * 1024, gt=0)
     """Most input bytes (on disk) in one shard. A larger uncompressed JSONL file is cut at line starts into
-    shards of about this size; another larger file is a shard of its own, read and processed in chunks of
-    about this many characters of text. A worker holds about 3x its shard's bytes; 16 MiB of HTML is ~140
-    pages, ~3 s of work per task against ~0.1 s of Prefect overhead per task; 32 MiB halves that overhead
-    for ~60 MiB more peak memory (bench/e2e.py)."""
+    shards of about this size, a larger Parquet file between row groups; another larger file is a shard of
+    its own, read and processed in chunks of about this many characters of text. A worker holds about 3x
+    its shard's bytes; 16 MiB of HTML is ~140 pages, ~3 s of work per task against ~0.1 s of Prefect
+    overhead per task; 32 MiB halves that overhead for ~60 MiB more peak memory (bench/e2e.py)."""
 
 
 _FS_BYTES = "fsbytes:"
