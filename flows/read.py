@@ -14,7 +14,7 @@ import json
 import os
 import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
@@ -74,6 +74,7 @@ class InputFile:
     """The piece ends here (exclusive, just after a newline); None: at the end of the file."""
     first_line: int = 1
     """Line number of the piece's first line: its units keep the ids they have when the file is read whole."""
+    etag: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +121,7 @@ def _unit_kind(name: str) -> tuple[str, bool]:
 # -- discovery -------------------------------------------------------------------------------
 
 
-def discover(source: str) -> Discovery:
+def discover(source: str, options: Mapping[str, Any] | None = None) -> Discovery:
     """List the files SOURCE names: a file, a directory (recursive) or a glob pattern."""
     path = Path(source)
     if path.is_file():
@@ -220,7 +221,8 @@ def _walk_entry(path: Path, root: Path) -> InputFile | Reject:
     return InputFile(_portable(str(path)), rel, real.stat().st_size)
 
 
-def plan_shards(files: list[InputFile], config: ReadConfig) -> list[list[InputFile]]:
+def plan_shards(files: list[InputFile], config: ReadConfig,
+                options: Mapping[str, Any] | None = None) -> list[list[InputFile]]:
     """Group files into shards of at most ``shard_files`` files and about ``shard_bytes`` bytes.
 
     An uncompressed JSONL file larger than ``shard_bytes`` is split at line starts into pieces of about
@@ -292,7 +294,8 @@ def read_shard(files: list[InputFile], config: ReadConfig) -> tuple[list[Documen
     return docs, rejects
 
 
-def iter_units(files: list[InputFile], config: ReadConfig) -> Iterator[Document | Reject]:
+def iter_units(files: list[InputFile], config: ReadConfig,
+               options: Mapping[str, Any] | None = None) -> Iterator[Document | Reject]:
     """Every unit of every file in a shard, one at a time (a JSONL or WARC file is read as a stream)."""
     for item in files:
         yield from _read_file(item, config)

@@ -343,6 +343,18 @@ class Store:
                                "the endpoint (AWS_ENDPOINT_URL), the network and the credentials") from err
 
 
+def check_source(source: str, options: Mapping[str, Any] | None = None) -> None:
+    """Fail fast when SOURCE cannot be there: a local path that does not exist (and is no glob), or an
+    object store that cannot be reached. What a glob or a prefix holds is for discovery to say."""
+    if is_remote(source):
+        Store(source, options).check_reachable()
+        return
+    path = local_path(source)
+    if not set("*?[") & set(path) and not Path(path).exists():
+        raise StorageError(f"SOURCE {source!r} does not exist: pass a file, a directory or a glob pattern such as "
+                           "'inbox/**/*.jsonl', as a local path or a URI (s3://bucket/prefix).")
+
+
 def _precondition_failed(err: Exception) -> bool:
     if isinstance(err, FileExistsError):  # s3fs's name for 412 Precondition Failed
         return True
