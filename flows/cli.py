@@ -59,17 +59,19 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, ValidationError) as err:
         print(f"siftlake: invalid configuration: {err}", file=sys.stderr)
         return EXIT_USAGE
+    from flows.lake import LakeBusyError, check_not_busy
     from flows.storage import StorageError, Store, check_source
 
     try:  # before any Prefect server starts: a run that cannot begin says so at once
         check_source(config.source, config.storage.options)
-        Store(config.lake, config.storage.options).check_reachable()
-    except StorageError as err:
+        lake = Store(config.lake, config.storage.options)
+        lake.check_reachable()
+        check_not_busy(lake, config.lock_wait_s)
+    except (StorageError, LakeBusyError) as err:
         print(f"siftlake: {err}", file=sys.stderr)
         return EXIT_FAILED
     from flows.dedup_index import IncompatibleIndexError
     from flows.ingest import ingest
-    from flows.lake import LakeBusyError
     from flows.read import SourceError
 
     try:

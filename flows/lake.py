@@ -584,6 +584,23 @@ def lake_lock(lake: Store | str | os.PathLike[str], wait_s: float, lease_s: floa
         yield None
 
 
+def check_not_busy(lake: Store, wait_s: float) -> None:
+    """Raise ``LakeBusyError`` now when another run holds the lake and this one would not wait for it.
+
+    A courtesy before the run starts (no Prefect server, no traceback); the run takes the lock itself.
+    """
+    if wait_s > 0:
+        return
+    if lake.remote:
+        current = lake.read_with_etag(LOCK)
+        if current is not None and _lease_of(current[0]).get("expires", 0) > time.time():
+            raise LakeBusyError(LeaseLock(lake, 0).busy_message())
+        return
+    if lake.local(LOCK).exists():
+        with _os_lock(lake.local(), 0):
+            pass
+
+
 @contextlib.contextmanager
 def _os_lock(lake: Path, wait_s: float) -> Iterator[None]:
     lake.mkdir(parents=True, exist_ok=True)
@@ -648,7 +665,7 @@ class LeaseLock:
             if self.etag is not None:
                 break
             if time.monotonic() >= deadline:
-                raise LakeBusyError(self._busy_message())
+                raise LakeBusyError(self.busy_message())
             time.sleep(min(1.0, max(0.1, deadline - time.monotonic())))
         self._renewer = threading.Thread(target=self._renew, name="siftlake-lease", daemon=True)
         self._renewer.start()
@@ -662,7 +679,7 @@ class LeaseLock:
             return None
         return self.store.replace_if(LOCK, self._body(), current[1])
 
-    def _busy_message(self) -> str:
+    def busy_message(self) -> str:
         current = self.store.read_with_etag(LOCK)
         holder = _lease_of(current[0]) if current else {}
         expires = holder.get("expires")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -87,12 +88,11 @@ class S3Server:
     def bucket(self, name: str) -> str:
         """Create bucket ``name`` (emptied if it exists); return ``s3://name``."""
         client = self.client()
-        try:
+        with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
             client.create_bucket(Bucket=name)
-        except client.exceptions.BucketAlreadyOwnedByYou:
-            for page in client.get_paginator("list_objects_v2").paginate(Bucket=name):
-                for item in page.get("Contents", []):
-                    client.delete_object(Bucket=name, Key=item["Key"])
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=name):
+            for item in page.get("Contents", []):
+                client.delete_object(Bucket=name, Key=item["Key"])
         return f"s3://{name}"
 
     def upload_tree(self, folder: Path, uri: str) -> None:
