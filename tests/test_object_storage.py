@@ -21,7 +21,7 @@ import pytest
 from flows import lake as lakefs
 from flows.config import IngestConfig
 from flows.storage import Store
-from tests.conftest import S3Server
+from tests.conftest import FaultyProxy, S3Server
 
 pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_server")]
 SMALL_SHARDS = {"read": {"shard_files": 1}, "runner": {"kind": "thread", "workers": 1, "shards_in_flight": 1}}
@@ -57,7 +57,9 @@ def finished(run: subprocess.Popen[str], timeout: float = 400) -> dict[str, Any]
 
 
 def s3_documents(server: S3Server, lake: str) -> pd.DataFrame:
-    return pd.read_parquet(f"{lake}/documents", storage_options={"client_kwargs": {"endpoint_url": server.endpoint}})
+    # Listings fresh each time: this process reads the lake between runs (s3fs caches listings otherwise).
+    options = {"client_kwargs": {"endpoint_url": server.endpoint}, "use_listings_cache": False}
+    return pd.read_parquet(f"{lake}/documents", storage_options=options)
 
 
 def day_one(tmp_path: Path, seeds_dir: Path) -> Path:
@@ -280,3 +282,38 @@ def test_both_tables_read_back_when_no_run_gave_them_rows(tmp_path: Path, seeds_
     assert documents == [(0,)]
     ingest(str(seeds_dir), str(lake), tmp_path)  # a run that adds nothing adds no files either
     assert len(list((lake / "rejects").rglob("*.parquet"))) == 1
+
+
+def test_transient_store_errors_are_retried_and_a_store_that_goes_away_fails_the_run_for_a_later_resume(
+        s3_server: S3Server, buckets: tuple[str, str], tmp_path: Path, seeds_dir: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    _, corpus = buckets
+    proxy = FaultyProxy(s3_server.endpoint, every=7)  # one request in 7: a 503 SlowDown or a dropped connection
+    monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
+    try:
+        counts = ingest(str(seeds_dir), f"{corpus}/lake", tmp_path)
+        assert counts["documents"] == 5 and proxy.faults >= 3
+        assert len(s3_documents(s3_server, f"{corpus}/lake")) == 5
+
+        more = tmp_path / "more"
+        more.mkdir()
+        for n in range(6):
+            (more / f"doc-{n}.txt").write_text(f"Issue {n} of the weekly letter.\n\n" + (seeds_dir / sorted(
+                p.name for p in seeds_dir.iterdir())[n % 5]).read_text())
+        proxy.every, proxy.down_after = 0, proxy.requests + 30  # the store goes away once the run is under way
+        start = time.monotonic()
+        quick = {"lock_lease_s": 5, "options": {"config_kwargs": {"retries": {"max_attempts": 2}}}}
+        with pytest.raises(Exception):  # noqa: B017 - whichever error the store's absence surfaces as
+            ingest(str(more), f"{corpus}/lake", tmp_path, storage=quick, **SMALL_SHARDS)
+        assert time.monotonic() - start < 120, "a store that went away must fail the run, not hang it"
+        staged = [k for k in Store(f"{corpus}/lake", {"endpoint_url": s3_server.endpoint}).files(lakefs.STAGING)
+                  if k.endswith(".json") and "/shards/" in k]
+        assert 0 < len(staged) < 6, "the store must go away mid-run for this test to mean anything"
+    finally:
+        proxy.down_after = 0
+    again = ingest(str(more), f"{corpus}/lake", tmp_path, lock_wait_s=30, storage={"lock_lease_s": 5},
+                   **SMALL_SHARDS)
+    proxy.close()
+    assert again["documents"] == 6 and again["shards_resumed"] >= len(staged)
+    frame = s3_documents(s3_server, f"{corpus}/lake")
+    assert len(frame) == 11 and frame["doc_id"].is_unique
