@@ -1,18 +1,21 @@
-"""The lake on disk: layout, Parquet schemas, staging, atomic commit, run manifests, the lock.
+"""The lake: layout, Parquet schemas, staging, atomic commit, run manifests, the lock, the index cache.
 
-Layout (``LAKE`` is the lake root)::
+Layout (``LAKE`` is the lake root, a local folder or a prefix on an object store)::
 
     LAKE/documents/ingest_date=YYYY-MM-DD/run-<run_id>.parquet   every accepted document
     LAKE/rejects/ingest_date=YYYY-MM-DD/run-<run_id>.parquet     every unit that did not become one
     LAKE/_runs/<run_id>.json                                     one manifest per committed run
     LAKE/_index/                                                 the near-duplicate index (flows.dedup_index)
+    LAKE/_inputs/run-<run_id>.parquet                            input objects a run committed (path, size, ETag)
     LAKE/_staging/<run_id>/                                      a run in progress (readers never look here)
     LAKE/_lock                                                   held by the run writing the lake
 
-A run writes everything under its staging folder, then commits: it writes a ``COMMIT`` list of
-renames, performs them (one file per table, one folder for the index segment), writes the
-manifest and removes the staging folder. A run that dies mid-commit is rolled forward by the
-next run, so a reader sees all of a run or none of it.
+Every access goes through a ``flows.storage.Store``. A run works in a local staging folder (the
+lake's own ``_staging/<run_id>`` on a local lake; a scratch folder mirrored to it on an object
+store), then commits: it writes a ``COMMIT`` list of moves and performs them (one file per table,
+then the index segment), writes the manifest and removes the staging folder. On an object store a
+move is a copy of one object, atomic per object, and a segment's ``meta.json`` goes last. A run that
+dies mid-commit is rolled forward by the next run, so a reader sees all of a run or none of it.
 """
 
 from __future__ import annotations
