@@ -148,7 +148,9 @@ def test_compaction_keeps_every_answer(index_dir: Path) -> None:
 def test_query_fetches_only_candidates(index_dir: Path) -> None:
     run(index_dir, "run-1", FIRST)
     index = LakeIndex.open(index_dir, CONFIG)
-    matches = index.query(batch_of(["q"], [article(2)]).signatures)
+    probe = batch_of(["q"], [article(2)])
+    matches, containing = index.query(probe.signatures, probe.sizes)
+    assert containing.doc_ids == []  # an exact copy is not "contained": the container must be larger
     assert matches.doc_ids == ["b1"] and matches.dup_cluster == ["b1"]
     assert np.array_equal(matches.similarity, [1.0])
     # Segments are read-only views of memory-mapped files, not loaded copies.
@@ -262,9 +264,9 @@ def test_a_query_against_many_copies_finds_each_querys_best_match_in_any_block_s
         run(index_dir, f"run-{run_number}", batch_of([f"r{run_number}-{i:02d}" for i in range(60)], copies))
     probe = batch_of([f"q{i}" for i in range(9)], [edit(page, 900 + i, 0.03) for i, page in enumerate(pages * 3)])
     index = LakeIndex.open(index_dir, CONFIG)
-    whole = index.query(probe.signatures)
+    whole, _ = index.query(probe.signatures, probe.sizes)
     monkeypatch.setattr(dedup_index, "_CANDIDATE_PAIRS_AT_ONCE", 1)  # one query row per block
-    one_by_one = index.query(probe.signatures)
+    one_by_one, _ = index.query(probe.signatures, probe.sizes)
     assert np.array_equal(whole.query_rows, one_by_one.query_rows)
     assert whole.doc_ids == one_by_one.doc_ids and whole.dup_cluster == one_by_one.dup_cluster
     assert np.array_equal(whole.similarity, one_by_one.similarity)
