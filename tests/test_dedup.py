@@ -226,3 +226,21 @@ def test_clusters_are_the_components_of_all_verified_candidate_pairs(families: l
     for row, kept in enumerate(decisions.dup_cluster):
         clusters.setdefault(kept, set()).add(row)
     assert sorted(clusters.values(), key=min) == _components_by_brute_force(batch.signatures)
+
+
+def test_within_a_run_the_containing_document_is_kept_whatever_the_scores(tmp_path: Path) -> None:
+    whole = article(40, 400)
+    excerpt = " ".join(whole.split()[:150])
+    out = decide(batch_of(["excerpt", "whole"], [excerpt, whole], [1.0, 0.1]), tmp_path)
+    assert out["whole"] == ("whole", False, 1.0)
+    assert out["excerpt"][:2] == ("whole", True) and out["excerpt"][2] < CONFIG.threshold
+
+
+@settings(max_examples=30, deadline=None)
+@given(start=st.integers(min_value=0, max_value=250), length=st.integers(min_value=3, max_value=49))
+def test_short_texts_are_never_flagged_as_contained(start: int, length: int) -> None:
+    whole = article(41, 300)
+    excerpt = " ".join(whole.split()[start : start + length])
+    batch = batch_of(["excerpt", "whole"], [excerpt, whole])
+    d = resolve(batch, LakeIndex(Path("/nonexistent"), CONFIG, []), CONFIG)
+    assert not d.is_duplicate.any() and d.dup_kind == [None, None]
