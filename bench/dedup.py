@@ -1,15 +1,18 @@
-"""Near-duplicate detection benchmark: accuracy, LSH recall, throughput, index size and memory.
+"""Duplicate detection benchmark (near and contained): accuracy, LSH recall, throughput, index size, memory.
 
     python bench/dedup.py                 # everything (about 3-6 min on one core)
-    python bench/dedup.py --sweep         # plus the parameter sweep that chose the defaults
+    python bench/dedup.py --sweep         # plus the parameter sweeps that chose the defaults
+    SIFTLAKE_CORPORA=/data/corpora python bench/dedup.py --extractor pipeline --cache /tmp/dedup
     python bench/dedup.py --lake-docs 100000 --skip-built   # quicker memory check
 
 Sections:
 1. signature throughput on article-length texts (scrapinghub_aeb gold), vs datasketch MinHash.bulk;
-2. clough_plagiarism (answer, source) pairs: cut/light are near-duplicates, non is not, heavy apart;
+2. clough_plagiarism (answer, source) pairs: cut/light are duplicates (near or contained), non is not,
+   heavy apart; cut recall also without the two answers whose source holds none of their text;
 3. a built near-duplicate set: each scrapinghub_aeb gold article as HTML in 4 site templates with
    heavy shared chrome (cosmetic changes, ~1% of words edited, a short paragraph removed, an update
-   line appended), negatives = other articles in the same templates and two-article mash-ups, all
+   line appended), negatives = other articles in the same templates and two-article mash-ups (halves
+   equal in tokens), all
    run through the pipeline's extraction, then scored pairwise against the true clusters; plus the
    LSH's candidate recall against exact Jaccard computed by brute force;
 4. a built containment set: each gold article as a page in one heavy template (the containers, and
@@ -631,6 +634,30 @@ def s_curve(b: int, r: int, s: float) -> float:
     return float(1 - (1 - s**r) ** b)
 
 
+def bench_containment_sweep(cache: Path | None, extractor: str) -> None:
+    """The containment threshold and Wilson z, through the real resolve(), on the three sets."""
+    ctexts, ctruth, ckinds, _ = containment_texts(cache, extractor)
+    btexts, btruth, _, _ = built_texts(cache, extractor)
+    ids, cl_texts, pairs = load_clough()
+    cut = [(a, s) for a, s, c in pairs if c == "cut" and ids[a] not in CLOUGH_CUT_NOT_FROM_SOURCE]
+    non = [(a, s) for a, s, c in pairs if c == "non"]
+    print(f"\n## Containment sweep ({extractor}): threshold x Wilson z")
+    print("  thr    z      containment P  R       built F1   clough cut (of 11)  non flagged")
+    for threshold in (0.5, 0.6, 0.7):
+        for z in (1.645, 2.33, 3.0):
+            cfg = DedupConfig(containment_threshold=threshold, containment_z=z)
+            sizes = fingerprints(ctexts, cfg)[1]
+            labels = [(-1 - i) if k in ("teaser", "feed") and sizes[i] < cfg.containment_min_shingles else t
+                      for i, (t, k) in enumerate(zip(ctruth, ckinds, strict=True))]
+            cp, cr, _ = prf(pair_set(clusters_of(ctexts, cfg)), pair_set(labels))
+            bf = prf(pair_set(clusters_of(btexts, cfg)), pair_set(btruth))[2]
+            kc = clusters_of(cl_texts, cfg, ids)
+            cut_hits = sum(kc[a] == kc[s] for a, s in cut)
+            non_hits = sum(kc[a] == kc[s] for a, s in non)
+            print(f"  {threshold:.1f}  {z:5.3f}   {cp:.4f}        {cr:.4f}   {bf:.4f}     {cut_hits:2d}"
+                  f"                  {non_hits}")
+
+
 def bench_sweep(cache: Path | None, extractor: str) -> None:
     texts, truth, _kinds, _how = built_texts(cache, extractor)
     _, ctexts, cpairs = load_clough()
@@ -655,9 +682,10 @@ def bench_sweep(cache: Path | None, extractor: str) -> None:
                 f"  {kind} {size:2d}   {thr:4.2f}   {p:.4f}    {r:.4f}    {f:.4f}  | {rec['cut']:.2f}     "
                 f"{rec['light']:.2f}   {rec['heavy']:.2f}   {rec['non']:.2f}   | {neg:.3f}      {pos:.3f}"
             )
+    bench_containment_sweep(cache, extractor)
     print("\n  LSH S-curve P(candidate | Jaccard s) for num_perm 128:")
     print("  bands x rows   s=0.3   s=0.5   s=0.6   s=0.7   s=0.8   band-key bytes/doc")
-    for b, r in ((16, 8), (20, 6), (25, 5), (32, 4), (42, 3)):
+    for b, r in ((16, 8), (20, 6), (25, 5), (32, 4), (42, 3), (64, 2)):
         print(
             f"  {b:3d} x {r}     "
             + "  ".join(f"{s_curve(b, r, s):.4f}" for s in (0.3, 0.5, 0.6, 0.7, 0.8))

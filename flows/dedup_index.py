@@ -28,9 +28,11 @@ Cost: a query is ``bands x segments`` calls of ``np.searchsorted`` over the batc
 the memory-mapped sorted keys (``batch x log(segment)`` each), then the signatures of the
 candidate rows only, read with ``pread``. Mapped pages are released after each band
 (``MADV_DONTNEED``), so the resident set follows the batch and one band of one segment, not the
-lake: 1,000,000 indexed documents cost ~130 MB of RSS over the empty-index baseline while
-resolving a 20,000-document batch (``bench/dedup.py``). On disk: ~1,040 bytes per document with
-the defaults (512 signature, 384 band keys and rows, the rest ids and decisions).
+lake: 1,000,000 indexed documents cost ~110 MB of RSS over the empty-index baseline while
+resolving a 20,000-document batch (``bench/dedup.py``). On disk: ~1,450 bytes per document with
+the defaults (512 signature, 768 band keys and rows, 25 set size, content hash and containment
+decision, the rest ids and decisions). Each candidate is checked for both near-duplication and
+containment (``contained_in``, using ``sizes.npy``).
 
 Compaction (``compact``) is size-tiered: it merges the smallest live segments (up to a number of
 entries) into one, published with the same single rename; its ``meta.json`` names the segments it
