@@ -86,6 +86,8 @@ def documents_schema(signal_names: Sequence[str]) -> pa.Schema:
         ("dup_cluster", pa.string()),
         ("is_duplicate", pa.bool_()),
         ("dup_similarity", pa.float64()),
+        ("dup_kind", pa.string()),
+        ("dup_containment", pa.float64()),
         ("quality_score", pa.float64()),
         *((name, pa.float64()) for name in signal_names),
         ("input_kind", pa.string()),
@@ -98,12 +100,15 @@ def documents_schema(signal_names: Sequence[str]) -> pa.Schema:
 def staged_schema(signal_names: Sequence[str]) -> pa.Schema:
     """A staged shard: the documents columns known before dedup, plus the MinHash signature."""
     final = documents_schema(signal_names)
-    dedup_columns = {"dup_cluster", "is_duplicate", "dup_similarity", "run_id"}
-    return pa.schema([f for f in final if f.name not in dedup_columns] + [pa.field("signature", pa.binary())])
+    dedup_columns = {"dup_cluster", "is_duplicate", "dup_similarity", "dup_kind", "dup_containment", "run_id"}
+    return pa.schema([f for f in final if f.name not in dedup_columns]
+                     + [pa.field("signature", pa.binary()), pa.field("n_shingles", pa.uint32())])
 
 
-def staged_table(docs: Sequence[Document], signatures: np.ndarray, signal_names: Sequence[str]) -> pa.Table:
-    """Columns of a processed shard, ready to stage; ``signatures`` rows align with ``docs``."""
+def staged_table(docs: Sequence[Document], signatures: np.ndarray, n_shingles: np.ndarray,
+                 signal_names: Sequence[str]) -> pa.Table:
+    """Columns of a processed shard, ready to stage; ``signatures`` and ``n_shingles`` (distinct
+    shingles, for containment dedup) rows align with ``docs``."""
     columns: dict[str, list[Any]] = {
         "doc_id": [d.doc_id for d in docs],
         "source_uri": [d.source_uri for d in docs],
@@ -117,6 +122,7 @@ def staged_table(docs: Sequence[Document], signatures: np.ndarray, signal_names:
         "input_kind": [d.kind for d in docs],
         "n_chars": [len(d.text) for d in docs],
         "signature": [row.tobytes() for row in signatures],
+        "n_shingles": np.asarray(n_shingles, dtype=np.uint32).tolist(),
     }
     return pa.table(columns, schema=staged_schema(signal_names))
 

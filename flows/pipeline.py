@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 from flows import lake as lakefs
 from flows.config import IngestConfig
-from flows.dedup import DedupBatch, DedupConfig, DedupDecisions, content_hash, resolve, signatures
+from flows.dedup import DedupBatch, DedupConfig, DedupDecisions, content_hash, fingerprints, resolve
 from flows.dedup_index import SEGMENTS, LakeIndex
 from flows.document import Document, Reject, reject
 from flows.extract import ExtractConfig, extract_batch
@@ -50,6 +50,7 @@ class ShardBatch:
     counts: Counter[str] = field(default_factory=Counter)
     seconds: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
     signatures: np.ndarray | None = None
+    n_shingles: np.ndarray | None = None
 
 
 @dataclass
@@ -199,7 +200,7 @@ def fingerprint_stage(batch: ShardBatch, config: DedupConfig) -> ShardBatch:
     def fingerprint(docs: list[Document]) -> None:
         for doc in docs:
             doc.content_hash = content_hash(doc.text)
-        batch.signatures = signatures([d.text for d in docs], config)
+        batch.signatures, batch.n_shingles = fingerprints([d.text for d in docs], config)
 
     with _Timer(batch, "fingerprint"):
         _guarded(batch, "fingerprint", fingerprint)
@@ -227,9 +228,10 @@ class ShardStager:
         self.seconds: defaultdict[str, float] = defaultdict(float)
 
     def add(self, batch: ShardBatch) -> None:
-        assert batch.signatures is not None, "fingerprint_stage must run before a chunk is staged"
+        assert batch.signatures is not None and batch.n_shingles is not None, \
+            "fingerprint_stage must run before a chunk is staged"
         start = time.perf_counter()
-        table = lakefs.staged_table(batch.docs, batch.signatures, SIGNAL_NAMES)
+        table = lakefs.staged_table(batch.docs, batch.signatures, batch.n_shingles, SIGNAL_NAMES)
         if self.writer is None:
             self.partial.parent.mkdir(parents=True, exist_ok=True)
             self.writer = pq.ParquetWriter(self.partial, table.schema, compression="zstd")
@@ -285,7 +287,7 @@ def dedup_stage(paths: lakefs.RunPaths, config: DedupConfig, index_dir: Path) ->
     stage decisions and the run's index segment."""
     lakefs.pull_staged(paths)  # shards staged by workers on other machines
     files = sorted(paths.shards.glob("shard-*[0-9].parquet"))
-    columns = ["doc_id", "content_hash", "signature", "quality_score", "n_chars"]
+    columns = ["doc_id", "content_hash", "signature", "quality_score", "n_chars", "n_shingles"]
     table = pa.concat_tables([pq.read_table(f, columns=columns) for f in files]) if files else None
     batch = _dedup_batch(table, config)
     index = LakeIndex.open(index_dir, config)
@@ -306,7 +308,8 @@ def segment_of(paths: lakefs.RunPaths) -> str:
 
 def _dedup_batch(table: pa.Table | None, config: DedupConfig) -> DedupBatch:
     if table is None or table.num_rows == 0:
-        return DedupBatch([], [], np.empty((0, config.num_perm), np.uint32), np.empty(0), np.empty(0, np.int64))
+        return DedupBatch([], [], np.empty((0, config.num_perm), np.uint32), np.empty(0), np.empty(0, np.int64),
+                          np.empty(0, np.uint32))
     # Read the signatures as one buffer: a Python bytes object per row would cost ~2x their size.
     width = 4 * config.num_perm
     fixed = table.column("signature").cast(pa.binary(width)).combine_chunks()
@@ -318,6 +321,7 @@ def _dedup_batch(table: pa.Table | None, config: DedupConfig) -> DedupBatch:
         signatures=sigs,
         quality=table.column("quality_score").to_numpy(),
         lengths=table.column("n_chars").to_numpy(),
+        sizes=table.column("n_shingles").to_numpy(),
     )
 
 
@@ -327,6 +331,8 @@ def _decisions_table(batch: DedupBatch, decisions: DedupDecisions) -> pa.Table:
         "dup_cluster": decisions.dup_cluster,
         "is_duplicate": decisions.is_duplicate,
         "dup_similarity": decisions.dup_similarity,
+        "dup_kind": pa.array(decisions.dup_kind, pa.string()),
+        "dup_containment": decisions.dup_containment,
     })
 
 
@@ -358,12 +364,12 @@ def _write_documents(paths: lakefs.RunPaths, decisions: pa.Table, by_id: dict[st
     rows = 0
     with pq.ParquetWriter(target, schema, compression="zstd") as writer:
         for shard in sorted(paths.shards.glob("shard-*[0-9].parquet")):
-            staged = pq.read_table(shard).drop_columns(["signature"])
+            staged = pq.read_table(shard).drop_columns(["signature", "n_shingles"])
             if staged.num_rows == 0:
                 continue
             take = pa.array([by_id[d] for d in staged.column("doc_id").to_pylist()], pa.int64())
             picked = decisions.take(take)
-            for name in ("dup_cluster", "is_duplicate", "dup_similarity"):
+            for name in ("dup_cluster", "is_duplicate", "dup_similarity", "dup_kind", "dup_containment"):
                 staged = staged.append_column(name, picked.column(name))
             staged = staged.append_column("run_id", pa.array([paths.run_id] * staged.num_rows, pa.string()))
             writer.write_table(staged.select(schema.names).cast(schema))
