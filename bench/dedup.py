@@ -1,18 +1,27 @@
-"""Near-duplicate detection benchmark: accuracy, LSH recall, throughput, index size and memory.
+"""Duplicate detection benchmark (near and contained): accuracy, LSH recall, throughput, index size, memory.
 
     python bench/dedup.py                 # everything (about 3-6 min on one core)
-    python bench/dedup.py --sweep         # plus the parameter sweep that chose the defaults
+    python bench/dedup.py --sweep         # plus the parameter sweeps that chose the defaults
+    SIFTLAKE_CORPORA=/data/corpora python bench/dedup.py --extractor pipeline --cache /tmp/dedup
     python bench/dedup.py --lake-docs 100000 --skip-built   # quicker memory check
 
 Sections:
 1. signature throughput on article-length texts (scrapinghub_aeb gold), vs datasketch MinHash.bulk;
-2. clough_plagiarism (answer, source) pairs: cut/light are near-duplicates, non is not, heavy apart;
+2. clough_plagiarism (answer, source) pairs: cut/light are duplicates (near or contained), non is not,
+   heavy apart; cut recall also without the two answers whose source holds none of their text;
 3. a built near-duplicate set: each scrapinghub_aeb gold article as HTML in 4 site templates with
    heavy shared chrome (cosmetic changes, ~1% of words edited, a short paragraph removed, an update
-   line appended), negatives = other articles in the same templates and two-article mash-ups, all
+   line appended), negatives = other articles in the same templates and two-article mash-ups (halves
+   equal in tokens), all
    run through the pipeline's extraction, then scored pairwise against the true clusters; plus the
    LSH's candidate recall against exact Jaccard computed by brute force;
-4. index bytes per document and peak RSS while resolving a batch against a synthetic 1,000,000-doc
+4. a built containment set: each gold article as a page in one heavy template (the containers, and
+   same-template negatives of each other), a teaser page of its first 30-55% in another template,
+   a plain-text feed of its first 40-70%, and negatives: stories quoting two paragraphs of another
+   article, and mash-ups of two articles' equal-sized halves; pairwise P/R, per-kind recall, the
+   LSH's candidate recall against exact containment by brute force, and the containment estimators'
+   error;
+5. index bytes per document and peak RSS while resolving a batch against a synthetic 1,000,000-doc
    index (signatures only), in a child process so the number is that of the dedup alone.
 """
 
@@ -22,6 +31,7 @@ import argparse
 import html
 import itertools
 import json
+import os
 import random
 import resource
 import subprocess
@@ -38,13 +48,16 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from flows.dedup import (  # noqa: E402
+    _TOKEN_RE,
     DedupBatch,
     DedupConfig,
     DedupDecisions,
     band_keys,
     candidate_pairs,
+    contained_in,
     content_hash,
     estimated_jaccard,
+    fingerprints,
     resolve,
     shingle_ids,
     shingles,
@@ -52,7 +65,10 @@ from flows.dedup import (  # noqa: E402
 )
 from flows.dedup_index import LakeIndex, publish_segment  # noqa: E402
 
-CORPORA = REPO.parent / "shared" / "corpora"
+# The tokenizer's pattern (lower-casing aside): a mash-up's halves are counted in these tokens.
+TOKEN_RE = _TOKEN_RE
+
+CORPORA = Path(os.environ.get("SIFTLAKE_CORPORA", REPO.parent / "shared" / "corpora"))
 
 
 def load_gold_texts() -> list[str]:
@@ -107,17 +123,24 @@ def bench_throughput(config: DedupConfig, repeat: int) -> None:
 # -- scoring helpers ----------------------------------------------------------------------------
 
 
-def clusters_of(texts: Sequence[str], config: DedupConfig, ids: Sequence[str] | None = None) -> list[str]:
-    """Run the real resolve() on texts as one batch against an empty lake; return dup_cluster."""
+def decide(texts: Sequence[str], config: DedupConfig, ids: Sequence[str] | None = None) -> DedupDecisions:
+    """Run the real resolve() on texts as one batch against an empty lake."""
     ids = list(ids) if ids is not None else [f"d{i:05d}" for i in range(len(texts))]
+    sigs, sizes = fingerprints(texts, config)
     batch = DedupBatch(
         doc_ids=ids,
         content_hashes=[content_hash(t) for t in texts],
-        signatures=signatures(texts, config),
+        signatures=sigs,
         quality=np.full(len(texts), 0.5),
         lengths=np.array([len(t) for t in texts]),
+        sizes=sizes,
     )
-    return resolve(batch, LakeIndex(Path("/nonexistent"), config, []), config).dup_cluster
+    return resolve(batch, LakeIndex(Path("/nonexistent"), config, []), config)
+
+
+def clusters_of(texts: Sequence[str], config: DedupConfig, ids: Sequence[str] | None = None) -> list[str]:
+    """dup_cluster of each text (see ``decide``)."""
+    return decide(texts, config, ids).dup_cluster
 
 
 def pair_set(labels: Sequence[object]) -> set[tuple[int, int]]:
@@ -157,17 +180,35 @@ def load_clough() -> tuple[list[str], list[str], list[tuple[int, int, str]]]:
     return ids, texts, pairs
 
 
+# `cut` answers that copy Wikipedia text their labelled source does not hold (0.00 and 0.01 of their
+# word 3-grams are in it): no text-similarity rule can pair them, so recall is also given without them.
+CLOUGH_CUT_NOT_FROM_SOURCE = ("g2pE_taskc", "g4pD_taskb")
+
+
 def bench_clough(config: DedupConfig) -> None:
     ids, texts, pairs = load_clough()
-    clusters = clusters_of(texts, config, ids)
+    decisions = decide(texts, config, ids)
+    clusters = decisions.dup_cluster
     sets = id_sets(texts, config)
-    print(f"\n## 2. clough_plagiarism dev: {len(pairs)} (answer, source) pairs, threshold {config.threshold}")
-    print("  category  pairs  flagged  share   exact Jaccard of each pair (sorted)")
+    print(f"\n## 2. clough_plagiarism dev: {len(pairs)} (answer, source) pairs, threshold {config.threshold}, "
+          f"containment {config.containment_threshold} (Wilson z {config.containment_z})")
+    print("  category  pairs  flagged  share   kinds                    exact Jaccard of each pair (sorted)")
     for cat in ("cut", "light", "heavy", "non"):
         mine = [(a, s) for a, s, c in pairs if c == cat]
-        flagged = sum(clusters[a] == clusters[s] for a, s in mine)
+        flagged = [(a, s) for a, s in mine if clusters[a] == clusters[s]]
+        kinds = defaultdict(int)
+        for a, s in flagged:
+            kinds[str(decisions.dup_kind[a] or decisions.dup_kind[s])] += 1
         js = sorted(round(jaccard(sets[a], sets[s]), 2) for a, s in mine)
-        print(f"  {cat:8s} {len(mine):5d}  {flagged:7d}  {flagged / len(mine):5.2f}   {js}")
+        print(f"  {cat:8s} {len(mine):5d}  {len(flagged):7d}  {len(flagged) / len(mine):5.2f}   "
+              f"{dict(kinds)!s:24s} {js}")
+    copying = [(a, s) for a, s, c in pairs if c == "cut" and ids[a] not in CLOUGH_CUT_NOT_FROM_SOURCE]
+    hits = [ids[a] for a, s in copying if clusters[a] == clusters[s]]
+    missed = sorted(ids[a] for a, s in copying if clusters[a] != clusters[s])
+    print(f"  cut recall without {', '.join(CLOUGH_CUT_NOT_FROM_SOURCE)} (whose source holds none of their text): "
+          f"{len(hits) / len(copying):.3f} ({len(hits)} of {len(copying)}); missed: "
+          + ", ".join(f"{m} (containment {len(sets[ids.index(m)] & sets[s]) / len(sets[ids.index(m)]):.2f})"
+                      for m in missed for a, s in copying if ids[a] == m))
     pos = [(a, s) for a, s, c in pairs if c in ("cut", "light")]
     neg = [(a, s) for a, s, c in pairs if c == "non"]
     tp = sum(clusters[a] == clusters[s] for a, s in pos)
@@ -184,6 +225,9 @@ def bench_clough(config: DedupConfig) -> None:
         "  cut containment |A&S|/|A| (share of the answer's shingles in the source): "
         f"{sorted(round(c, 2) for c in containment)}"
     )
+    reverse = [len(sets[a] & sets[s]) / max(len(sets[s]), 1) for a, s, c in pairs if c == "cut"]
+    print(f"  cut containment |A&S|/|S| (share of the source's shingles in the answer): "
+          f"{sorted(round(c, 2) for c in reverse)}")
 
 
 # -- 3. built near-duplicate set ------------------------------------------------------------------
@@ -311,6 +355,21 @@ def drop_short_paragraph(paras: list[str]) -> list[str]:
     return [*paras[:-1], ". ".join(sentences[:-1])] if len(sentences) > 1 else paras
 
 
+def mash_up(left: str, right: str, left_part: str) -> str:
+    """The first (or last) half-share of ``left`` and the last of ``right``, equal in dedup tokens.
+
+    Halves are counted in the tokens shingles are made of (a CJK character is one): halves of
+    whitespace words made "mash-ups" that were 90% one article when the other was short or CJK,
+    which are excerpts of it, not mash-ups.
+    """
+    lt, rt = [m.start() for m in TOKEN_RE.finditer(left)], [m.start() for m in TOKEN_RE.finditer(right)]
+    half = min(len(lt), len(rt)) // 2
+    if half == 0:
+        return left + " " + right
+    head = left[: lt[half]] if left_part == "first" else left[lt[len(lt) - half] :]
+    return head.rstrip() + " " + right[rt[len(rt) - half] :]
+
+
 def build_set(texts: list[str], seed: int = 7) -> tuple[list[str], list[int], list[str]]:
     """HTML pages, their true cluster, their kind."""
     rng = random.Random(seed)
@@ -331,10 +390,8 @@ def build_set(texts: list[str], seed: int = 7) -> tuple[list[str], list[int], li
             truth.append(a)
             kinds.append(kind)
     for a in range(0, len(texts) - 1, 2):
-        left = texts[a].split()
-        right = texts[a + 1].split()
-        mash = " ".join(left[: len(left) // 2] + right[len(right) // 2 :])
-        pages.append(TEMPLATES[a % 4](" ".join(left[:8]), [mash], 0))
+        mash = mash_up(texts[a], texts[a + 1], left_part="first")
+        pages.append(TEMPLATES[a % 4](" ".join(texts[a].split()[:8]), [mash], 0))
         truth.append(len(texts) + a)
         kinds.append("mashup")
     return pages, truth, kinds
@@ -419,11 +476,186 @@ def lsh_recall(texts: list[str], config: DedupConfig) -> None:
     )
 
 
+# -- 4. containment set --------------------------------------------------------------------------
+
+CONTAINMENT_KINDS = ("article", "teaser", "feed", "quote", "mashup")
+MIN_EXCERPT_WORDS = 50
+TEASER_MORE = "Continue reading the full story on our website. Subscribe for unlimited access."
+
+
+def _first_share(paras: list[str], share: float, whole_paragraphs: bool) -> list[str]:
+    """The first ``share`` of the words: whole paragraphs (a teaser), or cut mid-paragraph (a feed)."""
+    total = sum(len(p.split()) for p in paras)
+    out, words = [], 0
+    for p in paras:
+        ws = p.split()
+        if words + len(ws) > share * total:
+            if not whole_paragraphs or not out:
+                out.append(" ".join(ws[: max(1, round(share * total) - words)]))
+            break
+        out.append(p)
+        words += len(ws)
+    return out
+
+
+def load_story_bodies(count: int) -> list[list[str]]:
+    """Paragraphs of cleaneval gold texts (300+ words): the own text of the stories that quote articles."""
+    with open(CORPORA / "cleaneval" / "gold.jsonl", encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f]
+    texts = [r["text"] for r in rows if not r.get("gold_empty") and len(r["text"].split()) >= 300]
+    return [[p.strip() for p in t.split("\n") if p.strip()] for t in texts[:count]]
+
+
+def build_containment_set(texts: list[str], seed: int = 11) -> tuple[list[str], list[bool], list[int], list[str]]:
+    """Pages (HTML, or plain text for feeds), whether each is HTML, its true cluster, its kind.
+
+    Containers: every article in template 0, so they are also same-template negatives of each other.
+    Positives: a teaser page (first 30-55%, whole paragraphs, another template) and a plain-text feed
+    (first 40-70%, cut mid-paragraph), each when at least ``MIN_EXCERPT_WORDS`` long. Negatives: a
+    story (a cleaneval gold text) quoting the last two paragraphs of an article of 5+ paragraphs,
+    and a mash-up of two articles' second halves, equal in tokens (``mash_up``; second halves, so
+    that no teaser or feed is also contained in a mash-up).
+    """
+    rng = random.Random(seed)
+    bodies = load_story_bodies(len(texts))
+    pages, is_html, truth, kinds = [], [], [], []
+
+    def add(page: str, html_page: bool, cluster: int, kind: str) -> None:
+        pages.append(page)
+        is_html.append(html_page)
+        truth.append(cluster)
+        kinds.append(kind)
+
+    n = len(texts)
+    for a, text in enumerate(texts):
+        paras = [p.strip() for p in text.split("\n") if p.strip()]
+        title = " ".join(paras[0].split()[:8])
+        add(TEMPLATES[0](title, paras, 0), True, a, "article")
+        teaser = _first_share(paras, rng.uniform(0.30, 0.55), whole_paragraphs=True)
+        feed = _first_share(paras, rng.uniform(0.40, 0.70), whole_paragraphs=False)
+        # Excerpts under MIN_EXCERPT_WORDS are left out: never flagged as contained by policy, and
+        # their pages extract to little but chrome.
+        if sum(len(p.split()) for p in teaser) >= MIN_EXCERPT_WORDS:
+            add(TEMPLATES[1 + a % 3](title, [*teaser, TEASER_MORE], a % 2), True, a, "teaser")
+        if sum(len(p.split()) for p in feed) >= MIN_EXCERPT_WORDS:
+            add("\n\n".join(feed), False, a, "feed")
+        if len(paras) >= 5:  # the quoted paragraphs are the last two: in no teaser or feed
+            body = bodies[a % len(bodies)]
+            middle = len(body) // 2
+            story = [*body[:middle], *(f"As one report put it: {p}" for p in paras[-2:]), *body[middle:]]
+            add(TEMPLATES[2](" ".join(body[0].split()[:8]), story, 0), True, n + a, "quote")
+        add(TEMPLATES[3](title, [mash_up(text, texts[(a + 1) % n], left_part="last")], 0), True, 2 * n + a, "mashup")
+    return pages, is_html, truth, kinds
+
+
+def containment_texts(cache: Path | None, extractor: str) -> tuple[list[str], list[int], list[str], str]:
+    pages, is_html, truth, kinds = build_containment_set(load_gold_texts())
+    cache_file = cache.with_suffix(f".containment.{extractor}.json") if cache else None
+    if cache_file and cache_file.exists():
+        data = json.loads(cache_file.read_text())
+        if data["n"] == len(pages):
+            return data["texts"], truth, kinds, data["how"] + " (cached)"
+    html_rows = [i for i, h in enumerate(is_html) if h]
+    extracted, how = extract_all([pages[i] for i in html_rows], extractor)
+    texts = list(pages)
+    for i, t in zip(html_rows, extracted, strict=True):
+        texts[i] = t
+    if cache_file:
+        cache_file.write_text(json.dumps({"n": len(pages), "texts": texts, "how": how}))
+    return texts, truth, kinds, how
+
+
+def bench_containment(config: DedupConfig, cache: Path | None, extractor: str) -> None:
+    texts, truth, kinds, how = containment_texts(cache, extractor)
+    sizes = fingerprints(texts, config)[1]
+    # Policy: a text under containment_min_shingles is never flagged as contained, so it is no positive.
+    short = {i for i, k in enumerate(kinds) if k in ("teaser", "feed") and sizes[i] < config.containment_min_shingles}
+    labels = [(-1 - i) if i in short else t for i, t in enumerate(truth)]
+    counts = ", ".join(f"{kinds.count(k)} {k}s" for k in CONTAINMENT_KINDS)
+    print(f"\n## 4. Containment set: {len(texts)} texts ({counts}),"
+          f" HTML extracted with {how}; {len(short)} teasers/feeds under {config.containment_min_shingles} shingles "
+          "count as negatives (never flagged as contained)")
+    decisions = decide(texts, config)
+    clusters = decisions.dup_cluster
+    p, r, f = prf(pair_set(clusters), pair_set(labels))
+    print(f"  pairwise: precision {p:.4f}  recall {r:.4f}  F1 {f:.4f}  "
+          f"({len(pair_set(labels))} true pairs, {len(pair_set(clusters))} predicted)")
+    article_of = {t: i for i, (t, k) in enumerate(zip(truth, kinds, strict=True)) if k == "article"}
+    for kind in ("teaser", "feed"):
+        rows = [i for i, k in enumerate(kinds) if k == kind and i not in short]
+        hit = [clusters[i] == clusters[article_of[truth[i]]] for i in rows]
+        kinds_seen = {str(decisions.dup_kind[i]) for i in rows}
+        print(f"  {kind}s flagged against their article: {sum(hit)} of {len(rows)} ({np.mean(hit):.3f}); "
+              f"dup_kind {sorted(kinds_seen)}")
+    for kind in ("article", "quote", "mashup"):
+        rows = [i for i, k in enumerate(kinds) if k == kind]
+        wrong = [i for i in rows if any(clusters[j] == clusters[i] and labels[j] != labels[i]
+                                        for j in range(len(texts)))]
+        print(f"  {kind}s in a cluster with another story: {len(wrong)} of {len(rows)}")
+    containment_recall(texts, config)
+
+
+def containment_recall(texts: list[str], config: DedupConfig) -> None:
+    """LSH candidate recall against brute-force exact containment, and the estimators' error."""
+    sets = id_sets(texts, config)
+    sigs, sizes = fingerprints(texts, config)
+    n = len(texts)
+    exact = {}
+    for i in range(n):
+        if len(sets[i]) < config.containment_min_shingles:
+            continue
+        for j in range(n):
+            if len(sets[j]) > len(sets[i]):
+                c = len(sets[i] & sets[j]) / len(sets[i])
+                if c >= config.containment_threshold:
+                    exact[(i, j)] = c
+    left, right = candidate_pairs(band_keys(sigs, config), config.max_candidates_per_band)
+    cands = set(zip(left.tolist(), right.tolist(), strict=True))
+    got = [p for p in exact if (min(p), max(p)) in cands]
+    pairs = np.array(list(exact), dtype=np.int64).reshape(-1, 2)
+    ok, est = contained_in(sigs[pairs[:, 0]], sigs[pairs[:, 1]], sizes[pairs[:, 0]], sizes[pairs[:, 1]], config)
+    truth = np.array(list(exact.values()))
+    jac = estimated_jaccard(sigs[pairs[:, 0]], sigs[pairs[:, 1]])
+    a, b = sizes[pairs[:, 0]].astype(float), sizes[pairs[:, 1]].astype(float)
+    by_size = np.minimum(jac * (a + b) / ((1 + jac) * a), 1.0)
+    print(f"  brute force: {len(exact)} ordered pairs with exact containment >= {config.containment_threshold} "
+          f"(smaller in larger, >= {config.containment_min_shingles} shingles); LSH candidate recall "
+          f"{len(got) / max(len(exact), 1):.4f}; passing the Wilson-bound check: {ok.mean() if len(ok) else 1:.4f}")
+    for name, values in (("hits/samples (used)", est), ("J and set sizes", by_size)):
+        err = values - truth
+        print(f"  containment estimator {name:20s}: mean error {err.mean():+.3f}, RMSE {np.sqrt((err**2).mean()):.3f},"
+              f" 5th-95th pct error {np.percentile(err, 5):+.3f} .. {np.percentile(err, 95):+.3f}")
+
+
 # -- sweep -------------------------------------------------------------------------------------
 
 
 def s_curve(b: int, r: int, s: float) -> float:
     return float(1 - (1 - s**r) ** b)
+
+
+def bench_containment_sweep(cache: Path | None, extractor: str) -> None:
+    """The containment threshold and Wilson z, through the real resolve(), on the three sets."""
+    ctexts, ctruth, ckinds, _ = containment_texts(cache, extractor)
+    btexts, btruth, _, _ = built_texts(cache, extractor)
+    ids, cl_texts, pairs = load_clough()
+    cut = [(a, s) for a, s, c in pairs if c == "cut" and ids[a] not in CLOUGH_CUT_NOT_FROM_SOURCE]
+    non = [(a, s) for a, s, c in pairs if c == "non"]
+    print(f"\n## Containment sweep ({extractor}): threshold x Wilson z")
+    print("  thr    z      containment P  R       built F1   clough cut (of 11)  non flagged")
+    for threshold in (0.5, 0.6, 0.7):
+        for z in (1.645, 2.33, 3.0):
+            cfg = DedupConfig(containment_threshold=threshold, containment_z=z)
+            sizes = fingerprints(ctexts, cfg)[1]
+            labels = [(-1 - i) if k in ("teaser", "feed") and sizes[i] < cfg.containment_min_shingles else t
+                      for i, (t, k) in enumerate(zip(ctruth, ckinds, strict=True))]
+            cp, cr, _ = prf(pair_set(clusters_of(ctexts, cfg)), pair_set(labels))
+            bf = prf(pair_set(clusters_of(btexts, cfg)), pair_set(btruth))[2]
+            kc = clusters_of(cl_texts, cfg, ids)
+            cut_hits = sum(kc[a] == kc[s] for a, s in cut)
+            non_hits = sum(kc[a] == kc[s] for a, s in non)
+            print(f"  {threshold:.1f}  {z:5.3f}   {cp:.4f}        {cr:.4f}   {bf:.4f}     {cut_hits:2d}"
+                  f"                  {non_hits}")
 
 
 def bench_sweep(cache: Path | None, extractor: str) -> None:
@@ -450,9 +682,10 @@ def bench_sweep(cache: Path | None, extractor: str) -> None:
                 f"  {kind} {size:2d}   {thr:4.2f}   {p:.4f}    {r:.4f}    {f:.4f}  | {rec['cut']:.2f}     "
                 f"{rec['light']:.2f}   {rec['heavy']:.2f}   {rec['non']:.2f}   | {neg:.3f}      {pos:.3f}"
             )
+    bench_containment_sweep(cache, extractor)
     print("\n  LSH S-curve P(candidate | Jaccard s) for num_perm 128:")
     print("  bands x rows   s=0.3   s=0.5   s=0.6   s=0.7   s=0.8   band-key bytes/doc")
-    for b, r in ((16, 8), (20, 6), (25, 5), (32, 4), (42, 3)):
+    for b, r in ((16, 8), (20, 6), (25, 5), (32, 4), (42, 3), (64, 2)):
         print(
             f"  {b:3d} x {r}     "
             + "  ".join(f"{s_curve(b, r, s):.4f}" for s in (0.3, 0.5, 0.6, 0.7, 0.8))
@@ -464,7 +697,7 @@ def bench_sweep(cache: Path | None, extractor: str) -> None:
 
 
 def bench_index(config: DedupConfig, lake_docs: int, batch_docs: int, segments: int) -> None:
-    print(f"\n## 4. Index: {lake_docs:,} synthetic documents in {segments} segments, a batch of {batch_docs:,}")
+    print(f"\n## 5. Index: {lake_docs:,} synthetic documents in {segments} segments, a batch of {batch_docs:,}")
     with tempfile.TemporaryDirectory(prefix="dedup-bench-") as tmp:
         for step in ("build", "query-empty", "query"):
             out = subprocess.run(
@@ -491,9 +724,11 @@ def child(step: str, tmp: str, lake_docs: int, batch_docs: int, segments: int) -
             rng = np.random.default_rng(s)
             sigs = _random_sigs(rng, n, config.num_perm)
             ids = [f"{s:02d}{i:014x}{'0' * 48}" for i in range(n)]  # 64-char ids, like sha256 hex
-            batch = DedupBatch(ids, ids, sigs, np.zeros(n), np.zeros(n, np.int64))
+            sizes = rng.integers(100, 2000, size=n, dtype=np.uint32)
+            hashes = [f"{i:032x}" for i in range(n)]
+            batch = DedupBatch(ids, hashes, sigs, np.zeros(n), np.zeros(n, np.int64), sizes)
             # Random signatures are all unique: no need to resolve() a million rows here.
-            decisions = DedupDecisions(list(ids), np.zeros(n, bool), np.ones(n))
+            decisions = DedupDecisions(list(ids), np.zeros(n, bool), np.ones(n), [None] * n, np.ones(n))
             staging = Path(tmp) / "staging" / f"run-{s:04d}"
             before = peak_rss_mb()
             LakeIndex(index_dir, config, []).write_segment(staging, batch, decisions)
@@ -507,7 +742,8 @@ def child(step: str, tmp: str, lake_docs: int, batch_docs: int, segments: int) -
         print(
             f"  built in {time.perf_counter() - start:.0f} s: {size / 1e6:.0f} MB on disk = "
             f"{size / lake_docs:.0f} bytes/doc "
-            f"(signatures {4 * config.num_perm}, band keys+rows {12 * config.bands}, ids/cluster/flags the rest)"
+            f"(signatures {4 * config.num_perm}, band keys+rows {12 * config.bands}, set size 4, content hash 16, "
+            "decisions 10, id keys+rows 12, doc ids and clusters the rest)"
         )
         return
     index = LakeIndex.open(index_dir, config) if step == "query" else LakeIndex(index_dir, config, [])
@@ -542,7 +778,8 @@ def _query_batch(index_dir: Path | None, config: DedupConfig, n: int, segments: 
         copies[mask] = sigs[:half][mask]
         sigs[:half] = copies
     ids = [f"q{i:063x}" for i in range(n)]
-    return DedupBatch(ids, ids, sigs, np.full(n, 0.5), np.full(n, 1000, np.int64))
+    sizes = rng.integers(100, 2000, size=n, dtype=np.uint32)
+    return DedupBatch(ids, [f"{i:032x}" for i in range(n)], sigs, np.full(n, 0.5), np.full(n, 1000, np.int64), sizes)
 
 
 def main() -> None:
@@ -575,6 +812,7 @@ def main() -> None:
     if not args.skip_built:
         for extractor in args.extractor:
             bench_built(config, args.cache, extractor)
+            bench_containment(config, args.cache, extractor)
     if args.sweep:
         for extractor in args.extractor:
             bench_sweep(args.cache, extractor)

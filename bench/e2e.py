@@ -3,13 +3,17 @@
     python bench/e2e.py                         # 20,000 documents, one round of each contestant
     python bench/e2e.py --docs 2000 --rounds 2  # quick iteration
     python bench/e2e.py --docs 100000 --only siftlake   # the memory check at 5x the size
+    python bench/e2e.py --docs 2000 --only siftlake siftlake-s3   # object storage: S3 into S3 vs local
 
 Builds (once, cached under bench/out/e2e/) a JSONL corpus from every page of ../shared/corpora/*/html
 with exact and near duplicates (bench/_e2e_corpus.py), then times, alternating round by round:
 (a) ``siftlake ingest CORPUS --lake LAKE --json`` (the CLI, the whole Prefect flow, its own temporary API);
 (b) datatrove 0.10.1 doing the same work with its local executor (bench/_e2e_datatrove.py), in its own
     virtual environment bench/out/datatrove-venv (created here with pip when missing);
-(c) trafilatura extraction alone with siftlake's extract settings (bench/_e2e_extract.py).
+(c) trafilatura extraction alone with siftlake's extract settings (bench/_e2e_extract.py);
+(d) ``siftlake-s3``: the same CLI run with the corpus in a bucket and the lake in a bucket, on an S3 server
+    (moto) on 127.0.0.1 started for the run; the server's own CPU competes with the run on this machine,
+    which real S3 would not, and its memory is not counted (it is not part of siftlake's process tree).
 All run on ``--workers`` processes (2 by default). Peak RSS is that of each contestant's whole process
 tree, polled with psutil. Ratios are taken between runs of the same round, so load from elsewhere on
 the machine hits both sides. Siftlake's per-stage seconds come from the run manifest.
@@ -27,6 +31,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -38,7 +43,7 @@ REPO = BENCH.parent
 OUT = BENCH / "out" / "e2e"
 DT_VENV = BENCH / "out" / "datatrove-venv"
 DT_PACKAGES = ["datatrove[processing]==0.10.1", "orjson", "spacy", "pyarrow", "lxml_html_clean"]
-CONTESTANTS = ("siftlake", "datatrove", "extract")
+CONTESTANTS = ("siftlake", "datatrove", "extract", "siftlake-s3")
 
 
 @dataclass
@@ -125,6 +130,58 @@ def run_siftlake(corpus: Path, workers: int, tag: str) -> Result:
     return result
 
 
+@contextlib.contextmanager
+def s3_server() -> Iterator[dict[str, str]]:
+    """moto's S3 server on a free port of 127.0.0.1; yields the environment that points clients at it."""
+    import socket
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "bench",
+           "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
+    server = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(150):
+            with contextlib.suppress(OSError):
+                urllib.request.urlopen(f"{env['AWS_ENDPOINT_URL']}/moto-api/", timeout=1).close()
+                break
+            time.sleep(0.2)
+        yield env
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def run_siftlake_s3(corpus: Path, workers: int, tag: str) -> Result:
+    import boto3
+
+    with s3_server() as s3_env:
+        client = boto3.client("s3", endpoint_url=s3_env["AWS_ENDPOINT_URL"], aws_access_key_id="bench",
+                              aws_secret_access_key="bench", region_name="us-east-1")
+        for bucket in ("bench-raw", "bench-lake"):
+            client.create_bucket(Bucket=bucket)
+        for path in sorted(corpus.glob("*.jsonl")):
+            client.upload_file(str(path), "bench-raw", f"corpus/{path.name}")
+        config = OUT / "siftlake-config.json"
+        config.write_text(json.dumps({"runner": {"workers": workers}}))
+        cache = OUT / f"s3-cache-{tag}"
+        shutil.rmtree(cache, ignore_errors=True)
+        env = dict(os.environ, PREFECT_HOME=str(OUT / "prefect-home"), SIFTLAKE_CACHE=str(cache),
+                   SIFTLAKE_SCRATCH=str(OUT / f"s3-scratch-{tag}"), **s3_env)
+        env.pop("PREFECT_API_URL", None)
+        siftlake = Path(sys.executable).parent / "siftlake"
+        result = run_measured([str(siftlake), "ingest", "s3://bench-raw/corpus", "--lake", "s3://bench-lake/lake",
+                               "--config", str(config), "--json"], env)
+        cache_bytes = sum(p.stat().st_size for p in cache.rglob("*") if p.is_file())
+        result.detail = {"counts": json.loads(result.output.strip().splitlines()[-1]),
+                         "index_cache_MiB": round(cache_bytes / 2**20, 1)}
+        shutil.rmtree(cache, ignore_errors=True)
+    return result
+
+
 def run_datatrove(corpus: Path, workers: int, tag: str) -> Result:
     python = ensure_datatrove()
     work = OUT / f"datatrove-{tag}"
@@ -140,7 +197,8 @@ def run_extract(corpus: Path, workers: int, tag: str) -> Result:
     return result
 
 
-RUNNERS = {"siftlake": run_siftlake, "datatrove": run_datatrove, "extract": run_extract}
+RUNNERS = {"siftlake": run_siftlake, "datatrove": run_datatrove, "extract": run_extract,
+           "siftlake-s3": run_siftlake_s3}
 
 
 def main() -> None:
@@ -148,7 +206,7 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--only", nargs="+", choices=CONTESTANTS, default=list(CONTESTANTS))
+    parser.add_argument("--only", nargs="+", choices=CONTESTANTS, default=list(CONTESTANTS[:3]))
     args = parser.parse_args()
 
     sys.path.insert(0, str(BENCH))
@@ -182,6 +240,13 @@ def report(results: dict[str, list[Result]], docs: int) -> None:
     if "siftlake" in results and "extract" in results:
         times = [s.seconds / e.seconds for s, e in zip(results["siftlake"], results["extract"], strict=True)]
         print(f"  siftlake time / extraction-alone time: {statistics.median(times):.3f} (target <= 1.15)")
+    if "siftlake" in results and "siftlake-s3" in results:
+        pairs = list(zip(results["siftlake"], results["siftlake-s3"], strict=True))
+        times = [s3.seconds / local.seconds for local, s3 in pairs]
+        rss = [(s3.peak_rss - local.peak_rss) / 2**20 for local, s3 in pairs]
+        print(f"  siftlake S3->S3 time / local->local time: {statistics.median(times):.3f} (target <= 1.2); "
+              f"peak RSS S3 - local: {statistics.median(rss):+.0f} MiB (index cache "
+              f"{results['siftlake-s3'][-1].detail.get('index_cache_MiB')} MiB)")
     if "siftlake" in results:
         last = results["siftlake"][-1].detail
         print(f"  siftlake stage seconds (last run, summed over workers): {json.dumps(last.get('seconds', {}))}")

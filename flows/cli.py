@@ -18,8 +18,10 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="siftlake", description="Document-ingestion ETL into a Parquet lake.")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("ingest", help="ingest SOURCE (a file, a directory or a glob) into the lake")
-    run.add_argument("source", help="file, directory (read recursively) or quoted glob pattern")
-    run.add_argument("--lake", default="lake", help="root folder of the lake (default: lake)")
+    run.add_argument("source", help="file, directory (read recursively) or quoted glob pattern, local or a URI "
+                     "(s3://, gs://, az://)")
+    run.add_argument("--lake", default="lake", help="root of the lake: a folder or a URI such as s3://bucket/lake "
+                     "(default: lake)")
     run.add_argument("--config", help="JSON file with IngestConfig fields (see README: Configuration)")
     run.add_argument("--json", action="store_true", help="print the run's counts as one JSON object on the last line")
     commands.add_parser("config", help="print the default configuration as JSON (a starting point for --config)")
@@ -57,14 +59,24 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, ValidationError) as err:
         print(f"siftlake: invalid configuration: {err}", file=sys.stderr)
         return EXIT_USAGE
+    from flows.lake import LakeBusyError, check_not_busy
+    from flows.storage import StorageError, Store, check_source
+
+    try:  # before any Prefect server starts: a run that cannot begin says so at once
+        check_source(config.source, config.storage.options)
+        lake = Store(config.lake, config.storage.options)
+        lake.check_reachable()
+        check_not_busy(lake, config.lock_wait_s)
+    except (StorageError, LakeBusyError) as err:
+        print(f"siftlake: {err}", file=sys.stderr)
+        return EXIT_FAILED
     from flows.dedup_index import IncompatibleIndexError
     from flows.ingest import ingest
-    from flows.lake import LakeBusyError
     from flows.read import SourceError
 
     try:
         counts = ingest(config)
-    except (SourceError, LakeBusyError, IncompatibleIndexError) as err:
+    except (SourceError, LakeBusyError, IncompatibleIndexError, StorageError) as err:
         print(f"siftlake: {err}", file=sys.stderr)
         return EXIT_FAILED
     if args.json:

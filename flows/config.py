@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import os
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -15,6 +15,32 @@ from flows.dedup import DedupConfig
 from flows.extract import ExtractConfig
 from flows.quality import QualityConfig
 from flows.read import ReadConfig
+from flows.storage import redact
+
+
+class StorageConfig(BaseModel):
+    """How to reach a lake or SOURCE on an object store (``s3://``, ``gs://``, ``az://``), and this machine's
+    local folders for a remote lake. Credentials come the standard way (the AWS chain and
+    ``AWS_ENDPOINT_URL``, ``GOOGLE_APPLICATION_CREDENTIALS``, ``AZURE_STORAGE_*``), not from here."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+    options: dict[str, Any] = Field(default_factory=dict)
+    """fsspec storage options for s3fs / gcsfs / adlfs, e.g. ``{"endpoint_url": "http://minio:9000"}`` or
+    ``{"client_kwargs": {"region_name": "eu-west-1"}}``. A value ``"env:NAME"`` is read from the
+    environment variable NAME where the run executes, so secrets stay out of parameters; secret-looking
+    values are redacted in the manifest."""
+    cache_dir: str = ""
+    """Local cache of a remote lake's near-duplicate index (default ``SIFTLAKE_CACHE`` or
+    ``~/.cache/siftlake``); safe to delete."""
+    cache_max_bytes: int = Field(20 * 1024**3, ge=0)
+    """Bound on the cache: other lakes' cached indexes are dropped, least recently used first (0: no bound)."""
+    scratch_dir: str = ""
+    """Local work folder of a remote lake's run (default ``SIFTLAKE_SCRATCH`` or the system temp folder);
+    finished shards are mirrored to the lake's ``_staging/`` so a run can resume on another machine."""
+    lock_lease_s: float = Field(60.0, ge=5)
+    """Lease of a remote lake's lock: renewed every third of it while the run works; a lock whose holder
+    stopped renewing is taken over once it has expired."""
 
 
 class RunnerConfig(BaseModel):
@@ -63,9 +89,9 @@ class IngestConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
     source: str = "seeds"
-    """File, directory (read recursively) or glob pattern to ingest."""
+    """File, directory (read recursively) or glob pattern to ingest, as a local path or a URI (``s3://``...)."""
     lake: str = "lake"
-    """Root folder of the lake."""
+    """Root of the lake: a local folder, or a ``file://``, ``s3://``, ``gs://`` or ``az://`` URI."""
     lock_wait_s: float = Field(0.0, ge=0)
     """How long to wait for another run that holds the lake before failing."""
     read: ReadConfig = ReadConfig()
@@ -73,3 +99,10 @@ class IngestConfig(BaseModel):
     dedup: DedupConfig = DedupConfig()
     quality: QualityConfig = QualityConfig()
     runner: RunnerConfig = RunnerConfig()
+    storage: StorageConfig = StorageConfig()
+
+    def redacted(self) -> dict[str, Any]:
+        """The config as JSON data with secret-looking storage options replaced (for manifests and logs)."""
+        data = self.model_dump(mode="json")
+        data["storage"]["options"] = redact(data["storage"]["options"])
+        return data

@@ -1,4 +1,4 @@
-"""Exact and near-duplicate detection: shingles, MinHash signatures, LSH banding, clusters.
+"""Exact, near and contained duplicates: shingles, MinHash signatures, LSH banding, clusters.
 
 Signatures are datasketch 2.x ``MinHash`` values: scheme ``affine32`` (MurmurHash3 finalizer, then
 ``a * h + b`` mod 2^32), permutations ``(a, b)`` drawn from ``numpy.random.RandomState(seed)``
@@ -16,14 +16,28 @@ A pair is a near-duplicate when the share of equal signature values (the estimat
 similarity of the two shingle sets) is >= ``threshold``; candidates come from LSH banding
 (``bands`` x ``rows``), so only pairs sharing a band are ever compared.
 
+A document A is contained in a larger document B when most of A's shingles are in B
+(:func:`contained_in`): the estimate is ``hits / samples`` (:func:`containment_samples`), and its
+one-sided Wilson lower bound must reach ``containment_threshold``. The candidates are the same LSH
+candidates: the idea of datasketch's ``MinHashLSHEnsemble`` (a containment query is a Jaccard
+query at the lower threshold ``t|A| / (|B| + |A| - t|A|)``) with one fixed banding low enough for
+the size ratios caught (64 bands x 2 rows), not one banding per size partition.
+
 Keep policy (see :func:`resolve`):
 
 * Within a run, near-duplicates form clusters (connected components of "estimated Jaccard >=
   threshold" edges); the kept document is the one with the highest quality score, then the
   longest text, then the smallest ``doc_id``. This is a total order on the documents' own values,
   so the outcome does not depend on row order, shard size or worker count.
+* A cluster whose largest member is contained in a larger member of another cluster joins that
+  cluster's destination (its members are ``contained`` duplicates): of a document and one that
+  contains it, the containing one is kept, whatever their scores. Links only go from smaller to
+  larger clusters, so they end; an excerpt contained in several clusters joins the best-estimated
+  one, and those clusters stay apart (an excerpt in two mash-ups does not merge them).
 * Across runs, a document already in the lake stays kept and never changes: a new document that
-  matches a lake document (kept or duplicate) joins that lake document's ``dup_cluster``.
+  matches a lake document (kept or duplicate) joins that lake document's ``dup_cluster``, and a new
+  document contained in a lake document joins its ``dup_cluster`` too. A new document that
+  contains a lake document is kept as a new document: the lake's row is not rewritten.
 """
 
 from __future__ import annotations
@@ -68,9 +82,12 @@ class DedupConfig(BaseModel):
     unrelated pages (max negative 0.64 / 0.54 / 0.61 vs 0.52 for word 3-grams); 4-5-grams lose
     recall on edited copies. Negatives reach 0.52 (two-article mash-ups) and true copies fall to
     0.29 (short articles in a heavy template), so 0.6 sits above the mash-ups with a margin for
-    the MinHash error (std ~0.04 at 128 permutations). 32 bands x 4 rows make a pair at Jaccard
-    0.6 a candidate with probability 0.988 (0.9998 at 0.7); measured LSH candidate recall vs
-    brute-force exact Jaccard on the built set: 1.0000.
+    the MinHash error (std ~0.04 at 128 permutations). 64 bands x 2 rows serve both near and
+    contained duplicates: a pair is a candidate with probability 0.984 at Jaccard 0.25 (a teaser of
+    a quarter of its article) and ~1 at 0.6 (32 x 4 gave 0.988 there). Containment defaults
+    (``bench/dedup.py``): threshold 0.6 with z 3.0 gave precision 1.0 and recall 0.994 on the
+    containment set and kept the built set's F1 at 0.998; z 2.33 let a 600-shingle mash-up into a
+    3,500-shingle article (21 samples, estimate 0.83, true 0.57).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -82,13 +99,32 @@ class DedupConfig(BaseModel):
     )
     shingle_size: int = Field(default=3, ge=1, le=64, description="n of the n-gram shingles.")
     num_perm: int = Field(default=128, ge=8, le=1024, description="MinHash permutations per signature.")
-    bands: int = Field(default=32, ge=1, description="LSH bands; a pair is a candidate if any band agrees.")
-    rows: int = Field(default=4, ge=1, description="Signature values per LSH band.")
+    bands: int = Field(default=64, ge=1, description="LSH bands; a pair is a candidate if any band agrees.")
+    rows: int = Field(default=2, ge=1, description="Signature values per LSH band.")
     threshold: float = Field(
         default=0.6,
         gt=0.0,
         le=1.0,
         description="Minimum estimated Jaccard similarity (of shingle sets) for a near-duplicate.",
+    )
+    containment_threshold: float = Field(
+        default=0.6,
+        gt=0.0,
+        le=1.0,
+        description="A document is contained in a larger one when the lower confidence bound (see "
+        "containment_z) of the estimated share of its shingles found in the larger one is at least this.",
+    )
+    containment_z: float = Field(
+        default=3.0,
+        ge=0.0,
+        description="z of the one-sided Wilson lower bound on the estimated containment (3.0: 99.9%): "
+        "a small excerpt of a large document gives few MinHash samples, so it needs a clearer estimate.",
+    )
+    containment_min_shingles: int = Field(
+        default=48,
+        ge=1,
+        description="Documents with fewer distinct shingles (word 3-grams: about 50 words) are never "
+        "flagged as contained: chrome-sized fragments are contained everywhere.",
     )
     seed: int = Field(default=1, ge=0, lt=2**32, description="datasketch MinHash seed (permutations).")
     scheme: Literal["affine32"] = Field(
@@ -209,11 +245,19 @@ def signatures(texts: Sequence[str], config: DedupConfig) -> np.ndarray:
 
     An empty text (no tokens) gets the all-``0xFFFFFFFF`` signature of datasketch's empty MinHash.
     """
+    return fingerprints(texts, config)[0]
+
+
+def fingerprints(texts: Sequence[str], config: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
+    """``(signatures, sizes)``: the MinHash signatures and each text's number of distinct shingles
+    (uint32), which containment estimates need."""
     a, b = _permutations(config.num_perm, config.seed)
     a_col, b_col = a[:, None], b[:, None]
     out = np.full((len(texts), config.num_perm), _MAX_HASH, dtype=np.uint32)
+    sizes = np.zeros(len(texts), dtype=np.uint32)
     for row, text in enumerate(texts):
         hashes = _fmix32(shingle_ids(text, config))
+        sizes[row] = len(hashes)
         # (perms x shingles), in place, then a min along the contiguous axis: ~30x faster than
         # reduceat along axis 0; chunks bound the temporary for huge documents.
         for start in range(0, len(hashes), _CHUNK_SHINGLES):
@@ -223,7 +267,7 @@ def signatures(texts: Sequence[str], config: DedupConfig) -> np.ndarray:
                 products.min(axis=1, out=out[row])
             else:
                 np.minimum(out[row], products.min(axis=1), out=out[row])
-    return out
+    return out, sizes
 
 
 def band_keys(sigs: np.ndarray, config: DedupConfig) -> np.ndarray:
@@ -257,6 +301,69 @@ def estimated_jaccard(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     return np.asarray((left == right).mean(axis=-1), dtype=np.float64)
 
 
+def containment_samples(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row-wise ``(hits, samples)`` for the containment of the left sets in the right ones.
+
+    Under each permutation the minimum of the union lies in both sets (equal values), only in the
+    left one (left value smaller) or only in the right one. ``samples`` counts the permutations
+    whose union minimum lies in the left set, ``hits`` those where it lies in both: ``hits`` is
+    binomial with ``samples`` trials and probability ``|L & R| / |L|``.
+    """
+    hits = (left == right).sum(axis=-1)
+    return hits, hits + (left < right).sum(axis=-1)
+
+
+def estimated_containment(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Row-wise estimated share of the left set's shingles that are in the right set.
+
+    ``hits / samples`` (see ``containment_samples``). At the sizes of an excerpt and its article it
+    has a third to half the error of ``J (|L| + |R|) / ((1 + J) |L|)`` from the estimated Jaccard
+    ``J`` and the set sizes (``bench/dedup.py`` measures both); 1.0 when there is no sample.
+    """
+    hits, samples = containment_samples(left, right)
+    return np.where(samples > 0, hits / np.maximum(samples, 1), 1.0)
+
+
+def wilson_lower_bound(hits: np.ndarray, samples: np.ndarray, z: float) -> np.ndarray:
+    """One-sided Wilson lower confidence bound of a binomial proportion (0 where ``samples`` is 0)."""
+    n = np.maximum(np.asarray(samples, dtype=np.float64), 1.0)
+    p = np.asarray(hits, dtype=np.float64) / n
+    z2 = z * z
+    centre = p + z2 / (2 * n)
+    spread = z * np.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    return np.where(np.asarray(samples) > 0, (centre - spread) / (1 + z2 / n), 0.0)
+
+
+def contained_in(left: np.ndarray, right: np.ndarray, left_sizes: np.ndarray, right_sizes: np.ndarray,
+                 config: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Row-wise ``(is_contained, estimate)``: is the left document contained in the right one?
+
+    Only in a strictly larger set (so containment links never form a cycle), only for left sets of
+    at least ``containment_min_shingles``, and only when the Wilson lower bound of the estimate
+    reaches ``containment_threshold``.
+    """
+    hits, samples = containment_samples(left, right)
+    estimate = np.where(samples > 0, hits / np.maximum(samples, 1), 1.0)
+    left_sizes = np.asarray(left_sizes, dtype=np.int64)
+    ok = (
+        (wilson_lower_bound(hits, samples, config.containment_z) >= config.containment_threshold)
+        & (left_sizes >= config.containment_min_shingles)
+        & (np.asarray(right_sizes, dtype=np.int64) > left_sizes)
+    )
+    return ok, estimate
+
+
+def hash_words(content_hashes: Sequence[str]) -> np.ndarray:
+    """The 128-bit hex ``content_hash`` values as ``(n, 2)`` uint64 (how the index stores them)."""
+    raw = b"".join(bytes.fromhex(h.rjust(32, "0")[:32]) for h in content_hashes)
+    return np.frombuffer(raw, dtype=">u8").astype(np.uint64).reshape(len(content_hashes), 2)
+
+
+DUP_KINDS: tuple[str, ...] = ("exact", "near", "contained")
+"""Values of ``dup_kind`` for duplicates (kept documents have none): the same text as the kept
+document, a near-duplicate of it (estimated Jaccard chain), or mostly contained in it."""
+
+
 @dataclass
 class DedupBatch:
     """One run's accepted documents (all shards concatenated); arrays aligned by row."""
@@ -266,6 +373,8 @@ class DedupBatch:
     signatures: np.ndarray
     quality: np.ndarray
     lengths: np.ndarray
+    sizes: np.ndarray
+    """Distinct shingles of each document (``fingerprints``): containment needs the set sizes."""
 
     def __len__(self) -> int:
         return len(self.doc_ids)
@@ -281,10 +390,14 @@ class DedupDecisions:
     """True for every cluster member except the kept one."""
     dup_similarity: np.ndarray
     """Estimated Jaccard similarity to the kept document (1.0 for kept documents)."""
+    dup_kind: list[str | None]
+    """One of ``DUP_KINDS`` for duplicates, None for kept documents."""
+    dup_containment: np.ndarray
+    """Estimated share of the row's shingles found in the kept document (1.0 for kept documents)."""
 
 
 def resolve(batch: DedupBatch, index: LakeIndex, config: DedupConfig) -> DedupDecisions:
-    """Exact and near duplicates inside ``batch`` and against the lake ``index``.
+    """Exact, near and contained duplicates inside ``batch`` and against the lake ``index``.
 
     Rows whose ``doc_id`` is already in the lake get the lake's decision back unchanged (a re-run
     changes nothing). Everything else depends only on the set of rows, never on their order.
@@ -294,16 +407,30 @@ def resolve(batch: DedupBatch, index: LakeIndex, config: DedupConfig) -> DedupDe
         dup_cluster=list(batch.doc_ids),
         is_duplicate=np.zeros(n, dtype=bool),
         dup_similarity=np.ones(n, dtype=np.float64),
+        dup_kind=[None] * n,
+        dup_containment=np.ones(n, dtype=np.float64),
     )
     known = index.decisions_of(batch.doc_ids)
-    for row in np.flatnonzero(known.found):
+    for row in np.flatnonzero(known.found).tolist():
         decisions.dup_cluster[row] = known.dup_cluster[row]
         decisions.is_duplicate[row] = known.is_duplicate[row]
         decisions.dup_similarity[row] = known.dup_similarity[row]
+        decisions.dup_kind[row] = known.dup_kind[row]
+        decisions.dup_containment[row] = known.dup_containment[row]
     todo = np.flatnonzero(~known.found)
     if len(todo):
         _resolve_new(batch, todo, index, config, decisions)
     return decisions
+
+
+@dataclass
+class _Target:
+    """Where a near-duplicate component ends up: a lake cluster, or a component of this run."""
+
+    lake_cluster: str | None
+    component: int
+    contained: bool
+    """Reached through a containment link (its rows are ``contained`` duplicates)."""
 
 
 def _resolve_new(
@@ -314,20 +441,39 @@ def _resolve_new(
     out: DedupDecisions,
 ) -> None:
     sigs = np.ascontiguousarray(batch.signatures[todo], dtype=np.uint32)
-    # Identical signatures are handled once: np.unique sorts, so the order is row-order free.
-    uniq, inverse = np.unique(sigs, axis=0, return_inverse=True)
+    sizes = np.asarray(batch.sizes, dtype=np.uint32)[todo]
+    # Identical (signature, size) rows are handled once: np.unique sorts, so the order is row-order free.
+    keyed, inverse = np.unique(np.column_stack([sigs, sizes]), axis=0, return_inverse=True)
     inverse = inverse.reshape(-1)
+    uniq, usizes = np.ascontiguousarray(keyed[:, :-1]), keyed[:, -1]
     parent = np.arange(len(uniq))
     for u, v in _content_hash_links([batch.content_hashes[r] for r in todo], inverse):
         _union(parent, u, v)
-    _link_near_duplicates(uniq, config, parent)
+    keys = band_keys(uniq, config)
+    _link_near_duplicates(uniq, keys, config, parent)
     roots = _roots(parent, np.arange(len(uniq)))
-    lake_best = _best_lake_matches(index.query(uniq), len(uniq))
-    comp_best = _component_best(lake_best, roots)
+    near, inside = index.query(uniq, usizes)
+    lake_near, lake_in = _best_lake_matches(near, len(uniq)), _best_lake_matches(inside, len(uniq))
+    # As in the run, only a component's largest member being contained takes it into a container.
+    lake_in = [m if big else None for m, big in zip(lake_in, _largest_members(roots, usizes).tolist(), strict=True)]
+    targets = _component_targets(
+        roots, usizes, _component_best(lake_near, roots), _component_best(lake_in, roots),
+        _batch_containers(uniq, usizes, keys, roots, config),
+    )
     row_comp = roots[inverse]
-    in_lake = np.array([comp_best.get(int(c)) is not None for c in row_comp], dtype=bool)
-    _assign_lake(batch, todo, inverse, row_comp, in_lake, lake_best, comp_best, index, out)
-    _assign_batch(batch, todo[~in_lake], row_comp[~in_lake], out)
+    row_target = [targets[int(c)] for c in row_comp.tolist()]
+    in_lake = np.array([t.lake_cluster is not None for t in row_target], dtype=bool)
+    chosen = []
+    for k in np.flatnonzero(in_lake).tolist():
+        # A row joins its own best lake match's cluster, else its component's (linked through other rows).
+        own = lake_near[int(inverse[k])] if not row_target[k].contained else lake_in[int(inverse[k])]
+        chosen.append(own[1] if own is not None and row_target[k].component == row_comp[k] else
+                      str(row_target[k].lake_cluster))
+    _assign_lake(batch, todo[in_lake], chosen, [t.contained for t, lake in zip(row_target, in_lake, strict=True)
+                                                if lake], index, out)
+    rest = np.flatnonzero(~in_lake)
+    _assign_batch(batch, todo[rest], row_comp[rest], np.array([row_target[k].component for k in rest.tolist()],
+                  dtype=np.int64), np.array([row_target[k].contained for k in rest.tolist()], dtype=bool), out)
 
 
 def _content_hash_links(hashes: list[str], inverse: np.ndarray) -> list[tuple[int, int]]:
@@ -387,7 +533,7 @@ def candidate_pairs(keys: np.ndarray, cap: int) -> tuple[np.ndarray, np.ndarray]
     return (unique // np.uint64(n)).astype(np.int64), (unique % np.uint64(n)).astype(np.int64)
 
 
-def _link_near_duplicates(uniq: np.ndarray, config: DedupConfig, parent: np.ndarray) -> None:
+def _link_near_duplicates(uniq: np.ndarray, keys: np.ndarray, config: DedupConfig, parent: np.ndarray) -> None:
     """Union the distinct signatures ``uniq`` that are LSH candidates with estimated Jaccard >= threshold.
 
     Candidates come one band and one bucket distance at a time (``bucket_pairs``), and a pair whose
@@ -395,7 +541,7 @@ def _link_near_duplicates(uniq: np.ndarray, config: DedupConfig, parent: np.ndar
     pairs (``candidate_pairs``), but memory stays at one band's pairs rather than every band's (a run
     of many near-copies of each page once needed ~6 KB per document here).
     """
-    for left, right in bucket_pairs(band_keys(uniq, config), config.max_candidates_per_band):
+    for left, right in bucket_pairs(keys, config.max_candidates_per_band):
         apart = _roots(parent, left) != _roots(parent, right)
         _union_verified(uniq, left[apart], right[apart], config.threshold, parent)
 
@@ -420,6 +566,84 @@ def _union_verified(uniq: np.ndarray, left: np.ndarray, right: np.ndarray, thres
             _union(parent, u, v)
 
 
+def _component_order(roots: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Per row, the rank of its component by (largest set in it, root): containment links go up this order."""
+    largest = np.zeros(len(roots), dtype=np.int64)
+    np.maximum.at(largest, roots, np.asarray(sizes, dtype=np.int64))
+    comps = np.unique(roots)
+    rank = np.zeros(len(roots), dtype=np.int64)
+    rank[comps[np.lexsort((comps, largest[comps]))]] = np.arange(len(comps))
+    return rank
+
+
+def _batch_containers(uniq: np.ndarray, sizes: np.ndarray, keys: np.ndarray, roots: np.ndarray,
+                      config: DedupConfig) -> dict[int, int]:
+    """For each component with a member contained in a larger member of another component, that
+    container's component: the best-estimated link, then the larger container, then the smaller root.
+
+    Links only go from a lower to a higher component rank (``_component_order``), so following them
+    ends. A component is never joined by two containers: a story contained in two mash-ups does not
+    make the mash-ups duplicates of each other.
+    """
+    rank = _component_order(roots, sizes)
+    largest = _largest_members(roots, sizes)
+    best: dict[int, tuple[float, int, int]] = {}
+    step = 1 << 15
+    for left, right in bucket_pairs(keys, config.max_candidates_per_band):
+        apart = roots[left] != roots[right]
+        left, right = left[apart], right[apart]
+        swap = (sizes[left] > sizes[right]) | ((sizes[left] == sizes[right]) & (left > right))
+        small, large = np.where(swap, right, left), np.where(swap, left, right)
+        # A component goes into a container only when its largest member is contained: a feed that
+        # is a near-duplicate of its article does not take the article into a story quoting the feed.
+        keep = largest[small]
+        small, large = small[keep], large[keep]
+        for start in range(0, len(small), step):
+            s, g = small[start : start + step], large[start : start + step]
+            ok, estimate = contained_in(uniq[s], uniq[g], sizes[s], sizes[g], config)
+            src, dst = roots[s[ok]], roots[g[ok]]
+            up = rank[src] < rank[dst]
+            for a, b, e in zip(src[up].tolist(), dst[up].tolist(), estimate[ok][up].tolist(), strict=True):
+                offer = (e, int(rank[b]), b)
+                if a not in best or offer > best[a]:
+                    best[a] = offer
+    return {a: b for a, (_, _, b) in best.items()}
+
+
+def _largest_members(roots: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Per row: is it its component's largest member (largest set, then smallest row)?"""
+    order = np.lexsort((np.arange(len(roots)), -np.asarray(sizes, dtype=np.int64), roots))
+    first = np.r_[True, roots[order][1:] != roots[order][:-1]]
+    out = np.zeros(len(roots), dtype=bool)
+    out[order[first]] = True
+    return out
+
+
+def _component_targets(
+    roots: np.ndarray,
+    sizes: np.ndarray,
+    lake_near: dict[int, tuple[float, str]],
+    lake_in: dict[int, tuple[float, str]],
+    containers: dict[int, int],
+) -> dict[int, _Target]:
+    """Each component's destination: a lake near match first (lake documents stay kept), then a lake
+    document containing it, then the destination of a larger component of this run containing it."""
+    rank = _component_order(roots, sizes)
+    targets: dict[int, _Target] = {}
+    comps = np.unique(roots)
+    for comp in comps[np.argsort(-rank[comps], kind="stable")].tolist():  # containers before the contained
+        if comp in lake_near:
+            targets[comp] = _Target(lake_near[comp][1], comp, False)
+        elif comp in lake_in:
+            targets[comp] = _Target(lake_in[comp][1], comp, True)
+        elif comp in containers:
+            up = targets[containers[comp]]
+            targets[comp] = _Target(up.lake_cluster, up.component, True)
+        else:
+            targets[comp] = _Target(None, comp, False)
+    return targets
+
+
 @dataclass
 class LakeMatches:
     """The best verified lake match of each query row that has one (see ``LakeIndex.query``)."""
@@ -428,6 +652,7 @@ class LakeMatches:
     doc_ids: list[str]
     dup_cluster: list[str]
     similarity: np.ndarray
+    """Estimated Jaccard for near matches; estimated containment of the query for containing ones."""
 
 
 @dataclass
@@ -438,10 +663,23 @@ class KnownDecisions:
     dup_cluster: list[str]
     is_duplicate: np.ndarray
     dup_similarity: np.ndarray
+    dup_kind: list[str | None]
+    dup_containment: np.ndarray
+
+
+@dataclass
+class KeptDocuments:
+    """What the index holds about some lake documents (``found`` marks which)."""
+
+    found: np.ndarray
+    signatures: np.ndarray
+    sizes: np.ndarray
+    hashes: np.ndarray
+    """``hash_words`` of their content_hash."""
 
 
 def _best_lake_matches(matches: LakeMatches, n: int) -> list[tuple[float, str] | None]:
-    # Per query: the lake cluster of its most similar lake document (ties: smallest cluster id).
+    # Per query: the lake cluster of its best lake match (ties: smallest cluster id).
     best: list[tuple[float, str] | None] = [None] * n
     for q, cluster, sim in zip(
         matches.query_rows.tolist(), matches.dup_cluster, matches.similarity.tolist(), strict=True
@@ -464,56 +702,48 @@ def _component_best(best: list[tuple[float, str] | None], roots: np.ndarray) -> 
     return comp
 
 
-def _assign_lake(
-    batch: DedupBatch,
-    todo: np.ndarray,
-    inverse: np.ndarray,
-    row_comp: np.ndarray,
-    in_lake: np.ndarray,
-    lake_best: list[tuple[float, str] | None],
-    comp_best: dict[int, tuple[float, str]],
-    index: LakeIndex,
-    out: DedupDecisions,
-) -> None:
-    # The lake's documents stay kept: each new row joins its own best lake match's cluster, or,
-    # when only linked to the lake through other new rows, its component's best one.
-    rows = np.flatnonzero(in_lake)
+def _describe(out: DedupDecisions, row: int, kept: str, similarity: float, containment: float,
+              exact: bool, contained: bool) -> None:
+    out.dup_cluster[row] = kept
+    out.is_duplicate[row] = True
+    out.dup_similarity[row] = similarity
+    out.dup_containment[row] = containment
+    out.dup_kind[row] = "exact" if exact else "contained" if contained else "near"
+
+
+def _assign_lake(batch: DedupBatch, rows: np.ndarray, chosen: list[str], contained: list[bool],
+                 index: LakeIndex, out: DedupDecisions) -> None:
+    # The lake's documents stay kept: each row becomes a duplicate of the lake cluster chosen for it.
     if len(rows) == 0:
         return
-    chosen = []
-    for k in rows.tolist():
-        own = lake_best[int(inverse[k])]
-        chosen.append((own or comp_best[int(row_comp[k])])[1])
-    kept_found, kept_sigs = index.signatures_of(chosen)
-    sims = estimated_jaccard(batch.signatures[todo[rows]], kept_sigs)
-    for pos, k in enumerate(rows.tolist()):
-        row = int(todo[k])
-        out.dup_cluster[row] = chosen[pos]
-        out.is_duplicate[row] = True
-        if kept_found[pos]:
-            out.dup_similarity[row] = sims[pos]
-        else:
-            # The kept document's own entry is missing (should not happen); best we know.
-            match = lake_best[int(inverse[k])] or comp_best[int(row_comp[k])]
-            out.dup_similarity[row] = match[0]
+    kept = index.kept_documents(chosen)
+    mine = np.asarray(batch.signatures[rows], dtype=np.uint32)
+    sims = estimated_jaccard(mine, kept.signatures)
+    inside = estimated_containment(mine, kept.signatures)
+    exact = (hash_words([batch.content_hashes[r] for r in rows.tolist()]) == kept.hashes).all(axis=1)
+    for pos, row in enumerate(rows.tolist()):
+        if not kept.found[pos]:  # the kept document's own entry is missing (should not happen)
+            sims[pos], inside[pos], exact[pos] = np.nan, np.nan, False
+        _describe(out, row, chosen[pos], float(sims[pos]), float(inside[pos]), bool(exact[pos]), contained[pos])
 
 
-def _assign_batch(batch: DedupBatch, rows: np.ndarray, comps: np.ndarray, out: DedupDecisions) -> None:
-    # Inside a cluster new to the lake: keep the best by quality, then length, then doc_id.
+def _assign_batch(batch: DedupBatch, rows: np.ndarray, comps: np.ndarray, targets: np.ndarray,
+                  contained: np.ndarray, out: DedupDecisions) -> None:
+    # Inside a destination component new to the lake: keep the best of its own members (never one
+    # absorbed from a contained component) by quality, then length, then doc_id.
     if len(rows) == 0:
         return
     quality = np.nan_to_num(np.asarray(batch.quality, dtype=np.float64)[rows], nan=-np.inf)
     lengths = np.asarray(batch.lengths, dtype=np.int64)[rows]
     ids = [batch.doc_ids[r] for r in rows.tolist()]
-    order = sorted(range(len(rows)), key=lambda k: (-quality[k], -lengths[k], ids[k]))
+    order = sorted(np.flatnonzero(comps == targets).tolist(), key=lambda k: (-quality[k], -lengths[k], ids[k]))
     kept_of: dict[int, int] = {}
     for k in order:
         kept_of.setdefault(int(comps[k]), k)
-    kept = np.array([kept_of[int(c)] for c in comps], dtype=np.int64)
-    sims = estimated_jaccard(batch.signatures[rows], batch.signatures[rows[kept]])
+    kept = np.array([kept_of[int(t)] for t in targets.tolist()], dtype=np.int64)
+    mine, theirs = batch.signatures[rows], batch.signatures[rows[kept]]
+    sims, inside = estimated_jaccard(mine, theirs), estimated_containment(mine, theirs)
     for k, row in enumerate(rows.tolist()):
-        if kept[k] == k:
-            continue
-        out.dup_cluster[row] = ids[kept[k]]
-        out.is_duplicate[row] = True
-        out.dup_similarity[row] = sims[k]
+        if kept[k] != k:
+            exact = batch.content_hashes[row] == batch.content_hashes[int(rows[kept[k]])]
+            _describe(out, row, ids[kept[k]], float(sims[k]), float(inside[k]), exact, bool(contained[k]))

@@ -12,6 +12,10 @@ Layout (``INDEX = LAKE/_index``)::
     INDEX/segments/<name>/clusters.npy       (n,) bytes, their dup_cluster
     INDEX/segments/<name>/is_duplicate.npy   (n,) bool
     INDEX/segments/<name>/similarity.npy     (n,) float32, their dup_similarity
+    INDEX/segments/<name>/sizes.npy          (n,) uint32, distinct shingles of each entry (format 2)
+    INDEX/segments/<name>/hashes.npy         (n, 2) uint64, their content_hash (format 2)
+    INDEX/segments/<name>/kinds.npy          (n,) uint8, their dup_kind: 0 none, 1 exact, 2 near, 3 contained
+    INDEX/segments/<name>/containment.npy    (n,) float32, their dup_containment
 
 A run writes one segment into its staging area (``write_segment``) and publishes it with one
 atomic directory rename to ``INDEX/segments/<name>`` (``publish_segment``, or the caller's own
@@ -24,9 +28,11 @@ Cost: a query is ``bands x segments`` calls of ``np.searchsorted`` over the batc
 the memory-mapped sorted keys (``batch x log(segment)`` each), then the signatures of the
 candidate rows only, read with ``pread``. Mapped pages are released after each band
 (``MADV_DONTNEED``), so the resident set follows the batch and one band of one segment, not the
-lake: 1,000,000 indexed documents cost ~130 MB of RSS over the empty-index baseline while
-resolving a 20,000-document batch (``bench/dedup.py``). On disk: ~1,040 bytes per document with
-the defaults (512 signature, 384 band keys and rows, the rest ids and decisions).
+lake: 1,000,000 indexed documents cost ~110 MB of RSS over the empty-index baseline while
+resolving a 20,000-document batch (``bench/dedup.py``). On disk: ~1,450 bytes per document with
+the defaults (512 signature, 768 band keys and rows, 25 set size, content hash and containment
+decision, the rest ids and decisions). Each candidate is checked for both near-duplication and
+containment (``contained_in``, using ``sizes.npy``).
 
 Compaction (``compact``) is size-tiered: it merges the smallest live segments (up to a number of
 entries) into one, published with the same single rename; its ``meta.json`` names the segments it
@@ -50,17 +56,23 @@ import numpy as np
 import xxhash
 
 from flows.dedup import (
+    DUP_KINDS,
     DedupBatch,
     DedupConfig,
     DedupDecisions,
+    KeptDocuments,
     KnownDecisions,
     LakeMatches,
     band_key,
     band_keys,
+    contained_in,
     estimated_jaccard,
+    hash_words,
 )
 
-FORMAT = 1
+FORMAT = 2
+"""2: set sizes, content hashes, dup_kind and dup_containment per entry (containment dedup)."""
+_KIND_CODES = (None, *DUP_KINDS)
 SEGMENTS = "segments"
 _META = "meta.json"
 # Candidate pairs verified at once: bounds the fetched signatures to ~32 MB.
@@ -148,6 +160,10 @@ class _Segment:
     clusters: np.ndarray
     is_duplicate: np.ndarray
     similarity: np.ndarray
+    sizes: np.ndarray
+    hashes: np.ndarray
+    kinds: np.ndarray
+    containment: np.ndarray
     maps: list[mmap.mmap]
     signature_file: BinaryIO
     """Unbuffered handle for reading single signature rows with pread (see ``read_signatures``)."""
@@ -200,6 +216,10 @@ class _Segment:
                 arr("clusters"),
                 arr("is_duplicate"),
                 arr("similarity"),
+                arr("sizes"),
+                arr("hashes"),
+                arr("kinds"),
+                arr("containment"),
                 maps,
                 signature_file,
                 signature_offset,
@@ -225,6 +245,10 @@ class _Segment:
             "clusters": (n,),
             "is_duplicate": (n,),
             "similarity": (n,),
+            "sizes": (n,),
+            "hashes": (n, 2),
+            "kinds": (n,),
+            "containment": (n,),
         }
         for name, shape in expected.items():
             if getattr(self, name).shape != shape:
@@ -315,35 +339,52 @@ class LakeIndex:
         clusters = [""] * len(doc_ids)
         is_dup = np.zeros(len(doc_ids), dtype=bool)
         sims = np.ones(len(doc_ids), dtype=np.float64)
+        kinds: list[str | None] = [None] * len(doc_ids)
+        inside = np.ones(len(doc_ids), dtype=np.float64)
         for i in np.flatnonzero(seg >= 0).tolist():
             segment, r = self.segments[int(seg[i])], int(row[i])
             clusters[i] = segment.clusters[r].decode("utf-8")
             is_dup[i] = bool(segment.is_duplicate[r])
             sims[i] = float(segment.similarity[r])
+            kinds[i] = _KIND_CODES[int(segment.kinds[r])]
+            inside[i] = float(segment.containment[r])
         for segment in self.segments:
             segment.release()
-        return KnownDecisions(seg >= 0, clusters, is_dup, sims)
+        return KnownDecisions(seg >= 0, clusters, is_dup, sims, kinds, inside)
 
     def signatures_of(self, doc_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """``(found, signatures)`` of lake documents; rows not found are all-zero."""
+        kept = self.kept_documents(doc_ids)
+        return kept.found, kept.signatures
+
+    def kept_documents(self, doc_ids: Sequence[str]) -> KeptDocuments:
+        """Signatures, set sizes and content hashes of lake documents; rows not found are all-zero."""
         seg, row = self._locate(doc_ids)
-        sigs = np.zeros((len(doc_ids), self.config.num_perm), dtype=np.uint32)
+        out = KeptDocuments(seg >= 0, np.zeros((len(doc_ids), self.config.num_perm), dtype=np.uint32),
+                            np.zeros(len(doc_ids), dtype=np.uint32), np.zeros((len(doc_ids), 2), dtype=np.uint64))
         for s, segment in enumerate(self.segments):
             mine = np.flatnonzero(seg == s)
             if len(mine):
-                sigs[mine] = segment.read_signatures(row[mine])
-        return seg >= 0, sigs
+                out.signatures[mine] = segment.read_signatures(row[mine])
+                out.sizes[mine] = segment.sizes[row[mine]]
+                out.hashes[mine] = segment.hashes[row[mine]]
+            segment.release()
+        return out
 
-    def query(self, sigs: np.ndarray) -> LakeMatches:
-        """Each query signature's most similar lake document (ties: smallest cluster id), if its
-        estimated Jaccard is >= threshold.
+    def query(self, sigs: np.ndarray, sizes: np.ndarray) -> tuple[LakeMatches, LakeMatches]:
+        """``(near, containing)``: each query's most similar lake document (ties: smallest cluster id),
+        if its estimated Jaccard is >= threshold, and the lake document that best contains it
+        (``contained_in``; highest estimated containment, ties: smallest cluster id). ``sizes`` are
+        the queries' distinct shingle counts.
 
         Candidates are verified one segment and one block of queries at a time and only the best match
         per query is kept, so a lake holding many copies of a page costs time, not memory (keeping every
         match once took ~45 KB per query document against a lake with 60 copies of each page).
         """
         cfg = self.config
-        best = _BestMatches(len(sigs), max((s.clusters.dtype.itemsize for s in self.segments), default=1))
+        width = max((s.clusters.dtype.itemsize for s in self.segments), default=1)
+        best, containing = _BestMatches(len(sigs), width), _BestMatches(len(sigs), width)
+        sizes = np.asarray(sizes, dtype=np.int64)
         qkeys = band_keys(sigs, cfg) if len(sigs) else np.empty((cfg.bands, 0), np.uint64)
         # Query rows go a block at a time: a block's candidate pairs (deduplicated across bands, so each
         # is verified once) stay within _CANDIDATE_PAIRS_AT_ONCE however large the batch.
@@ -354,11 +395,16 @@ class LakeIndex:
                 q += first
                 for start in range(0, len(q), _VERIFY_CHUNK):
                     chunk_q, chunk_r = q[start : start + _VERIFY_CHUNK], r[start : start + _VERIFY_CHUNK]
-                    sims = estimated_jaccard(sigs[chunk_q], segment.read_signatures(chunk_r))
+                    theirs = segment.read_signatures(chunk_r)
+                    sims = estimated_jaccard(sigs[chunk_q], theirs)
                     ok = np.flatnonzero(sims >= cfg.threshold)
                     best.offer(number, chunk_q[ok], chunk_r[ok], sims[ok], segment.clusters[chunk_r[ok]])
+                    inside, estimate = contained_in(sigs[chunk_q], theirs, sizes[chunk_q],
+                                                    segment.sizes[chunk_r], cfg)
+                    ok = np.flatnonzero(inside)
+                    containing.offer(number, chunk_q[ok], chunk_r[ok], estimate[ok], segment.clusters[chunk_r[ok]])
             segment.release()
-        return best.matches(self.segments)
+        return best.matches(self.segments), containing.matches(self.segments)
 
     def write_segment(self, segment_dir: Path, batch: DedupBatch, decisions: DedupDecisions) -> int:
         """Write the batch's entries not yet in the lake into ``segment_dir``; return their count.
@@ -391,6 +437,10 @@ class LakeIndex:
             signatures=signatures,
             is_duplicate=np.asarray(decisions.is_duplicate, dtype=bool)[sel],
             similarity=np.asarray(decisions.dup_similarity, dtype=np.float32)[sel],
+            sizes=np.asarray(batch.sizes, dtype=np.uint32)[sel],
+            hashes=hash_words([batch.content_hashes[i] for i in rows]),
+            kinds=np.array([_KIND_CODES.index(decisions.dup_kind[i]) for i in rows], dtype=np.uint8),
+            containment=np.asarray(decisions.dup_containment, dtype=np.float32)[sel],
         )
         return len(rows)
 
@@ -452,6 +502,10 @@ def _write_arrays(
     signatures: np.ndarray,
     is_duplicate: np.ndarray,
     similarity: np.ndarray,
+    sizes: np.ndarray,
+    hashes: np.ndarray,
+    kinds: np.ndarray,
+    containment: np.ndarray,
     replaces: Sequence[str] = (),
 ) -> None:
     segment_dir.mkdir(parents=True, exist_ok=True)
@@ -469,6 +523,10 @@ def _write_arrays(
         "clusters": _encode(clusters),
         "is_duplicate": is_duplicate,
         "similarity": similarity,
+        "sizes": sizes,
+        "hashes": hashes,
+        "kinds": kinds,
+        "containment": containment,
     }
     for name, array in arrays.items():
         np.save(segment_dir / f"{name}.npy", array, allow_pickle=False)
@@ -504,7 +562,14 @@ def _live_segments(index_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
 def _check_params(path: Path, meta: dict[str, Any], config: DedupConfig) -> None:
     want = config.index_params()
     have = meta.get("index_params", {})
-    if meta.get("format") != FORMAT or have != want:
+    if meta.get("format") != FORMAT:
+        raise IncompatibleIndexError(
+            f"the near-duplicate index at {path.parent.parent} has format {meta.get('format')}, this "
+            f"siftlake reads format {FORMAT} (format 2 added the set sizes containment dedup needs). "
+            "Move that directory aside to start a new index (documents already in the lake are then "
+            "not matched by new runs), or run the siftlake version that wrote it."
+        )
+    if have != want:
         diff = {k: (have.get(k), want.get(k)) for k in sorted(set(have) | set(want)) if have.get(k) != want.get(k)}
         raise IncompatibleIndexError(
             f"the near-duplicate index at {path.parent.parent} was built with other dedup "
@@ -552,6 +617,10 @@ def compact(index_dir: Path, config: DedupConfig, name: str, max_entries: int = 
         signatures=np.concatenate([np.asarray(s.signatures) for s in segs]).reshape(-1, config.num_perm),
         is_duplicate=np.concatenate([np.asarray(s.is_duplicate) for s in segs]),
         similarity=np.concatenate([np.asarray(s.similarity) for s in segs]),
+        sizes=np.concatenate([np.asarray(s.sizes) for s in segs]),
+        hashes=np.concatenate([np.asarray(s.hashes) for s in segs]).reshape(-1, 2),
+        kinds=np.concatenate([np.asarray(s.kinds) for s in segs]),
+        containment=np.concatenate([np.asarray(s.containment) for s in segs]),
         replaces=replaces,
     )
     dest = root / name

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, cast
 from uuid import UUID
 
@@ -33,7 +32,8 @@ from flows.config import IngestConfig, RunnerConfig
 from flows.dedup import DedupConfig
 from flows.extract import ExtractConfig
 from flows.quality import QualityConfig
-from flows.read import InputFile, ReadConfig, discover, plan_shards
+from flows.read import InputFile, discover, plan_shards
+from flows.storage import Store
 
 # Data flows through these tasks: Prefect must not hash thousands of documents for caching (NO_CACHE),
 # nor store them as results. Tasks that do I/O retry with backoff.
@@ -41,8 +41,9 @@ _IO_RETRY_DELAYS = [1.0, 5.0]
 
 
 @task(name="read", cache_policy=NO_CACHE, persist_result=False, retries=2, retry_delay_seconds=_IO_RETRY_DELAYS)
-def read_task(number: int, files: list[InputFile], config: ReadConfig, known_ids: str) -> pipeline.ShardBatch:
-    return pipeline.read_stage(number, files, config, Path(known_ids))
+def read_task(number: int, files: list[InputFile], config: IngestConfig, paths: lakefs.RunPaths) -> pipeline.ShardBatch:
+    known = pipeline.load_known_ids(paths)
+    return pipeline.read_stage(number, files, config.read, known, config.storage.options)
 
 
 @task(name="normalize", cache_policy=NO_CACHE, persist_result=False)
@@ -70,14 +71,21 @@ def stage_task(batch: pipeline.ShardBatch, paths: lakefs.RunPaths) -> pipeline.S
     return pipeline.stage_shard(batch, paths)
 
 
-@task(name="dedup", cache_policy=NO_CACHE, persist_result=False)
-def dedup_task(paths: lakefs.RunPaths, config: DedupConfig) -> dict[str, int]:
-    return pipeline.dedup_stage(paths, config)
+@task(name="dedup", cache_policy=NO_CACHE, persist_result=False, retries=2, retry_delay_seconds=_IO_RETRY_DELAYS)
+def dedup_task(paths: lakefs.RunPaths, config: IngestConfig) -> dict[str, int]:
+    index_dir, fetched = lakefs.local_index(paths.lake, config.storage.cache_dir, config.storage.cache_max_bytes)
+    if fetched:
+        get_run_logger().info("index cache %s: %s", index_dir, fetched)
+    return {**pipeline.dedup_stage(paths, config.dedup, index_dir), **fetched}
 
 
 @task(name="write", cache_policy=NO_CACHE, persist_result=False, retries=2, retry_delay_seconds=_IO_RETRY_DELAYS)
-def write_task(paths: lakefs.RunPaths, manifest: dict[str, Any]) -> list[str]:
+def write_task(paths: lakefs.RunPaths, manifest: dict[str, Any], config: IngestConfig,
+               lease: lakefs.LeaseLock | None) -> list[str]:
     moves = pipeline.write_stage(paths, manifest)
+    lakefs.cache_segment(paths, pipeline.segment_of(paths), config.storage.cache_dir)
+    if lease is not None:
+        lease.check()  # never commit into a lake another run has taken over
     lakefs.commit(paths, moves)
     return moves
 
@@ -107,7 +115,7 @@ def _share_api_with_workers() -> None:
 
 @flow(name="process-shards")
 def process_shards(config: IngestConfig, shards: list[list[InputFile]], paths: lakefs.RunPaths,
-                   known_ids: str, done: list[int]) -> list[pipeline.ShardSummary]:
+                   done: list[int]) -> list[pipeline.ShardSummary]:
     """Run the per-shard stages, a bounded number of shards in flight, reporting progress."""
     workers = config.runner.worker_count()
     window = config.runner.shards_in_flight or 2 * workers
@@ -117,7 +125,7 @@ def process_shards(config: IngestConfig, shards: list[list[InputFile]], paths: l
     in_flight: list[PrefectFuture[pipeline.ShardSummary]] = []
     summaries: list[pipeline.ShardSummary] = []
     for number in todo:
-        in_flight.append(_submit_shard(number, shards[number], config, paths, known_ids))
+        in_flight.append(_submit_shard(number, shards[number], config, paths))
         while len(in_flight) >= window or (number == todo[-1] and in_flight):
             summaries.append(in_flight.pop(0).result())
             finished = len(done) + len(summaries)
@@ -127,8 +135,8 @@ def process_shards(config: IngestConfig, shards: list[list[InputFile]], paths: l
 
 
 @task(name="shard", cache_policy=NO_CACHE, persist_result=False, retries=2, retry_delay_seconds=_IO_RETRY_DELAYS)
-def shard_task(number: int, files: list[InputFile], config: IngestConfig, paths: lakefs.RunPaths,
-               known_ids: str) -> pipeline.ShardSummary:
+def shard_task(number: int, files: list[InputFile], config: IngestConfig,
+               paths: lakefs.RunPaths) -> pipeline.ShardSummary:
     """Every stage of one shard, in the worker that reads it: the shard's pages never travel back to
     the flow's process. A file larger than a shard goes through the stages a chunk at a time. A retry
     (an I/O error while reading or staging) redoes the shard.
@@ -138,9 +146,10 @@ def shard_task(number: int, files: list[InputFile], config: IngestConfig, paths:
     each stage its own task run instead, with its state and time in the Prefect UI.
     """
     if config.runner.stage_tasks:
-        return _stages_as_tasks(number, files, config, paths, known_ids)
+        return _stages_as_tasks(number, files, config, paths)
     stager = pipeline.ShardStager(number, paths)
-    for batch in pipeline.read_chunks(number, files, config.read, Path(known_ids)):
+    known = pipeline.load_known_ids(paths)
+    for batch in pipeline.read_chunks(number, files, config.read, known, config.storage.options):
         batch = pipeline.normalize_stage(batch)
         batch = pipeline.extract_stage(batch, config.extract)
         batch = pipeline.score_stage(batch, config.quality)
@@ -149,12 +158,12 @@ def shard_task(number: int, files: list[InputFile], config: IngestConfig, paths:
     return stager.finish()
 
 
-def _stages_as_tasks(number: int, files: list[InputFile], config: IngestConfig, paths: lakefs.RunPaths,
-                     known_ids: str) -> pipeline.ShardSummary:
+def _stages_as_tasks(number: int, files: list[InputFile], config: IngestConfig,
+                     paths: lakefs.RunPaths) -> pipeline.ShardSummary:
     """The same stages, each a nested task run, over the whole shard at once (not chunked). A batch is
     passed ``quote``d: Prefect would otherwise walk every document of it looking for futures before
     each stage (~1.5 ms of CPU per page)."""
-    batch = read_task(number, files, config.read, known_ids)
+    batch = read_task(number, files, config, paths)
     batch = normalize_task(_quoted(batch))
     batch = extract_task(_quoted(batch), config.extract)
     batch = score_task(_quoted(batch), config.quality)
@@ -167,15 +176,15 @@ def _quoted(batch: pipeline.ShardBatch) -> pipeline.ShardBatch:
     return cast(pipeline.ShardBatch, quote(batch))
 
 
-def _submit_shard(number: int, files: list[InputFile], config: IngestConfig, paths: lakefs.RunPaths,
-                  known_ids: str) -> PrefectFuture[pipeline.ShardSummary]:
+def _submit_shard(number: int, files: list[InputFile], config: IngestConfig,
+                  paths: lakefs.RunPaths) -> PrefectFuture[pipeline.ShardSummary]:
     """Submit a shard to the task runner: only its file list goes out and a small summary comes back.
 
     Submitting each stage from the flow instead would send every shard's pages through the flow's
     process five times (a process pool returns each result to it): 3.0 GB peak RSS at 1,000 documents
     against 1.5 GB this way (bench/e2e.py).
     """
-    summary: PrefectFuture[pipeline.ShardSummary] = shard_task.submit(number, files, config, paths, known_ids)
+    summary: PrefectFuture[pipeline.ShardSummary] = shard_task.submit(number, files, config, paths)
     return summary
 
 
@@ -187,25 +196,29 @@ def _percent(done: int, total: int) -> float:
 def ingest(config: IngestConfig = IngestConfig()) -> dict[str, Any]:  # noqa: B008 - pydantic default is immutable
     """Ingest ``config.source`` into the lake at ``config.lake``; return the run's counts."""
     logger = get_run_logger()
-    lake = Path(config.lake)
-    with lakefs.lake_lock(lake, config.lock_wait_s):
+    lake = Store(config.lake, config.storage.options)
+    lake.check_reachable()
+    with lakefs.lake_lock(lake, config.lock_wait_s, config.storage.lock_lease_s) as lease:
         for run_id in lakefs.recover(lake):
             logger.info("finished the interrupted commit of run %s", run_id)
-        discovery = discover(config.source)
-        shards = plan_shards(discovery.files, config.read)
+        discovery = discover(config.source, config.storage.options)
+        files, unchanged = lakefs.changed_inputs(lake, discovery.root, discovery.files)
+        shards = plan_shards(files, config.read, config.storage.options)
         paths, started = _open_run(lake, config, shards)
-        known_ids = _save_known_ids(paths, discovery.rejects)
+        _save_known_ids(paths, discovery.rejects)
+        lakefs.save_inputs(paths, discovery.root, files)
         done = sorted(pipeline.staged_shards(paths))
         if done:
             logger.info("resuming run %s: %d of %d shards already staged", paths.run_id, len(done), len(shards))
         runner = task_runner(config.runner, config.extract.sandbox)
-        process_shards.with_options(task_runner=runner)(config, shards, paths, known_ids, done)
-        dedup = dedup_task(paths, config.dedup)
+        process_shards.with_options(task_runner=runner)(config, shards, paths, done)
+        dedup = dedup_task(paths, config)
         counts, seconds = report.run_counts(paths, dedup)
-        counts.update(shards=len(shards), shards_resumed=len(done))
+        counts.update(shards=len(shards), shards_resumed=len(done), files_unchanged=unchanged,
+                      **{k: v for k, v in dedup.items() if k.startswith("index_")})
         manifest = pipeline.manifest_for(config, paths.run_id, counts, seconds, started)
-        write_task(paths, manifest)
-        _compact_index(lake, config.dedup, paths.run_id)
+        write_task(paths, manifest, config, lease)
+        _compact_index(lake, config, paths.run_id)
     _publish(lake, manifest)
     return counts
 
@@ -216,44 +229,49 @@ _COMPACT_AT_SEGMENTS = 32
 _COMPACT_MAX_ENTRIES = 500_000
 
 
-def _compact_index(lake: Path, config: DedupConfig, run_id: str) -> None:
-    """Merge the smallest index segments when there are many; runs under the lake lock, between runs."""
-    index_dir = lake / lakefs.INDEX
+def _compact_index(lake: Store, config: IngestConfig, run_id: str) -> None:
+    """Merge the smallest index segments when there are many; runs under the lake lock, between runs.
+
+    A remote lake's segments are merged in this machine's cache, then the merged one is put on the store.
+    """
+    index_dir, _ = lakefs.local_index(lake, config.storage.cache_dir, config.storage.cache_max_bytes)
     if dedup_index.segment_count(index_dir) > _COMPACT_AT_SEGMENTS:
-        merged = dedup_index.compact(index_dir, config, f"compact-{run_id}", max_entries=_COMPACT_MAX_ENTRIES)
+        merged = dedup_index.compact(index_dir, config.dedup, f"compact-{run_id}", max_entries=_COMPACT_MAX_ENTRIES)
         if merged is not None:
+            lakefs.publish_local_segment(lake, merged)
             get_run_logger().info("compacted the near-duplicate index into %s", merged.name)
 
 
-def _open_run(lake: Path, config: IngestConfig, shards: list[list[InputFile]]) -> tuple[lakefs.RunPaths, datetime]:
+def _open_run(lake: Store, config: IngestConfig, shards: list[list[InputFile]]) -> tuple[lakefs.RunPaths, datetime]:
     """Resume the unfinished run of the same source and plan, or start a new one."""
     plan_key = report.plan_key(config, shards)
-    for staging in lakefs.unfinished_runs(lake):
-        state = report.read_run_state(staging)
+    scratch = config.storage.scratch_dir
+    for run_id in lakefs.unfinished_runs(lake):
+        state = lakefs.read_run_state(lake, run_id)
         if state.get("plan_key") == plan_key:
             started = datetime.fromisoformat(state["started_at"])
-            return lakefs.RunPaths(lake, staging.name, state["ingest_date"]), started
+            return lakefs.RunPaths(lake, run_id, state["ingest_date"], scratch), started
         get_run_logger().warning(
             "run %s (source %s) stopped before its commit; ingest that source again with the same config to "
-            "finish it, or delete %s to abandon it", staging.name, state.get("source", "?"), staging)
+            "finish it, or %s to abandon it", run_id, state.get("source", "?"), lakefs.abandon_hint(lake, run_id))
     started = datetime.now(UTC)
-    paths = lakefs.RunPaths(lake, pipeline.new_run_id(started), started.date().isoformat())
-    report.write_run_state(paths, {"plan_key": plan_key, "ingest_date": paths.ingest_date,
+    paths = lakefs.RunPaths(lake, pipeline.new_run_id(started), started.date().isoformat(), scratch)
+    lakefs.write_run_state(paths, {"plan_key": plan_key, "ingest_date": paths.ingest_date,
                                    "started_at": started.isoformat(), "source": config.source})
     return paths, started
 
 
-def _save_known_ids(paths: lakefs.RunPaths, discovery_rejects: list[Any]) -> str:
+def _save_known_ids(paths: lakefs.RunPaths, discovery_rejects: list[Any]) -> None:
     """Store the lake's unit ids once for the workers, and stage the rejects found while listing."""
     known = lakefs.known_unit_ids(paths.lake)
-    target = paths.staging / "known_ids.npy"
-    np.save(target, known)
+    paths.staging.mkdir(parents=True, exist_ok=True)
+    np.save(paths.known_ids, known)
     fresh = [r for r in discovery_rejects if not lakefs.is_known(known, r.unit_id)]
     lakefs.write_parquet_atomic(lakefs.rejects_table(fresh, paths.run_id), paths.staging / "run.rejects.parquet")
-    return str(target)
+    lakefs.persist(paths, paths.known_ids)  # workers on other machines read it from the store
 
 
-def _publish(lake: Path, manifest: dict[str, Any]) -> None:
+def _publish(lake: Store, manifest: dict[str, Any]) -> None:
     """Log the counts and publish them, with the quality and duplicate reports, as artifacts."""
     logger = get_run_logger()
     counts = manifest["counts"]

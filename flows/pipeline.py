@@ -14,7 +14,7 @@ import shutil
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 from flows import lake as lakefs
 from flows.config import IngestConfig
-from flows.dedup import DedupBatch, DedupConfig, DedupDecisions, content_hash, resolve, signatures
+from flows.dedup import DedupBatch, DedupConfig, DedupDecisions, content_hash, fingerprints, resolve
 from flows.dedup_index import SEGMENTS, LakeIndex
 from flows.document import Document, Reject, reject
 from flows.extract import ExtractConfig, extract_batch
@@ -37,7 +37,7 @@ from flows.quality import SIGNAL_NAMES, QualityConfig, score_batch
 from flows.read import InputFile, ReadConfig, iter_units
 
 LIBRARIES = ("siftlake", "prefect", "trafilatura", "datasketch", "pyarrow", "py3langid", "ftfy",
-             "charset-normalizer", "warcio", "numpy")
+             "charset-normalizer", "warcio", "numpy", "fsspec", "s3fs")
 
 
 @dataclass
@@ -50,6 +50,7 @@ class ShardBatch:
     counts: Counter[str] = field(default_factory=Counter)
     seconds: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
     signatures: np.ndarray | None = None
+    n_shingles: np.ndarray | None = None
 
 
 @dataclass
@@ -106,7 +107,14 @@ def _guarded(batch: ShardBatch, stage: str, apply: Callable[[list[Document]], ob
     batch.docs = kept
 
 
-def read_chunks(number: int, files: list[InputFile], config: ReadConfig, known_ids: Path) -> Iterator[ShardBatch]:
+def load_known_ids(paths: lakefs.RunPaths) -> np.ndarray:
+    """The sorted keys of the units the lake held when the run started (saved once by the flow)."""
+    local = lakefs.fetch_staged(paths, paths.known_ids.name)
+    return np.load(local, mmap_mode="r") if local.exists() else np.empty(0, np.uint64)
+
+
+def read_chunks(number: int, files: list[InputFile], config: ReadConfig, known: np.ndarray,
+                options: Mapping[str, Any] | None = None) -> Iterator[ShardBatch]:
     """Read a shard's units in chunks of about ``config.shard_bytes`` of text, leaving out those the
     lake already holds (same place, same bytes).
 
@@ -115,8 +123,7 @@ def read_chunks(number: int, files: list[InputFile], config: ReadConfig, known_i
     one chunk of it at a time, not the file.
     Every shard yields at least one chunk; the last one carries the shard's file count.
     """
-    known = np.load(known_ids, mmap_mode="r") if known_ids.exists() else np.empty(0, np.uint64)
-    units = iter_units(files, config)
+    units = iter_units(files, config, options)
     exhausted = False
     while not exhausted:
         start = time.perf_counter()
@@ -140,10 +147,11 @@ def read_chunks(number: int, files: list[InputFile], config: ReadConfig, known_i
         yield batch
 
 
-def read_stage(number: int, files: list[InputFile], config: ReadConfig, known_ids: Path) -> ShardBatch:
+def read_stage(number: int, files: list[InputFile], config: ReadConfig, known: np.ndarray,
+               options: Mapping[str, Any] | None = None) -> ShardBatch:
     """The whole shard as one batch (``read_chunks`` joined): for running each stage as its own task."""
     whole = ShardBatch(number, [])
-    for chunk in read_chunks(number, files, config, known_ids):
+    for chunk in read_chunks(number, files, config, known, options):
         whole.docs += chunk.docs
         whole.rejects += chunk.rejects
         whole.counts.update(chunk.counts)
@@ -192,7 +200,7 @@ def fingerprint_stage(batch: ShardBatch, config: DedupConfig) -> ShardBatch:
     def fingerprint(docs: list[Document]) -> None:
         for doc in docs:
             doc.content_hash = content_hash(doc.text)
-        batch.signatures = signatures([d.text for d in docs], config)
+        batch.signatures, batch.n_shingles = fingerprints([d.text for d in docs], config)
 
     with _Timer(batch, "fingerprint"):
         _guarded(batch, "fingerprint", fingerprint)
@@ -220,9 +228,10 @@ class ShardStager:
         self.seconds: defaultdict[str, float] = defaultdict(float)
 
     def add(self, batch: ShardBatch) -> None:
-        assert batch.signatures is not None, "fingerprint_stage must run before a chunk is staged"
+        assert batch.signatures is not None and batch.n_shingles is not None, \
+            "fingerprint_stage must run before a chunk is staged"
         start = time.perf_counter()
-        table = lakefs.staged_table(batch.docs, batch.signatures, SIGNAL_NAMES)
+        table = lakefs.staged_table(batch.docs, batch.signatures, batch.n_shingles, SIGNAL_NAMES)
         if self.writer is None:
             self.partial.parent.mkdir(parents=True, exist_ok=True)
             self.writer = pq.ParquetWriter(self.partial, table.schema, compression="zstd")
@@ -242,12 +251,15 @@ class ShardStager:
         lakefs.write_parquet_atomic(lakefs.rejects_table(self.rejects, self.paths.run_id),
                                     self.paths.shard_rejects_file(self.number))
         os.replace(self.partial, self.target)
-        self.seconds["stage"] += time.perf_counter() - start
         summary = ShardSummary(self.number, self.documents, len(self.rejects), self.counts, dict(self.seconds),
                                Counter(f"{r.stage}/{r.reason}" for r in self.rejects))
         # The summary is kept beside the shard so a resumed run still reports the whole run's counts.
-        self.paths.shard_summary_file(self.number).write_text(json.dumps(
+        summary_file = self.paths.shard_summary_file(self.number)
+        summary_file.write_text(json.dumps(
             {"counts": summary.counts, "seconds": summary.seconds, "reasons": summary.reasons}))
+        # On an object store the summary goes last: a shard is staged there once its summary is.
+        lakefs.persist(self.paths, self.target, self.paths.shard_rejects_file(self.number), summary_file)
+        summary.seconds["stage"] = self.seconds["stage"] + time.perf_counter() - start
         return summary
 
 
@@ -259,7 +271,8 @@ def stage_shard(batch: ShardBatch, paths: lakefs.RunPaths) -> ShardSummary:
 
 
 def staged_shards(paths: lakefs.RunPaths) -> set[int]:
-    """Shard numbers already staged by this run (a resumed run skips them)."""
+    """Shard numbers already staged by this run (a resumed run skips them), here or on the lake's store."""
+    lakefs.pull_staged(paths)
     if not paths.shards.exists():
         return set()
     return {int(p.name[6:12]) for p in paths.shards.glob("shard-*.rejects.parquet")
@@ -269,31 +282,34 @@ def staged_shards(paths: lakefs.RunPaths) -> set[int]:
 # -- run-level stages ------------------------------------------------------------------------
 
 
-def dedup_stage(paths: lakefs.RunPaths, config: DedupConfig) -> dict[str, int]:
-    """Decide duplicates for the whole run against the lake; stage decisions and index segment."""
+def dedup_stage(paths: lakefs.RunPaths, config: DedupConfig, index_dir: Path) -> dict[str, int]:
+    """Decide duplicates for the whole run against the lake's index (a local folder: ``lake.local_index``);
+    stage decisions and the run's index segment."""
+    lakefs.pull_staged(paths)  # shards staged by workers on other machines
     files = sorted(paths.shards.glob("shard-*[0-9].parquet"))
-    columns = ["doc_id", "content_hash", "signature", "quality_score", "n_chars"]
+    columns = ["doc_id", "content_hash", "signature", "quality_score", "n_chars", "n_shingles"]
     table = pa.concat_tables([pq.read_table(f, columns=columns) for f in files]) if files else None
     batch = _dedup_batch(table, config)
-    index = LakeIndex.open(paths.lake / lakefs.INDEX, config)
+    index = LakeIndex.open(index_dir, config)
     decisions = resolve(batch, index, config)
     lakefs.write_parquet_atomic(_decisions_table(batch, decisions), paths.staging / "decisions.parquet")
-    shutil.rmtree(paths.staging / _segment(paths), ignore_errors=True)  # a retried dedup starts afresh
+    shutil.rmtree(paths.staging / segment_of(paths), ignore_errors=True)  # a retried dedup starts afresh
     if len(batch):
-        index.write_segment(paths.staging / _segment(paths), batch, decisions)
+        index.write_segment(paths.staging / segment_of(paths), batch, decisions)
     flagged = zip(decisions.dup_cluster, decisions.is_duplicate, strict=True)
     return {"documents": len(batch), "duplicates": int(decisions.is_duplicate.sum()),
             "clusters_with_duplicates": len({cluster for cluster, duplicate in flagged if duplicate})}
 
 
-def _segment(paths: lakefs.RunPaths) -> str:
+def segment_of(paths: lakefs.RunPaths) -> str:
     """Where the run's index segment is staged, relative to staging (and, once committed, to the lake)."""
     return f"{lakefs.INDEX}/{SEGMENTS}/{paths.run_id}"
 
 
 def _dedup_batch(table: pa.Table | None, config: DedupConfig) -> DedupBatch:
     if table is None or table.num_rows == 0:
-        return DedupBatch([], [], np.empty((0, config.num_perm), np.uint32), np.empty(0), np.empty(0, np.int64))
+        return DedupBatch([], [], np.empty((0, config.num_perm), np.uint32), np.empty(0), np.empty(0, np.int64),
+                          np.empty(0, np.uint32))
     # Read the signatures as one buffer: a Python bytes object per row would cost ~2x their size.
     width = 4 * config.num_perm
     fixed = table.column("signature").cast(pa.binary(width)).combine_chunks()
@@ -305,6 +321,7 @@ def _dedup_batch(table: pa.Table | None, config: DedupConfig) -> DedupBatch:
         signatures=sigs,
         quality=table.column("quality_score").to_numpy(),
         lengths=table.column("n_chars").to_numpy(),
+        sizes=table.column("n_shingles").to_numpy(),
     )
 
 
@@ -314,25 +331,32 @@ def _decisions_table(batch: DedupBatch, decisions: DedupDecisions) -> pa.Table:
         "dup_cluster": decisions.dup_cluster,
         "is_duplicate": decisions.is_duplicate,
         "dup_similarity": decisions.dup_similarity,
+        "dup_kind": pa.array(decisions.dup_kind, pa.string()),
+        "dup_containment": decisions.dup_containment,
     })
 
 
 def write_stage(paths: lakefs.RunPaths, manifest: dict[str, Any]) -> list[str]:
-    """Assemble the run's documents and rejects files in staging; return the renames to commit."""
+    """Assemble the run's documents and rejects files in staging; return the renames to commit.
+
+    A run with no rows for a table writes no file to it, unless the table has none yet: then an
+    empty file keeps the table readable (``read_parquet('LAKE/rejects/**/*.parquet')`` finds a file).
+    """
     decisions = pq.read_table(paths.staging / "decisions.parquet")
     by_id = {doc_id: row for row, doc_id in enumerate(decisions.column("doc_id").to_pylist())}
-    documents = _write_documents(paths, decisions, by_id)
+    documents = _write_documents(paths, decisions, by_id, lakefs.table_is_empty(paths.lake, lakefs.DOCUMENTS))
     lakefs.fault_point("write:after_documents")  # crash tests only (SIFTLAKE_FAULT)
-    moves = [documents, _write_rejects(paths)]
+    moves = [documents, _write_rejects(paths, lakefs.table_is_empty(paths.lake, lakefs.REJECTS)),
+             lakefs.inputs_move(paths)]
     # The index segment moves last, as one folder: a document is in the index only once it is in the lake.
-    if (paths.staging / _segment(paths)).exists():
-        moves.append(_segment(paths))
+    if (paths.staging / segment_of(paths)).exists():
+        moves.append(segment_of(paths))
     manifest_path = paths.manifest
     manifest_path.write_text(json.dumps(manifest, indent=2, default=str))
     return [m for m in moves if m]
 
 
-def _write_documents(paths: lakefs.RunPaths, decisions: pa.Table, by_id: dict[str, int]) -> str:
+def _write_documents(paths: lakefs.RunPaths, decisions: pa.Table, by_id: dict[str, int], keep_empty: bool) -> str:
     schema = lakefs.documents_schema(SIGNAL_NAMES)
     relative = paths.table_file(lakefs.DOCUMENTS)
     target = paths.staging / relative
@@ -340,29 +364,29 @@ def _write_documents(paths: lakefs.RunPaths, decisions: pa.Table, by_id: dict[st
     rows = 0
     with pq.ParquetWriter(target, schema, compression="zstd") as writer:
         for shard in sorted(paths.shards.glob("shard-*[0-9].parquet")):
-            staged = pq.read_table(shard).drop_columns(["signature"])
+            staged = pq.read_table(shard).drop_columns(["signature", "n_shingles"])
             if staged.num_rows == 0:
                 continue
             take = pa.array([by_id[d] for d in staged.column("doc_id").to_pylist()], pa.int64())
             picked = decisions.take(take)
-            for name in ("dup_cluster", "is_duplicate", "dup_similarity"):
+            for name in ("dup_cluster", "is_duplicate", "dup_similarity", "dup_kind", "dup_containment"):
                 staged = staged.append_column(name, picked.column(name))
             staged = staged.append_column("run_id", pa.array([paths.run_id] * staged.num_rows, pa.string()))
             writer.write_table(staged.select(schema.names).cast(schema))
             rows += staged.num_rows
-    if rows == 0:
+    if rows == 0 and not keep_empty:
         target.unlink()
         return ""
     return relative
 
 
-def _write_rejects(paths: lakefs.RunPaths) -> str:
+def _write_rejects(paths: lakefs.RunPaths, keep_empty: bool) -> str:
     tables = [pq.read_table(p) for p in sorted(paths.shards.glob("shard-*.rejects.parquet"))]
     extra = paths.staging / "run.rejects.parquet"
     if extra.exists():
         tables.append(pq.read_table(extra))
     table = pa.concat_tables(tables) if tables else lakefs.rejects_table([], paths.run_id)
-    if table.num_rows == 0:
+    if table.num_rows == 0 and not keep_empty:
         return ""
     relative = paths.table_file(lakefs.REJECTS)
     lakefs.write_parquet_atomic(table.cast(lakefs.REJECTS_SCHEMA), paths.staging / relative)
@@ -386,7 +410,7 @@ def manifest_for(config: IngestConfig, run_id: str, counts: dict[str, Any], seco
         "run_id": run_id,
         "started_at": started.isoformat(),
         "finished_at": datetime.now(UTC).isoformat(),
-        "config": config.model_dump(mode="json"),
+        "config": config.redacted(),
         "minhash": config.dedup.index_params(),
         "runner": {"kind": config.runner.local_kind(config.extract.sandbox), "workers": config.runner.worker_count()},
         "libraries": library_versions(),

@@ -1,11 +1,10 @@
-"""Run bookkeeping and reports: the resumable run state, counts per stage, artifact contents."""
+"""Run reports: the plan's key, counts per stage, artifact contents (the run state itself is in ``flows.lake``)."""
 
 from __future__ import annotations
 
 import json
 import sys
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pyarrow.compute as pc
@@ -15,6 +14,7 @@ import xxhash
 from flows import lake as lakefs
 from flows.config import IngestConfig
 from flows.read import InputFile
+from flows.storage import Store
 
 _STATE = "run_state.json"
 STAGES = ("read", "normalize", "extract", "score", "fingerprint", "stage")
@@ -23,28 +23,16 @@ STAGES = ("read", "normalize", "extract", "score", "fingerprint", "stage")
 def plan_key(config: IngestConfig, shards: list[list[InputFile]]) -> str:
     """Identifies a run's work: same output-shaping config and same files (paths, sizes) give the same key.
 
-    Where the tasks run and how long to wait for the lock do not change the output, so a killed run
-    can be resumed with other runner settings.
+    Where the tasks run, how long to wait for the lock and the local cache and scratch folders do not
+    change the output, so a killed run can be resumed with other runner or storage settings.
     """
-    shaping = config.model_dump_json(exclude={"runner", "lock_wait_s"})
+    shaping = config.model_dump_json(exclude={"runner", "lock_wait_s", "storage"})
     digest = xxhash.xxh3_128(shaping.encode())
     for number, shard in enumerate(shards):
         for item in shard:
             piece = f"\0{item.start}" if item.start else ""  # where a piece of a split file begins
             digest.update(f"{number}\0{item.rel}\0{item.size}{piece}\n".encode("utf-8", "surrogateescape"))
     return digest.hexdigest()
-
-
-def write_run_state(paths: lakefs.RunPaths, state: dict[str, Any]) -> None:
-    paths.staging.mkdir(parents=True, exist_ok=True)
-    (paths.staging / _STATE).write_text(json.dumps(state))
-
-
-def read_run_state(staging: Path) -> dict[str, Any]:
-    try:
-        return dict(json.loads((staging / _STATE).read_text()))
-    except (OSError, ValueError):
-        return {}
 
 
 def run_counts(paths: lakefs.RunPaths, dedup: dict[str, int]) -> tuple[dict[str, Any], dict[str, float]]:
@@ -89,14 +77,13 @@ def count_rows(manifest: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def run_markdown(lake: Path, manifest: dict[str, Any]) -> str:
+def run_markdown(lake: Store, manifest: dict[str, Any]) -> str:
     """Quality-score distribution and largest duplicate clusters of one run, as markdown."""
     run_id = manifest["run_id"]
-    files = list((lake / lakefs.DOCUMENTS).glob(f"*/run-{run_id}.parquet"))
+    table = lakefs.read_run_documents(lake, run_id, ["doc_id", "quality_score", "dup_cluster", "is_duplicate"])
     lines = [f"# siftlake run {run_id}", ""]
-    if not files:
+    if table is None:
         return "\n".join([*lines, "No new documents in this run."])
-    table = pq.read_table(files[0], columns=["doc_id", "quality_score", "dup_cluster", "is_duplicate"])
     lines += ["## Quality score", "", "| score | documents |", "|---|---|"]
     scores = table.column("quality_score").to_pylist()
     for low in range(10):

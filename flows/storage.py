@@ -85,18 +85,25 @@ def _is_secret(name: str, value: Any) -> bool:
     return plain and any(word in lowered for word in SECRET_OPTION_WORDS)
 
 
+# botocore retries throttling, 5xx and dropped connections with backoff (5 attempts, adaptive); s3fs
+# retries a few errors botocore does not (a body cut off mid-read) on top: each of its retries runs
+# botocore's again, so it stays small. A store that is gone fails a call after about a minute.
+_S3FS_RETRIES = 2
+
+
 def filesystem(uri: str, options: Mapping[str, Any] | None = None) -> tuple[fsspec.AbstractFileSystem, str]:
     """The fsspec filesystem for ``uri`` and the path inside it."""
     if not is_remote(uri):
         return LocalFileSystem(), str(Path(local_path(uri)).absolute())
     kwargs = resolve_options(options or {})
+    s3fs_retries = kwargs.pop("retries", _S3FS_RETRIES)
     if scheme(uri) in ("s3", "s3a"):
         # Retries with backoff for throttling and 5xx come from botocore; bound connection waits so an
         # unreachable endpoint fails the run instead of hanging it.
         config = dict(kwargs.pop("config_kwargs", None) or {})
         config.setdefault("connect_timeout", 10)
         config.setdefault("read_timeout", 60)
-        config.setdefault("retries", {"max_attempts": 6, "mode": "adaptive"})
+        config.setdefault("retries", {"max_attempts": 5, "mode": "adaptive"})
         kwargs["config_kwargs"] = config
         # Other runs and workers change the lake: list it afresh every time.
         kwargs.setdefault("use_listings_cache", False)
@@ -105,13 +112,15 @@ def filesystem(uri: str, options: Mapping[str, Any] | None = None) -> tuple[fssp
     except ImportError as err:
         raise StorageError(f"{uri}: the filesystem library for {scheme(uri)}:// is not installed ({err}); "
                            "install siftlake with its 'cloud' extra: pip install 'siftlake[cloud]'") from err
+    if scheme(uri) in ("s3", "s3a"):
+        fs.retries = s3fs_retries
     return fs, str(path).rstrip("/")
 
 
 # The reachability check asks once, briefly: a wrong endpoint must fail the run in seconds, not after
 # the minutes of retries that a transient error deserves mid-run.
 _PROBE_OPTIONS: dict[str, dict[str, Any]] = {
-    "s3": {"skip_instance_cache": True,
+    "s3": {"skip_instance_cache": True, "retries": 1,
            "config_kwargs": {"connect_timeout": 3, "read_timeout": 10, "retries": {"max_attempts": 1}}},
 }
 _PROBE_OPTIONS["s3a"] = _PROBE_OPTIONS["s3"]
@@ -341,6 +350,18 @@ class Store:
         except Exception as err:
             raise StorageError(f"{self.uri}: cannot reach the object store ({type(err).__name__}: {err}); check "
                                "the endpoint (AWS_ENDPOINT_URL), the network and the credentials") from err
+
+
+def check_source(source: str, options: Mapping[str, Any] | None = None) -> None:
+    """Fail fast when SOURCE cannot be there: a local path that does not exist (and is no glob), or an
+    object store that cannot be reached. What a glob or a prefix holds is for discovery to say."""
+    if is_remote(source):
+        Store(source, options).check_reachable()
+        return
+    path = local_path(source)
+    if not set("*?[") & set(path) and not Path(path).exists():
+        raise StorageError(f"SOURCE {source!r} does not exist: pass a file, a directory or a glob pattern such as "
+                           "'inbox/**/*.jsonl', as a local path or a URI (s3://bucket/prefix).")
 
 
 def _precondition_failed(err: Exception) -> bool:

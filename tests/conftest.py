@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -87,12 +88,11 @@ class S3Server:
     def bucket(self, name: str) -> str:
         """Create bucket ``name`` (emptied if it exists); return ``s3://name``."""
         client = self.client()
-        try:
+        with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
             client.create_bucket(Bucket=name)
-        except client.exceptions.BucketAlreadyOwnedByYou:
-            for page in client.get_paginator("list_objects_v2").paginate(Bucket=name):
-                for item in page.get("Contents", []):
-                    client.delete_object(Bucket=name, Key=item["Key"])
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=name):
+            for item in page.get("Contents", []):
+                client.delete_object(Bucket=name, Key=item["Key"])
         return f"s3://{name}"
 
     def upload_tree(self, folder: Path, uri: str) -> None:
@@ -127,3 +127,83 @@ def s3_server() -> Iterator[S3Server]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+class FaultyProxy:
+    """An HTTP proxy to the S3 server that fails on purpose: every ``every``-th request gets a 503
+    SlowDown or a dropped connection (alternately); ``down`` drops every connection, and so does every
+    request after the ``down_after``-th when that is set (the server goes away mid-run)."""
+
+    def __init__(self, target: str, every: int = 0) -> None:
+        import http.server
+        import threading
+        import urllib.request
+
+        proxy = self
+        self.every, self.down, self.down_after, self.requests, self.faults = every, False, 0, 0, 0
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _forward(self) -> None:
+                proxy.requests += 1
+                fault = proxy.every and proxy.requests % proxy.every == 0
+                gone = proxy.down or (proxy.down_after and proxy.requests > proxy.down_after)
+                if gone or (fault and proxy.faults % 2 == 1):
+                    proxy.faults += 1
+                    self.close_connection = True
+                    self.connection.close()
+                    return
+                body = self._body()
+                if fault:
+                    proxy.faults += 1
+                    answer = b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
+                    self.send_response(503)
+                    self.send_header("Content-Length", str(len(answer)))
+                    self.end_headers()
+                    self.wfile.write(answer)
+                    return
+                headers = {k: v for k, v in self.headers.items()
+                           if k.lower() not in ("host", "transfer-encoding", "expect", "content-length")}
+                # urllib would label a body as a form, which the server then parses away.
+                headers.setdefault("Content-Type", "application/octet-stream")
+                request = urllib.request.Request(target + self.path, data=body or None, method=self.command,
+                                                 headers=headers)
+                try:
+                    with urllib.request.urlopen(request, timeout=60) as response:
+                        status, headers, data = response.status, response.headers, response.read()
+                except urllib.error.HTTPError as err:
+                    status, headers, data = err.code, err.headers, err.read()
+                self.send_response(status)
+                for key, value in headers.items():
+                    if key.lower() not in ("content-length", "transfer-encoding", "connection", "server", "date"):
+                        self.send_header(key, value)
+                length = headers.get("Content-Length") if self.command == "HEAD" else None
+                self.send_header("Content-Length", length or str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            def _body(self) -> bytes:
+                if self.headers.get("Transfer-Encoding", "").lower() != "chunked":
+                    return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                chunks = []
+                while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+                    chunks.append(self.rfile.read(size))
+                    self.rfile.readline()
+                while self.rfile.readline().strip():  # trailers
+                    pass
+                return b"".join(chunks)
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _forward
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

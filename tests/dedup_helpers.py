@@ -6,7 +6,7 @@ import random
 
 import numpy as np
 
-from flows.dedup import DedupBatch, DedupConfig, content_hash, signatures
+from flows.dedup import DedupBatch, DedupConfig, content_hash, fingerprints
 
 CONFIG = DedupConfig()
 VOCAB = [f"w{i}" for i in range(5000)]
@@ -27,10 +27,12 @@ def edit(text: str, seed: int, share: float = 0.01) -> str:
 
 
 def batch_of(ids: list[str], texts: list[str], quality: list[float] | None = None) -> DedupBatch:
+    sigs, sizes = fingerprints(texts, CONFIG)
     return DedupBatch(
         doc_ids=ids,
         content_hashes=[content_hash(t) for t in texts],
-        signatures=signatures(texts, CONFIG),
+        signatures=sigs,
         quality=np.array(quality if quality is not None else [0.5] * len(ids), dtype=float),
         lengths=np.array([len(t) for t in texts]),
+        sizes=sizes,
     )

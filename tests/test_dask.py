@@ -12,6 +12,8 @@ import pytest
 from distributed import LocalCluster
 
 from flows.config import IngestConfig
+from flows.storage import Store
+from tests.conftest import S3Server
 
 pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_server")]
 
@@ -37,11 +39,12 @@ def source(tmp_path_factory: pytest.TempPathFactory, seeds_dir: Path, corpora: P
     return root
 
 
-def _ingest(source: Path, lake: Path, runner: dict[str, Any]) -> dict[str, Any]:
+def _ingest(source: Path | str, lake: Path | str, runner: dict[str, Any],
+            storage: dict[str, Any] | None = None) -> dict[str, Any]:
     from flows.ingest import ingest
 
     config = IngestConfig.model_validate({"source": str(source), "lake": str(lake), "runner": runner,
-                                          "read": {"shard_files": 3}})
+                                          "read": {"shard_files": 3}, "storage": storage or {}})
     return ingest(config)
 
 
@@ -66,3 +69,28 @@ def test_a_dask_cluster_by_address_writes_the_same_lake_as_a_local_run(source: P
     reject_columns = ["unit_id", "source_uri", "stage", "reason"]
     pd.testing.assert_frame_equal(_table(tmp_path / "dask", "rejects", reject_columns),
                                   _table(tmp_path / "local", "rejects", reject_columns))
+
+
+def test_dask_workers_without_a_shared_disk_write_the_same_lake_from_a_bucket_as_a_local_run(
+        source: Path, tmp_path: Path, s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SOURCE and the lake on S3: the workers' scratch folder is not the flow's; they share only the store."""
+    raw, corpus = s3_server.bucket("dask-raw"), s3_server.bucket("dask-corpus")
+    s3_server.upload_tree(source, f"{raw}/crawl")
+    local = _ingest(source, tmp_path / "local", {"kind": "process", "workers": 2})
+    monkeypatch.setenv("SIFTLAKE_SCRATCH", str(tmp_path / "flow-scratch"))
+    storage = {"cache_dir": str(tmp_path / "flow-cache")}
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                      env={"SIFTLAKE_SCRATCH": str(tmp_path / "worker-scratch")}) as cluster:
+        remote = _ingest(f"{raw}/crawl", f"{corpus}/lake", {"kind": "dask", "dask_address": cluster.scheduler_address},
+                         storage)
+        assert cluster.scheduler.task_prefixes["shard_task"].state_counts["memory"] == remote["shards"] > 1
+    # The workers staged every shard in their own scratch folder; the flow took them from the store.
+    assert len(list((tmp_path / "worker-scratch").rglob("shard-*[0-9].parquet"))) == remote["shards"]
+    assert {k: v for k, v in remote.items() if not k.startswith("index_")} == \
+        {k: v for k, v in local.items() if not k.startswith("index_")}
+    store = Store(f"{corpus}/lake")
+    connection = duckdb.connect()
+    connection.register_filesystem(store.fs)
+    docs_s3 = connection.sql(f"select * from read_parquet('{store.url()}/documents/**/*.parquet', "
+                             "hive_partitioning=true)").df()[COMPARED].sort_values("source_uri").reset_index(drop=True)
+    pd.testing.assert_frame_equal(docs_s3, _table(tmp_path / "local", "documents", COMPARED))

@@ -21,6 +21,7 @@ from flows.dedup import (
     candidate_pairs,
     content_hash,
     estimated_jaccard,
+    fingerprints,
     resolve,
     shingle_ids,
     shingles,
@@ -66,13 +67,6 @@ def test_signatures_do_not_depend_on_the_shard() -> None:
     parts = np.concatenate([signatures(texts[i : i + 5], CONFIG) for i in range(0, 12, 5)])
     assert whole.dtype == np.uint32 and whole.shape == (12, CONFIG.num_perm)
     assert np.array_equal(whole, parts)
-
-
-def test_signatures_are_the_same_from_worker_processes() -> None:
-    texts = [article(i, 80) for i in range(8)]
-    with ProcessPoolExecutor(max_workers=2) as pool:
-        parts = list(pool.map(partial(signatures, config=CONFIG), [texts[:3], texts[3:]]))
-    assert np.array_equal(np.concatenate(parts), signatures(texts, CONFIG))
 
 
 def test_cosmetic_changes_do_not_change_tokens() -> None:
@@ -129,14 +123,36 @@ def test_chained_near_duplicates_form_one_cluster(tmp_path: Path) -> None:
     assert {v[0] for v in out.values()} == {"a"}
 
 
-# A small universe of documents: three families of near-copies plus singletons.
+# A small universe of documents: three families of near-copies, excerpts of them (the first 35-60%
+# of an article, or of an excerpt), a mash-up of two families' second halves, and singletons.
 _FAMILY = [article(100 + f) for f in range(3)]
 _UNIVERSE = [
     (f"d{f}{v}", edit(_FAMILY[f], v, 0.01 * v) if v else _FAMILY[f], (v * 37 % 10) / 10)
     for f in range(3)
     for v in range(4)
-] + [(f"s{i}", article(200 + i), 0.5) for i in range(4)]
-_UNIVERSE_SIGS = signatures([t for _, t, _ in _UNIVERSE], CONFIG)
+] + [(f"s{i}", article(200 + i), 0.5) for i in range(4)] + [
+    (f"x{f}", " ".join(_FAMILY[f].split()[: 105 + 20 * f]), 1.0) for f in range(3)
+] + [
+    ("xx0", " ".join(_FAMILY[0].split()[:70]), 1.0),  # an excerpt of the excerpt x0
+    ("m01", " ".join(_FAMILY[0].split()[150:] + _FAMILY[1].split()[150:]), 0.5),
+]
+_UNIVERSE_SIGS, _UNIVERSE_SIZES = fingerprints([t for _, t, _ in _UNIVERSE], CONFIG)
+
+
+def _expected_universe() -> dict[str, tuple[str, bool, str | None]]:
+    """The keep policy spelled out: the best family member is kept, excerpts point to it."""
+    expected: dict[str, tuple[str, bool, str | None]] = {}
+    for f in range(3):
+        members = [(q, len(t), doc) for doc, t, q in _UNIVERSE if doc.startswith(f"d{f}")]
+        kept = sorted(members, key=lambda m: (-m[0], -m[1], m[2]))[0][2]
+        for _, _, doc in members:
+            expected[doc] = (kept, doc != kept, "near" if doc != kept else None)
+        expected[f"x{f}"] = (kept, True, "contained")
+        if f == 0:
+            expected["xx0"] = (kept, True, "contained")
+    for doc in ("s0", "s1", "s2", "s3", "m01"):
+        expected[doc] = (doc, False, None)
+    return expected
 
 
 @settings(max_examples=25, deadline=None)
@@ -147,25 +163,29 @@ _UNIVERSE_SIGS = signatures([t for _, t, _ in _UNIVERSE], CONFIG)
 def test_decisions_ignore_row_order_and_shard_size(order: list[int], shard: int) -> None:
     texts = [_UNIVERSE[i][1] for i in order]
     # Signatures are computed per shard, as the pipeline's workers do.
-    sigs = np.concatenate([signatures(texts[i : i + shard], CONFIG) for i in range(0, len(texts), shard)])
+    parts = [fingerprints(texts[i : i + shard], CONFIG) for i in range(0, len(texts), shard)]
+    sigs, sizes = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
     batch = DedupBatch(
         doc_ids=[_UNIVERSE[i][0] for i in order],
         content_hashes=[content_hash(t) for t in texts],
         signatures=sigs,
         quality=np.array([_UNIVERSE[i][2] for i in order]),
         lengths=np.array([len(t) for t in texts]),
+        sizes=sizes,
     )
-    assert np.array_equal(sigs, _UNIVERSE_SIGS[order])
+    assert np.array_equal(sigs, _UNIVERSE_SIGS[order]) and np.array_equal(sizes, _UNIVERSE_SIZES[order])
     d = resolve(batch, LakeIndex(Path("/nonexistent"), CONFIG, []), CONFIG)
-    got = {doc: (d.dup_cluster[i], bool(d.is_duplicate[i])) for i, doc in enumerate(batch.doc_ids)}
-    # The expected outcome: each family's best-quality member is kept, the rest point to it.
-    for f in range(3):
-        members = [(q, len(t), doc) for doc, t, q in _UNIVERSE if doc.startswith(f"d{f}")]
-        kept = sorted(members, key=lambda m: (-m[0], -m[1], m[2]))[0][2]
-        for _, _, doc in members:
-            assert got[doc] == (kept, doc != kept)
-    for i in range(4):
-        assert got[f"s{i}"] == (f"s{i}", False)
+    got = {doc: (d.dup_cluster[i], bool(d.is_duplicate[i]), d.dup_kind[i]) for i, doc in enumerate(batch.doc_ids)}
+    assert got == _expected_universe()
+
+
+def test_fingerprints_are_the_same_from_any_number_of_worker_processes() -> None:
+    texts = [t for _, t, _ in _UNIVERSE]
+    for workers in (1, 3):
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            parts = list(pool.map(partial(fingerprints, config=CONFIG), [texts[i : i + 5] for i in range(0, 21, 5)]))
+        assert np.array_equal(np.concatenate([p[0] for p in parts]), _UNIVERSE_SIGS)
+        assert np.array_equal(np.concatenate([p[1] for p in parts]), _UNIVERSE_SIZES)
 
 
 def _components_by_brute_force(sigs: np.ndarray) -> list[set[int]]:
@@ -199,8 +219,28 @@ def test_clusters_are_the_components_of_all_verified_candidate_pairs(families: l
             text = edit(text, 1000 * f + step, share) if share else text
             texts.append(text)
     batch = batch_of([f"d{i:03d}" for i in range(len(texts))], texts)
-    decisions = resolve(batch, LakeIndex(Path("/nonexistent"), CONFIG, []), CONFIG)
+    # Containment off: the "edited" placeholder words make heavily edited copies partly contained.
+    near_only = CONFIG.model_copy(update={"containment_min_shingles": 10**9})
+    decisions = resolve(batch, LakeIndex(Path("/nonexistent"), near_only, []), near_only)
     clusters: dict[str, set[int]] = {}
     for row, kept in enumerate(decisions.dup_cluster):
         clusters.setdefault(kept, set()).add(row)
     assert sorted(clusters.values(), key=min) == _components_by_brute_force(batch.signatures)
+
+
+def test_within_a_run_the_containing_document_is_kept_whatever_the_scores(tmp_path: Path) -> None:
+    whole = article(40, 400)
+    excerpt = " ".join(whole.split()[:150])
+    out = decide(batch_of(["excerpt", "whole"], [excerpt, whole], [1.0, 0.1]), tmp_path)
+    assert out["whole"] == ("whole", False, 1.0)
+    assert out["excerpt"][:2] == ("whole", True) and out["excerpt"][2] < CONFIG.threshold
+
+
+@settings(max_examples=30, deadline=None)
+@given(start=st.integers(min_value=0, max_value=250), length=st.integers(min_value=3, max_value=49))
+def test_short_texts_are_never_flagged_as_contained(start: int, length: int) -> None:
+    whole = article(41, 300)
+    excerpt = " ".join(whole.split()[start : start + length])
+    batch = batch_of(["excerpt", "whole"], [excerpt, whole])
+    d = resolve(batch, LakeIndex(Path("/nonexistent"), CONFIG, []), CONFIG)
+    assert not d.is_duplicate.any() and d.dup_kind == [None, None]

@@ -148,7 +148,9 @@ def test_compaction_keeps_every_answer(index_dir: Path) -> None:
 def test_query_fetches_only_candidates(index_dir: Path) -> None:
     run(index_dir, "run-1", FIRST)
     index = LakeIndex.open(index_dir, CONFIG)
-    matches = index.query(batch_of(["q"], [article(2)]).signatures)
+    probe = batch_of(["q"], [article(2)])
+    matches, containing = index.query(probe.signatures, probe.sizes)
+    assert containing.doc_ids == []  # an exact copy is not "contained": the container must be larger
     assert matches.doc_ids == ["b1"] and matches.dup_cluster == ["b1"]
     assert np.array_equal(matches.similarity, [1.0])
     # Segments are read-only views of memory-mapped files, not loaded copies.
@@ -236,7 +238,9 @@ def test_the_flow_compacts_the_index_when_segments_pile_up(tmp_path: Path) -> No
     from prefect.logging import disable_run_logger
 
     from flows import dedup_index
+    from flows.config import IngestConfig
     from flows.ingest import _compact_index
+    from flows.storage import Store
 
     index_dir = tmp_path / "_index"
     for number in range(34):
@@ -247,7 +251,7 @@ def test_the_flow_compacts_the_index_when_segments_pile_up(tmp_path: Path) -> No
         dedup_index.publish_segment(index_dir, staged)
     assert dedup_index.segment_count(index_dir) == 34
     with disable_run_logger():
-        _compact_index(tmp_path, CONFIG, "run-x")
+        _compact_index(Store(str(tmp_path)), IngestConfig(dedup=CONFIG), "run-x")
     assert dedup_index.segment_count(index_dir) == 1
     assert len(LakeIndex.open(index_dir, CONFIG)) == 34
 
@@ -260,9 +264,9 @@ def test_a_query_against_many_copies_finds_each_querys_best_match_in_any_block_s
         run(index_dir, f"run-{run_number}", batch_of([f"r{run_number}-{i:02d}" for i in range(60)], copies))
     probe = batch_of([f"q{i}" for i in range(9)], [edit(page, 900 + i, 0.03) for i, page in enumerate(pages * 3)])
     index = LakeIndex.open(index_dir, CONFIG)
-    whole = index.query(probe.signatures)
+    whole, _ = index.query(probe.signatures, probe.sizes)
     monkeypatch.setattr(dedup_index, "_CANDIDATE_PAIRS_AT_ONCE", 1)  # one query row per block
-    one_by_one = index.query(probe.signatures)
+    one_by_one, _ = index.query(probe.signatures, probe.sizes)
     assert np.array_equal(whole.query_rows, one_by_one.query_rows)
     assert whole.doc_ids == one_by_one.doc_ids and whole.dup_cluster == one_by_one.dup_cluster
     assert np.array_equal(whole.similarity, one_by_one.similarity)
@@ -276,3 +280,60 @@ def test_a_query_against_many_copies_finds_each_querys_best_match_in_any_block_s
         top = float(sims.max())
         assert whole.similarity[q] == top
         assert whole.dup_cluster[q] == min(c for s, c in zip(sims.tolist(), clusters, strict=True) if s == top)
+
+
+def _words(text: str, start: float, stop: float) -> str:
+    words = text.split()
+    return " ".join(words[int(len(words) * start) : int(len(words) * stop)])
+
+
+_ARTICLES = [article(700 + a, 400) for a in range(5)]
+
+
+def test_excerpts_in_a_later_run_point_at_their_lake_article_and_a_rerun_adds_nothing(index_dir: Path) -> None:
+    run(index_dir, "run-1", batch_of([f"o{a}" for a in range(5)], _ARTICLES))
+    excerpts = [_words(t, 0, 0.35 + 0.05 * a) for a, t in enumerate(_ARTICLES)]
+    negatives = [
+        _words(_ARTICLES[0], 0, 0.1),  # 40 words: too short to call contained
+        article(900, 600) + " " + _words(_ARTICLES[0], 0.5, 0.6) + " " + _words(_ARTICLES[0], 0.8, 0.9),  # quotes
+        _words(_ARTICLES[1], 0.5, 1) + " " + _words(_ARTICLES[2], 0.5, 1),  # a mash-up of two halves
+    ]
+    later = batch_of([f"e{a}" for a in range(5)] + ["short", "quote", "mashup"], excerpts + negatives, [1.0] * 8)
+    decisions, written = run(index_dir, "run-2", later)
+    got = as_dict(later, decisions)
+    for a in range(5):
+        assert got[f"e{a}"][:2] == (f"o{a}", True)
+        assert decisions.dup_kind[a] == "contained" and decisions.dup_containment[a] >= 0.8
+    assert all(got[n] == (n, False, 1.0) for n in ("short", "quote", "mashup"))
+    assert decisions.dup_kind[5:] == [None, None, None] and written == 8
+    again, written = run(index_dir, "run-3", later)
+    assert written == 0 and as_dict(later, again) == got
+    assert again.dup_kind == decisions.dup_kind
+    assert np.allclose(again.dup_containment, decisions.dup_containment, atol=1e-6)
+
+
+def test_a_later_superset_of_a_lake_document_is_kept_and_the_lake_row_stays(index_dir: Path) -> None:
+    excerpt = batch_of(["excerpt"], [_words(_ARTICLES[0], 0, 0.4)])
+    run(index_dir, "run-1", excerpt)
+    whole = batch_of(["whole"], [_ARTICLES[0]])
+    decisions, _ = run(index_dir, "run-2", whole)
+    # Rows already in the lake never change, so the longer document is kept as a new one.
+    assert as_dict(whole, decisions) == {"whole": ("whole", False, 1.0)} and decisions.dup_kind == [None]
+    known = LakeIndex.open(index_dir, CONFIG).decisions_of(["excerpt"])
+    assert known.dup_cluster == ["excerpt"] and known.is_duplicate.tolist() == [False]
+
+
+def test_exact_and_near_copies_of_lake_documents_say_so(index_dir: Path) -> None:
+    run(index_dir, "run-1", FIRST)
+    later = batch_of(["same", "close"], [article(2), edit(article(3), 8)])
+    decisions, _ = run(index_dir, "run-2", later)
+    assert decisions.dup_cluster == ["b1", "c1"] and decisions.dup_kind == ["exact", "near"]
+
+
+def test_an_index_of_the_previous_format_is_refused_with_a_way_out(index_dir: Path) -> None:
+    run(index_dir, "run-1", FIRST)
+    meta_path = index_dir / "segments" / "run-1" / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps({**meta, "format": 1}))
+    with pytest.raises(IncompatibleIndexError, match=r"format 1.*Move that directory aside"):
+        LakeIndex.open(index_dir, CONFIG)

@@ -16,9 +16,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, S3Server
 
 pytestmark = pytest.mark.server
 BIN = Path(sys.executable).parent
@@ -90,8 +91,9 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
 
 @pytest.fixture(scope="module")
 def deployed(project: Project) -> Iterator[Project]:
-    created = project.prefect("work-pool", "create", "siftlake", "--type", "process")
-    assert created.returncode == 0, created.stdout + created.stderr
+    for pool in ("siftlake", "siftlake-ephemeral"):
+        created = project.prefect("work-pool", "create", pool, "--type", "process")
+        assert created.returncode == 0, created.stdout + created.stderr
     deployed = project.prefect("deploy", "--all")
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
     worker = project.start("worker", "start", "--pool", "siftlake", log="worker.log")
@@ -155,3 +157,34 @@ def test_the_inbox_deployment_is_scheduled_by_the_server(deployed: Project) -> N
         runs = asyncio.run(_scheduled_runs(deployed.api_url, "inbox"))
         time.sleep(2)
     assert runs, "the scheduler created no run for the cron schedule of ingest/inbox"
+
+
+def test_a_worker_with_a_fresh_working_folder_ingests_a_bucket_into_a_lake_on_the_store(
+        deployed: Project, s3_server: S3Server, tmp_path: Path) -> None:
+    raw, corpus, code = (s3_server.bucket(name) for name in ("fresh-raw", "fresh-corpus", "fresh-code"))
+    s3_server.upload_tree(REPO / "seeds", f"{raw}/crawl/day1")
+    shutil.copytree(REPO / "flows", tmp_path / "code" / "flows", ignore=shutil.ignore_patterns("__pycache__"))
+    s3_server.upload_tree(tmp_path / "code", f"{code}/siftlake")  # what a CI job would push
+    env = {**deployed.env, **s3_server.env, "SIFTLAKE_CODE_URL": f"{code}/siftlake"}
+    deploy = subprocess.run([str(BIN / "prefect"), "--no-prompt", "deploy", "--name", "bucket"], cwd=deployed.root,
+                            env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert deploy.returncode == 0, deploy.stdout + deploy.stderr
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    worker_env = {**env, "SIFTLAKE_CACHE": str(fresh / ".cache"), "SIFTLAKE_SCRATCH": str(fresh / ".scratch")}
+    with open(tmp_path / "worker.log", "wb") as log:
+        worker = subprocess.Popen([str(BIN / "prefect"), "worker", "start", "--pool", "siftlake-ephemeral"],
+                                  cwd=fresh, env=worker_env, stdout=log, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+    try:
+        params = json.dumps({"config": {"source": f"{raw}/crawl/day1", "lake": f"{corpus}/lake"}})
+        result = subprocess.run([str(BIN / "prefect"), "--no-prompt", "deployment", "run", "ingest/bucket",
+                                 "--params", params, "--watch", "--watch-timeout", "400"], cwd=deployed.root,
+                                env=env, capture_output=True, text=True, timeout=450, check=False)
+    finally:
+        stop(worker)
+    assert result.returncode == 0, result.stdout[-3000:] + (tmp_path / "worker.log").read_text()[-3000:]
+    assert "Pulled code from" in (tmp_path / "worker.log").read_text()
+    frame = pd.read_parquet(f"{corpus}/lake/documents")
+    assert len(frame) == 5 and frame["doc_id"].is_unique
+    assert sorted(p.name for p in fresh.iterdir() if not p.name.startswith(".")) == [], "nothing lands on the worker"

@@ -238,3 +238,48 @@ def test_a_file_larger_than_a_shard_is_cut_or_chunked_and_gives_the_same_lake(
     assert small["documents"] == whole["documents"] == len(texts) and small["duplicates"] == 1
     columns = ["doc_id", "source_uri", "text", "dup_cluster", "is_duplicate", "quality_score"]
     pd.testing.assert_frame_equal(documents(tmp_path / "small")[columns], documents(tmp_path / "whole")[columns])
+
+
+def _gold_articles(corpora: Path, count: int) -> list[list[str]]:
+    """Paragraphs of the first ``count`` English scrapinghub gold articles of 8+ paragraphs and 500+ words."""
+    rows = [json.loads(line) for line in (corpora / "scrapinghub_aeb" / "gold.jsonl").read_text().splitlines()]
+    out = []
+    for row in rows:
+        paras = [p.strip() for p in row["text"].split("\n") if p.strip()]
+        if len(paras) >= 8 and len(row["text"].split()) >= 500 and row["text"].isascii():
+            out.append(paras)
+    return out[:count]
+
+
+def test_excerpts_in_a_later_run_are_flagged_as_contained_in_their_articles(tmp_path: Path, corpora: Path) -> None:
+    articles = _gold_articles(corpora, 4)
+    first, later = tmp_path / "articles", tmp_path / "excerpts"
+    first.mkdir()
+    later.mkdir()
+    for a, paras in enumerate(articles):
+        (first / f"article{a}.txt").write_text("\n\n".join(paras))
+        # A teaser page of the first 40% of the paragraphs, a plain-text feed cut at half the words.
+        (later / f"teaser{a}.html").write_text(_as_html(paras[0][:60], "\n\n".join(paras[: len(paras) * 2 // 5]), a))
+        words = " ".join(paras).split()
+        (later / f"feed{a}.txt").write_text(" ".join(words[: len(words) // 2]))
+    # Negatives: a story quoting two paragraphs of article 0, a mash-up of articles 1 and 2's halves.
+    story = [*articles[3][:2], *(f"As one report put it: {p}" for p in articles[0][-2:])]
+    (later / "quote.txt").write_text("\n\n".join(story))
+    halves = articles[1][len(articles[1]) // 2 :] + articles[2][len(articles[2]) // 2 :]
+    (later / "mashup.txt").write_text("\n\n".join(halves))
+    lake = tmp_path / "lake"
+    ingest(first, lake)
+    ingest(later, lake)
+    frame = documents(lake).set_index("source_uri")
+    for a in range(4):
+        article = frame.loc[f"article{a}.txt"]
+        assert not article["is_duplicate"] and pd.isna(article["dup_kind"])
+        for excerpt in (f"teaser{a}.html", f"feed{a}.txt"):
+            row = frame.loc[excerpt]
+            assert (row["is_duplicate"], row["dup_cluster"], row["dup_kind"]) == (True, article["doc_id"], "contained")
+            assert row["dup_containment"] >= 0.8 and row["dup_similarity"] < 0.6
+    for negative in ("quote.txt", "mashup.txt"):
+        assert not frame.loc[negative]["is_duplicate"] and pd.isna(frame.loc[negative]["dup_kind"])
+    rows = len(frame)
+    ingest(later, lake)
+    assert len(documents(lake)) == rows

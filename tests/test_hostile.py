@@ -15,6 +15,7 @@ from typing import Any
 
 import duckdb
 import hostile_corpus as hc
+import numpy as np
 import pytest
 
 from flows import pipeline
@@ -72,7 +73,7 @@ def run_stages(corpus: hc.Corpus) -> tuple[list[Document], list[Reject]]:
     """The per-shard stages of the pipeline on the whole corpus, as one shard, without Prefect."""
     config = IngestConfig.model_validate({"source": str(corpus.source), **corpus.config()})
     found = discover(str(corpus.source))
-    batch = pipeline.read_stage(0, found.files, config.read, Path("/nonexistent/known.npy"))
+    batch = pipeline.read_stage(0, found.files, config.read, np.empty(0, np.uint64))
     batch = pipeline.normalize_stage(batch)
     batch = pipeline.extract_stage(batch, config.extract)
     batch = pipeline.score_stage(batch, QualityConfig())

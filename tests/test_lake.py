@@ -40,7 +40,7 @@ def test_an_interrupted_commit_is_rolled_forward(tmp_path: Path) -> None:
 def test_a_run_without_commit_marker_stays_staged_for_resume(tmp_path: Path) -> None:
     paths, _ = staged_run(tmp_path)
     assert lakefs.recover(tmp_path) == []
-    assert lakefs.unfinished_runs(tmp_path) == [paths.staging]
+    assert lakefs.unfinished_runs(tmp_path) == [paths.run_id]
     assert not (tmp_path / lakefs.REJECTS).exists()
 
 

@@ -1,0 +1,319 @@
+"""The lake and SOURCE on an object store: an S3 server (moto) on 127.0.0.1, the real CLI and the real flow."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
+import pytest
+
+from flows import lake as lakefs
+from flows.config import IngestConfig
+from flows.storage import Store
+from tests.conftest import FaultyProxy, S3Server
+
+pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_server")]
+SMALL_SHARDS = {"read": {"shard_files": 1}, "runner": {"kind": "thread", "workers": 1, "shards_in_flight": 1}}
+
+
+def ingest(source: str, lake: str, tmp_path: Path, **overrides: Any) -> dict[str, Any]:
+    from flows.ingest import ingest as ingest_flow
+
+    storage = {"cache_dir": str(tmp_path / "cache"), "scratch_dir": str(tmp_path / "scratch"),
+               **overrides.pop("storage", {})}
+    config = IngestConfig.model_validate({"source": source, "lake": lake, "storage": storage, **overrides})
+    return ingest_flow(config)
+
+
+def cli(args: list[str], api_url: str, home: Path, config: dict[str, Any] | None = None,
+        env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    home.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "flows.cli", "ingest", *args, "--json"]
+    if config is not None:
+        config_file = home / f"config-{time.monotonic_ns()}.json"
+        config_file.write_text(json.dumps(config))
+        command += ["--config", str(config_file)]
+    environment = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_API_URL": api_url,
+                   "SIFTLAKE_CACHE": str(home / "cache"), "SIFTLAKE_SCRATCH": str(home / "scratch"), **(env or {})}
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment,
+                            start_new_session=True)
+
+
+def finished(run: subprocess.Popen[str], timeout: float = 400) -> dict[str, Any]:
+    out, err = run.communicate(timeout=timeout)
+    assert run.returncode == 0, err[-3000:]
+    return dict(json.loads(out.strip().splitlines()[-1]))
+
+
+def s3_documents(server: S3Server, lake: str) -> pd.DataFrame:
+    # Listings fresh each time: this process reads the lake between runs (s3fs caches listings otherwise).
+    options = {"client_kwargs": {"endpoint_url": server.endpoint}, "use_listings_cache": False}
+    return pd.read_parquet(f"{lake}/documents", storage_options=options)
+
+
+def day_one(tmp_path: Path, seeds_dir: Path) -> Path:
+    """The seeds, an exact copy, a JSONL file with a good and a broken line."""
+    folder = tmp_path / "day1"
+    shutil.copytree(seeds_dir, folder)
+    seeds = sorted(seeds_dir.iterdir())
+    shutil.copy(seeds[0], folder / "copy_of_first.txt")
+    story = seeds[1].read_text(encoding="utf-8")
+    (folder / "feed.jsonl").write_text(json.dumps({"text": story[:1500], "url": "https://example.org/a"})
+                                       + "\nnot json\n", encoding="utf-8")
+    return folder
+
+
+def near_copies(tmp_path: Path, seeds_dir: Path) -> Path:
+    folder = tmp_path / "day2"
+    folder.mkdir()
+    for path in sorted(seeds_dir.iterdir())[:3]:
+        text = path.read_text(encoding="utf-8")
+        (folder / f"again-{path.name}").write_text(text.replace(" the ", " a ", 3) + "\nA closing line.\n",
+                                                   encoding="utf-8")
+    return folder
+
+
+@pytest.fixture
+def buckets(s3_server: S3Server) -> tuple[str, str]:
+    return s3_server.bucket("raw"), s3_server.bucket("corpus")
+
+
+def test_a_bucket_to_bucket_run_lands_every_unit_and_every_reader_reads_it(
+        s3_server: S3Server, buckets: tuple[str, str], tmp_path: Path, seeds_dir: Path, prefect_server: str) -> None:
+    raw, corpus = buckets
+    s3_server.upload_tree(day_one(tmp_path, seeds_dir), f"{raw}/crawl/day1")
+    lake = f"{corpus}/lake"
+    first = finished(cli([f"{raw}/crawl/day1", "--lake", lake], prefect_server, tmp_path / "home"))
+    assert first["units"] == 8 and first["documents"] == 7 and first["rejects"] == 1
+    assert first["duplicates"] == 1  # the exact copy
+
+    frame = s3_documents(s3_server, lake)
+    assert len(frame) == 7 and frame["doc_id"].is_unique
+    assert set(frame["source_uri"]) >= {"feed.jsonl#L1", "copy_of_first.txt", "000_23aa8dcb5aa22d11.txt"}
+    store = Store(lake)
+    dataset = ds.dataset(f"{store.root}/documents", format="parquet", partitioning="hive",
+                         filesystem=pafs.PyFileSystem(pafs.FSSpecHandler(store.fs)))
+    assert dataset.to_table().num_rows == 7
+    connection = duckdb.connect()
+    connection.register_filesystem(store.fs)
+    rejects = connection.sql(f"select reason from read_parquet('{lake}/rejects/**/*.parquet', "
+                             "hive_partitioning=true)").fetchall()
+    assert rejects == [("jsonl_invalid_json",)]
+
+    again = finished(cli([f"{raw}/crawl/day1", "--lake", lake], prefect_server, tmp_path / "home"))
+    assert again["files_unchanged"] == 7 and again["units"] == 0, "unchanged objects are not downloaded again"
+    assert len(s3_documents(s3_server, lake)) == 7
+
+    s3_server.upload_tree(near_copies(tmp_path, seeds_dir), f"{raw}/crawl/day2")
+    later = finished(cli([f"{raw}/crawl/day2", "--lake", lake], prefect_server, tmp_path / "home"))
+    assert later["documents"] == 3 and later["duplicates"] == 3
+    frame = s3_documents(s3_server, lake)
+    copies = frame[frame["source_uri"].str.startswith("again-")]
+    clusters = frame.set_index("source_uri")["dup_cluster"]
+    for row in copies.itertuples():
+        assert row.is_duplicate and row.dup_cluster == clusters[row.source_uri.removeprefix("again-")]
+
+
+def test_a_glob_over_a_bucket_picks_the_matching_objects(
+        s3_server: S3Server, buckets: tuple[str, str], tmp_path: Path, seeds_dir: Path) -> None:
+    raw, corpus = buckets
+    s3_server.upload_tree(seeds_dir, f"{raw}/crawl/2026-12-01/a")
+    s3_server.upload_tree(seeds_dir, f"{raw}/crawl/2026-11-30/a")
+    counts = ingest(f"{raw}/crawl/2026-12-*/**/*.txt", f"{corpus}/lake", tmp_path)
+    assert counts["units"] == 5
+    assert sorted(s3_documents(s3_server, f"{corpus}/lake")["source_uri"]) == sorted(
+        f"2026-12-01/a/{p.name}" for p in seeds_dir.iterdir())
+
+
+def test_the_index_cache_downloads_only_segments_it_lacks(
+        s3_server: S3Server, buckets: tuple[str, str], tmp_path: Path, seeds_dir: Path) -> None:
+    _, corpus = buckets
+    lake = f"{corpus}/lake"
+    seeds = sorted(seeds_dir.iterdir())
+    for number, path in enumerate(seeds[:3]):
+        (tmp_path / f"src{number}").mkdir()
+        shutil.copy(path, tmp_path / f"src{number}" / path.name)
+    machine_a = {"cache_dir": str(tmp_path / "cache-a")}
+    machine_b = {"cache_dir": str(tmp_path / "cache-b")}
+    assert ingest(str(tmp_path / "src0"), lake, tmp_path, storage=machine_a)["index_segments_downloaded"] == 0
+    on_b = ingest(str(tmp_path / "src1"), lake, tmp_path, storage=machine_b)
+    assert on_b["index_segments"] == 1 and on_b["index_segments_downloaded"] == 1
+    back_on_a = ingest(str(tmp_path / "src2"), lake, tmp_path, storage=machine_a)
+    assert back_on_a["index_segments"] == 2 and back_on_a["index_segments_downloaded"] == 1
+    assert back_on_a["index_bytes_downloaded"] > 0
+    shutil.rmtree(tmp_path / "cache-a")  # safe to delete: the next run fetches what it needs
+    rerun = ingest(str(tmp_path / "src2"), lake, tmp_path, storage=machine_a)
+    assert rerun["index_segments_downloaded"] == 3 and rerun["documents"] == 0
+
+
+def test_a_killed_run_on_a_bucket_resumes_on_another_machine_without_duplicate_rows(
+        s3_server: S3Server, buckets: tuple[str, str], tmp_path: Path, seeds_dir: Path, prefect_server: str) -> None:
+    _, corpus = buckets
+    lake = f"{corpus}/lake"
+    source = tmp_path / "many"
+    source.mkdir()
+    seeds = sorted(seeds_dir.iterdir())
+    for n in range(30):
+        (source / f"doc-{n:03d}.txt").write_text(f"Edition {n} of the daily digest.\n\n{seeds[n % 5].read_text()}")
+    store = Store(lake)
+    first = cli([str(source), "--lake", lake], prefect_server, tmp_path / "machine-1",
+                {**SMALL_SHARDS, "storage": {"lock_lease_s": 5}})
+    deadline = time.monotonic() + 240
+
+    def staged() -> list[str]:
+        return [k for k in store.files(lakefs.STAGING) if k.endswith(".json") and "/shards/" in k]
+
+    while time.monotonic() < deadline and len(staged()) < 3:
+        time.sleep(0.2)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait(30)
+    done = staged()
+    assert 3 <= len(done) < 30, "the run must be killed mid-way for this test to mean anything"
+    assert not store.files(lakefs.DOCUMENTS), "a killed run must leave no visible rows"
+    killed_run = done[0].split("/")[1]
+
+    # Another machine: no scratch, no cache; the lock of the dead run is taken over once its lease expires.
+    second = finished(cli([str(source), "--lake", lake], prefect_server, tmp_path / "machine-2",
+                          {**SMALL_SHARDS, "lock_wait_s": 120, "storage": {"lock_lease_s": 5}}))
+    assert second["shards"] == 30 and second["shards_resumed"] >= len(done)
+    frame = s3_documents(s3_server, lake)
+    assert len(frame) == 30 and frame["doc_id"].is_unique
+    assert set(frame["run_id"]) == {killed_run}
+    assert not store.files(lakefs.STAGING) and not store.exists(lakefs.LOCK)
+
+
+def test_two_runs_on_two_processes_never_write_a_bucket_lake_at_once(
+        buckets: tuple[str, str], tmp_path: Path, seeds_dir: Path, prefect_server: str) -> None:
+    _, corpus = buckets
+    lake = f"{corpus}/lake"
+    with lakefs.lake_lock(lake, 0):
+        refused = cli([str(seeds_dir), "--lake", lake], prefect_server, tmp_path / "home")
+        _, err = refused.communicate(timeout=300)
+    assert refused.returncode == 1
+    assert f"the lake {lake} is being written by pid {os.getpid()}" in err and "wait for it to finish" in err
+    assert "Traceback" not in err
+
+    runs = [cli([str(seeds_dir), "--lake", lake], prefect_server, tmp_path / f"home{i}", {"lock_wait_s": 240})
+            for i in range(2)]
+    totals = sorted(finished(run)["documents"] for run in runs)
+    assert totals == [0, 5]
+    assert len(pd.read_parquet(f"{lake}/documents", storage_options={})) == 5
+
+
+def test_a_lease_is_renewed_while_held_and_taken_over_only_once_expired(buckets: tuple[str, str]) -> None:
+    _, corpus = buckets
+    store = Store(f"{corpus}/lake")
+    dead = {"owner": "pid 1 on gone-host", "since": "2026-01-01T00:00:00Z", "expires": time.time() + 3600}
+    store.write_bytes(lakefs.LOCK, json.dumps(dead).encode())
+    with pytest.raises(lakefs.LakeBusyError, match="being written by pid 1 on gone-host since 2026-01-01"), \
+            lakefs.lake_lock(store, 0):
+        pass
+    store.write_bytes(lakefs.LOCK, json.dumps({**dead, "expires": time.time() - 1}).encode())
+    with lakefs.lake_lock(store, 0, lease_s=6) as lease:
+        assert lease is not None
+        first = json.loads(store.read_bytes(lakefs.LOCK))
+        assert first["owner"].startswith(f"pid {os.getpid()}")
+        time.sleep(2.5)  # one renewal (every lease_s / 3)
+        assert json.loads(store.read_bytes(lakefs.LOCK))["expires"] > first["expires"]
+        lease.check()
+        # Another run takes the lock over (as if this one had stalled past its lease): this one must not commit.
+        store.write_bytes(lakefs.LOCK, json.dumps({**dead, "owner": "pid 2 on other-host"}).encode())
+        time.sleep(2.5)
+        with pytest.raises(lakefs.LakeBusyError, match="took over"):
+            lease.check()
+    assert json.loads(store.read_bytes(lakefs.LOCK))["owner"] == "pid 2 on other-host", "a lost lock is not deleted"
+
+
+def test_runs_that_cannot_begin_say_why_at_once_without_a_traceback(
+        s3_server: S3Server, tmp_path: Path, seeds_dir: Path) -> None:
+    cases = [
+        ([str(tmp_path / "missing"), "--lake", str(tmp_path / "lake")], {}, "does not exist"),
+        ([str(seeds_dir), "--lake", "s3://no-such-bucket/lake"], {}, "s3://no-such-bucket/lake: the bucket"),
+        (["s3://no-such-bucket/crawl", "--lake", str(tmp_path / "lake")], {}, "s3://no-such-bucket/crawl"),
+        ([str(seeds_dir), "--lake", "s3://corpus/lake"], {"AWS_ENDPOINT_URL": "http://127.0.0.1:9"},
+         "cannot reach the object store"),
+    ]
+    for args, env, message in cases:
+        start = time.monotonic()
+        run = subprocess.run([sys.executable, "-m", "flows.cli", "ingest", *args], capture_output=True, text=True,
+                             env={**os.environ, **env}, timeout=60)
+        assert run.returncode == 1 and message in run.stderr, run.stderr[-2000:]
+        assert "Traceback" not in run.stderr and time.monotonic() - start < 10
+
+
+def test_secrets_in_storage_options_stay_out_of_the_manifest(
+        s3_server: S3Server, buckets: tuple[str, str], tmp_path: Path, seeds_dir: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    _, corpus = buckets
+    monkeypatch.setenv("TEAM_S3_SECRET", "testing")
+    options = {"key": "testing", "secret": "env:TEAM_S3_SECRET", "client_kwargs": {"endpoint_url": s3_server.endpoint}}
+    ingest(str(seeds_dir), f"{corpus}/lake", tmp_path, storage={"options": options})
+    store = Store(f"{corpus}/lake")
+    manifest = lakefs.read_manifests(store)[0]
+    assert manifest["config"]["storage"]["options"] == {
+        "key": "***", "secret": "env:TEAM_S3_SECRET", "client_kwargs": {"endpoint_url": s3_server.endpoint}}
+    assert "testing" not in json.dumps(manifest)
+
+
+def test_both_tables_read_back_when_no_run_gave_them_rows(tmp_path: Path, seeds_dir: Path) -> None:
+    lake = tmp_path / "lake"
+    ingest(str(seeds_dir), str(lake), tmp_path)
+    rejects = duckdb.sql(f"select count(*) from read_parquet('{lake}/rejects/**/*.parquet', "
+                         "hive_partitioning=true)").fetchall()
+    assert rejects == [(0,)]
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "empty.txt").write_text("")
+    other = tmp_path / "other-lake"
+    ingest(str(junk), str(other), tmp_path)
+    documents = duckdb.sql(f"select count(*) from read_parquet('{other}/documents/**/*.parquet', "
+                           "hive_partitioning=true)").fetchall()
+    assert documents == [(0,)]
+    ingest(str(seeds_dir), str(lake), tmp_path)  # a run that adds nothing adds no files either
+    assert len(list((lake / "rejects").rglob("*.parquet"))) == 1
+
+
+def test_transient_store_errors_are_retried_and_a_store_that_goes_away_fails_the_run_for_a_later_resume(
+        s3_server: S3Server, buckets: tuple[str, str], tmp_path: Path, seeds_dir: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    _, corpus = buckets
+    proxy = FaultyProxy(s3_server.endpoint, every=7)  # one request in 7: a 503 SlowDown or a dropped connection
+    monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
+    try:
+        counts = ingest(str(seeds_dir), f"{corpus}/lake", tmp_path)
+        assert counts["documents"] == 5 and proxy.faults >= 3
+        assert len(s3_documents(s3_server, f"{corpus}/lake")) == 5
+
+        more = tmp_path / "more"
+        more.mkdir()
+        for n in range(6):
+            (more / f"doc-{n}.txt").write_text(f"Issue {n} of the weekly letter.\n\n" + (seeds_dir / sorted(
+                p.name for p in seeds_dir.iterdir())[n % 5]).read_text())
+        proxy.every, proxy.down_after = 0, proxy.requests + 30  # the store goes away once the run is under way
+        start = time.monotonic()
+        quick = {"lock_lease_s": 5, "options": {"config_kwargs": {"retries": {"max_attempts": 2}}}}
+        with pytest.raises(Exception):  # noqa: B017 - whichever error the store's absence surfaces as
+            ingest(str(more), f"{corpus}/lake", tmp_path, storage=quick, **SMALL_SHARDS)
+        assert time.monotonic() - start < 120, "a store that went away must fail the run, not hang it"
+        staged = [k for k in Store(f"{corpus}/lake", {"endpoint_url": s3_server.endpoint}).files(lakefs.STAGING)
+                  if k.endswith(".json") and "/shards/" in k]
+        assert 0 < len(staged) < 6, "the store must go away mid-run for this test to mean anything"
+    finally:
+        proxy.down_after = 0
+    again = ingest(str(more), f"{corpus}/lake", tmp_path, lock_wait_s=30, storage={"lock_lease_s": 5},
+                   **SMALL_SHARDS)
+    proxy.close()
+    assert again["documents"] == 6 and again["shards_resumed"] >= len(staged)
+    frame = s3_documents(s3_server, f"{corpus}/lake")
+    assert len(frame) == 11 and frame["doc_id"].is_unique
