@@ -11,6 +11,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from s3fs import S3FileSystem
 
 from flows import read
 from flows.read import InputFile, ReadConfig, SourceError, discover, plan_shards, read_shard
@@ -47,6 +48,7 @@ def tree(tmp_path_factory: pytest.TempPathFactory, corpora: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def bucket(s3_server: Any, tree: Path) -> str:
+    S3FileSystem.clear_instance_cache()  # a client made by an earlier test may hold another endpoint
     uri = s3_server.bucket("raw")
     s3_server.upload_tree(tree, f"{uri}/crawl")
     return f"{uri}/crawl"
