@@ -40,6 +40,8 @@ _CONTINUATION = re.compile(r"\n[ \t]+(?=\S)")
 # block of a longer text.
 _ARTICLE_MARKUP = re.compile(r"<article\b|<main\b|articlebody", re.IGNORECASE)
 _WORD = re.compile(r"\w+")
+# What a document has and a fragment lacks.
+_DOCUMENT_MARKUP = re.compile(r"<(?:html|head|body|!doctype|\?xml)\b", re.IGNORECASE)
 
 
 def _run(
@@ -238,6 +240,11 @@ def warm_up() -> None:
 def extract_html(html: str, options: HtmlOptions) -> HtmlResult:
     """Extract one page. Returns an empty text when the page has no main content."""
     tree = load_html(html)
+    if tree is None and not _DOCUMENT_MARKUP.search(html):
+        # trafilatura refuses a fragment whose tree has a single block (a JSONL ``html`` field holding
+        # one <p>, say): read it as the same markup inside a document.
+        html = f"<html><body>{html}</body></html>"
+        tree = load_html(html)
     if tree is None:
         return HtmlResult("", None, None)
     title, url = _metadata(tree)
