@@ -15,6 +15,8 @@ class HtmlOptions:
 
     strategy: str = "combined"
     include_tables: bool = True
+    markup_fast: bool = True
+    """``combined``: pages with article markup take the fast mode's text (else the rules for pages without)."""
     justext_min_ratio: float = 1.5
     """``combined``: take justext's text when it is this many times longer than favor_recall's..."""
     justext_min_cover: float = 0.6
