@@ -5,7 +5,8 @@ length; and the four stock modes on the raw bytes) is computed once and cached w
 rules can be gridded offline: choosing among cached texts costs microseconds, extracting costs ~20 ms.
 
 The dev pages of each gold set are dealt into ``FOLDS`` folds. In each fold, the rule parameters are fit
-(grid search, objective: the mean F1 of the five sets) on the other folds and scored on the held one;
+(grid search, objective: the mean F1 of the five sets, less the shortfall below each set's best stock
+mode) on the other folds and scored on the held one;
 the cross-validated F1 of a set pools every page's held-out result. A rule is kept only if its gain
 holds across folds: fit with it and without it on the training folds, the held folds gain on average,
 and more of them gain than lose.
@@ -27,7 +28,6 @@ import numpy as np
 import trafilatura
 from trafilatura.utils import load_html
 
-import flows._extract_html as extract_html_module
 from flows._extract_eval import SNIPPET_SETS, GoldPage, bow_prf, decode_html, load_set, snippet_counts
 from flows._extract_html import _DOCUMENT_MARKUP, _drop_hidden, _PageCandidates, choose
 from flows._extract_options import HtmlOptions
@@ -39,12 +39,15 @@ CACHE_VERSION = 1  # raise when what a cached page holds changes
 MODES = ("fast", "default", "recall", "justext")
 STOCK = {"stock-default": {}, "stock-precision": {"favor_precision": True}, "stock-recall": {"favor_recall": True},
          "stock-fast": {"fast": True}}
+# Weight of falling below a set's best stock mode in the fit (0 and 1 kept the same rules; 3 and 10 fit the
+# portals' and trafilatura_eval's margins at cleaneval's expense and did worse held out).
+SHORTFALL_WEIGHT = 1.0
 OFF = 1e18  # a threshold no page reaches: the rule never fires
 # Each rule, the options it reads, the values tried, and the values that switch it off.
 GRID: dict[str, dict[str, list[float | bool]]] = {
-    "markup_fast": {"markup_fast": [True]},
-    "short_text": {"short_text_chars": [500, 1000, 2000], "short_text_ratio": [1.1, 1.5, 3.0]},
-    "default_page_share": {"default_page_share": [0.3, 0.5, 0.8]},
+    "markup_fast": {"markup_fast": [True], "markup_mode": ["fast", "default"]},
+    "short_text": {"short_text_chars": [500, 1000, 2000, OFF], "short_text_ratio": [1.1, 1.5, 3.0]},
+    "default_page_share": {"default_page_share": [0.0, 0.3, 0.5, 0.8]},
     "recall_default": {"recall_default_share": [0.6, 0.8, 0.9]},
     "justext": {"justext_min_ratio": [1.2, 1.5, 2.0], "justext_min_cover": [0.4, 0.6, 0.8]},
 }
@@ -127,9 +130,9 @@ def _work(item: tuple[str, int]) -> dict[str, object]:
 
 
 def _cache_file(sets: Iterable[str]) -> Path:
-    # The extractor's code, trafilatura's version and the sets decide what is cached.
-    source = Path(extract_html_module.__file__).read_bytes() + f"v{CACHE_VERSION}".encode()
-    key = hashlib.sha1(source + trafilatura.__version__.encode() + ",".join(sets).encode()).hexdigest()[:12]
+    # What the cache holds depends on how candidates are computed (not on ``choose``): raise CACHE_VERSION
+    # when ``page_scores`` or the extraction modes change; trafilatura's version and the sets are in the key.
+    key = hashlib.sha1(f"v{CACHE_VERSION} {trafilatura.__version__} {','.join(sets)}".encode()).hexdigest()[:12]
     base = Path(os.environ.get("SIFTLAKE_CACHE", Path.home() / ".cache" / "siftlake"))
     return base / f"extraction_candidates_{key}.json"
 
@@ -189,6 +192,8 @@ class Arrays:
         has_default, has_recall = ~self.blank["default"], ~self.blank["recall"]
         with np.errstate(invalid="ignore", over="ignore"):
             marked = np.where(fast >= o.short_text_chars, 0, np.where(default > o.short_text_ratio * fast, 1, 0))
+            if o.markup_mode == "default":
+                marked = np.where(has_default, 1, 0)
             chosen = np.where(has_default & (default >= o.recall_default_share * recall), 1, 2)
             skip_justext = has_recall & (self.page_chars <= o.justext_min_ratio * recall)
             no_recall = np.where(justext >= o.justext_min_chars, 3, chosen)
@@ -213,9 +218,17 @@ class Arrays:
                 out[name] = float(chosen[:, 0].mean()) if len(chosen) else 0.0
         return out
 
-    def objective(self, options: HtmlOptions, mask: np.ndarray) -> float:
+    def best_stock(self, mask: np.ndarray) -> dict[str, float]:
+        """Per set, the F1 of the best stock trafilatura mode on the pages in ``mask``."""
+        scores = [self.set_f1(np.full(len(self.pages), len(MODES) + k), mask) for k in range(len(STOCK))]
+        return {name: max(s[name] for s in scores) for name in self.sets}
+
+    def objective(self, options: HtmlOptions, mask: np.ndarray, stock: dict[str, float]) -> float:
+        """What the rules are fit for: the mean F1 of the sets, less ``SHORTFALL_WEIGHT`` times the mean
+        shortfall below each set's best stock mode (the target is to beat it on every set)."""
         scores = self.set_f1(self.choice(options), mask)
-        return sum(scores.values()) / len(scores)
+        shortfall = sum(max(0.0, stock[n] - scores[n]) for n in self.sets)
+        return (sum(scores.values()) - SHORTFALL_WEIGHT * shortfall) / len(scores)
 
 
 def folds(pages: list[PageScores]) -> np.ndarray:
@@ -243,18 +256,19 @@ def candidates_for(rules: Iterable[str]) -> list[HtmlOptions]:
 
 
 def fit(arrays: Arrays, rules: Iterable[str], mask: np.ndarray) -> HtmlOptions:
-    return max(candidates_for(rules), key=lambda options: arrays.objective(options, mask))
+    stock = arrays.best_stock(mask)
+    return max(candidates_for(rules), key=lambda options: arrays.objective(options, mask, stock))
 
 
 def cross_validate(arrays: Arrays, rules: Iterable[str], fold: np.ndarray) -> tuple[np.ndarray, list[float]]:
-    """Held-out choices for every page, and the held-fold objective of each fold."""
+    """Held-out choices for every page, and each fold's held-out objective."""
     picked = np.zeros(len(arrays.pages), dtype=int)
     per_fold = []
     for k in range(FOLDS):
         held = fold == k
         options = fit(arrays, rules, ~held)
         picked[held] = arrays.choice(options)[held]
-        per_fold.append(arrays.objective(options, held))
+        per_fold.append(arrays.objective(options, held, arrays.best_stock(held)))
     return picked, per_fold
 
 

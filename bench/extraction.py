@@ -5,6 +5,11 @@ Usage::
     nice .venv/bin/python bench/extraction.py                 # every gold set, every page
     nice .venv/bin/python bench/extraction.py --limit 20      # the first 20 pages of each set
     SIFTLAKE_CORPORA=/data/corpora .venv/bin/python bench/extraction.py --sets cleaneval
+    nice .venv/bin/python bench/extraction.py --cv-only       # only the cross-validated rules table
+
+A full run (no ``--limit``) ends with the cross-validated table (bench/_extraction_cv.py): every mode's
+text of every gold page is computed once (~7 min on 2 cores, cached under ``$SIFTLAKE_CACHE``), then the
+``combined`` rules are fit on 4 folds and scored on the 5th, and a rule is kept only if its gain holds.
 
 Gold sets are read in place from ``../shared/corpora`` (or ``$SIFTLAKE_CORPORA``), never copied.
 Scores: macro bag-of-words P/R/F1 against the gold text (an empty-gold page scores 1 only for an

@@ -150,6 +150,8 @@ def choose(page: Candidates, options: HtmlOptions) -> str:
       long (see ``_without_markup``).
     """
     if page.has_markup and options.markup_fast:
+        if options.markup_mode == "default":
+            return page.default if page.default.strip() else page.fast
         fast = page.fast
         if len(fast) >= options.short_text_chars:
             return fast

@@ -159,7 +159,7 @@ def normalize_markup(text: str) -> str:
     """What a page needs before extraction: mojibake that holds C1 controls repaired, terminal escapes,
     control and invisible characters dropped, line breaks unified.
 
-    The HTML parser drops C1 controls, the evidence ftfy needs for UTF-8 read as Latin-1 (``â\x80\x9c``
+    The HTML parser drops C1 controls, the evidence ftfy needs for UTF-8 read as Latin-1 (``â`` U+0080 U+009C
     for ``“``), so the lines that hold one go through ftfy here, exactly as ``normalize_chars`` would
     fix them. The rest of mojibake repair and NFC is left to the text extraction keeps
     (``normalize_text``), a small part of the page: on the gold sets, repairing whole pages first
