@@ -134,7 +134,8 @@ def test_broken_inputs_become_rejects_and_every_unit_is_accounted_for(tmp_path: 
     assert reasons["broken.txt.gz"] == "gzip_invalid"
     assert reasons["dump.jsonl#L2"] == "jsonl_invalid_json"
     assert reasons["dump.jsonl#L3"] == "jsonl_missing_text"
-    assert set(docs["source_uri"]) == {"good.txt", "dump.jsonl#L1"}
+    # An HTML fragment is a page (issue 15): its one word lands as a document.
+    assert set(docs["source_uri"]) == {"good.txt", "dump.jsonl#L1", "more.jsonl.gz#L1"}
     assert docs.set_index("source_uri").loc["dump.jsonl#L1"]["url"] == "https://example.org/x"
     assert (bad["detail"].str.len() > 10).all()
 
