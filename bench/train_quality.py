@@ -45,7 +45,7 @@ from flows.quality import FEATURE_COUNT, FEATURE_NAMES, FEATURE_SIGNS, features,
 
 SEED = 20261123
 TEST_PERCENT = 30
-DATASET_VERSION = 6
+DATASET_VERSION = 7  # 7: languages and scores from fastText lid.176 (was py3langid)
 MIN_GOOD_WORDS = 50
 MODEL_PATH = ROOT / "flows" / "data" / "quality_model.json"
 GOLD_SETS = ("scrapinghub_aeb", "mozilla_readability", "cleaneval", "cleanportaleval")

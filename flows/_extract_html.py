@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from functools import cache, cached_property
-from typing import Any
+from typing import Any, Protocol
 
 import justext
 import trafilatura
@@ -30,7 +30,7 @@ from trafilatura.utils import load_html
 
 from flows._extract_options import HtmlOptions, HtmlResult
 
-__all__ = ["HtmlOptions", "HtmlResult", "extract_html", "warm_up"]
+__all__ = ["Candidates", "HtmlOptions", "HtmlResult", "choose", "extract_html", "warm_up"]
 
 # trafilatura keeps the source's hard line breaks inside a block and their indentation: a line
 # that starts with blanks continues the block above it.
@@ -40,6 +40,8 @@ _CONTINUATION = re.compile(r"\n[ \t]+(?=\S)")
 # block of a longer text.
 _ARTICLE_MARKUP = re.compile(r"<article\b|<main\b|articlebody", re.IGNORECASE)
 _WORD = re.compile(r"\w+")
+# What a document has and a fragment lacks.
+_DOCUMENT_MARKUP = re.compile(r"<(?:html|head|body|!doctype|\?xml)\b", re.IGNORECASE)
 
 
 def _run(
@@ -71,6 +73,70 @@ def _main_text(html: str, tree: HtmlElement, options: HtmlOptions) -> str:
 
 
 def _combined(html: str, tree: HtmlElement, options: HtmlOptions) -> str:
+    return choose(_PageCandidates(html, tree, options), options)
+
+
+class Candidates(Protocol):
+    """What the ``combined`` rules choose from: each mode's text of one page, and measures of the page.
+
+    ``_PageCandidates`` computes each only when a rule asks for it; ``bench/extraction.py`` caches all
+    of them once per gold page, to choose and cross-validate the rules offline with the same ``choose``.
+    """
+
+    @property
+    def has_markup(self) -> bool: ...
+    @property
+    def fast(self) -> str: ...
+    @property
+    def default(self) -> str: ...
+    @property
+    def recall(self) -> str: ...
+    @property
+    def justext(self) -> str:
+        """justext's paragraphs; asked for last (justext consumes the tree)."""
+    @property
+    def page_chars(self) -> int: ...
+    @property
+    def cover(self) -> float:
+        """Share of favor_recall's words that justext's text holds."""
+
+
+class _PageCandidates:
+    """``Candidates`` of one parsed page, each computed on first use."""
+
+    def __init__(self, html: str, tree: HtmlElement, options: HtmlOptions) -> None:
+        self._html, self._tree, self._options = html, tree, options
+
+    @cached_property
+    def has_markup(self) -> bool:
+        return _ARTICLE_MARKUP.search(self._html) is not None
+
+    @cached_property
+    def fast(self) -> str:
+        return _run(self._tree, self._options, fast=True)
+
+    @cached_property
+    def default(self) -> str:
+        return _run(self._tree, self._options)
+
+    @cached_property
+    def recall(self) -> str:
+        return _run(self._tree, self._options, recall=True)
+
+    @cached_property
+    def justext(self) -> str:
+        return _justext(self._tree)
+
+    @cached_property
+    def page_chars(self) -> int:
+        return _page_text_length(self._tree)
+
+    @cached_property
+    def cover(self) -> float:
+        return _cover(self.recall, self.justext)
+
+
+def choose(page: Candidates, options: HtmlOptions) -> str:
     """The measured best per page type (bench/extraction.py; dev-set F1 in the comments).
 
     * Article markup: ``fast`` mode. On marked-up pages trafilatura's fallbacks (readability,
@@ -83,18 +149,20 @@ def _combined(html: str, tree: HtmlElement, options: HtmlOptions) -> str:
       over several: cleaneval 0.870 -> 0.903), or by the default mode's text when that is nearly as
       long (see ``_without_markup``).
     """
-    if _ARTICLE_MARKUP.search(html):
-        fast = _run(tree, options, fast=True)
+    if page.has_markup and options.markup_fast:
+        if options.markup_mode == "default":
+            return page.default if page.default.strip() else page.fast
+        fast = page.fast
         if len(fast) >= options.short_text_chars:
             return fast
         # A short result may be a stub of the article (a teaser box, a first paragraph): the full
         # cascade's text replaces it when longer. trafilatura_eval +0.003 (500 chars and 3x: +0.001).
-        full = _run(tree, options)
+        full = page.default
         return full if len(full) > options.short_text_ratio * len(fast) else fast
-    return _without_markup(tree, options)
+    return _without_markup(page, options)
 
 
-def _without_markup(tree: HtmlElement, options: HtmlOptions) -> str:
+def _without_markup(page: Candidates, options: HtmlOptions) -> str:
     """The default mode's text where it holds much of the page, else favor_recall's, or justext's where
     that holds much more, or the default mode's again where it is nearly as long as favor_recall's.
 
@@ -103,24 +171,23 @@ def _without_markup(tree: HtmlElement, options: HtmlOptions) -> str:
     rule for marked-up pages, over favor_recall alone here: trafilatura_eval 0.9195 -> 0.9253 (false-
     positive snippets on these pages 75 -> 56), cleaneval 0.8937 -> 0.8878, the other sets above target.
     """
-    default = _run(tree, options)
-    page_chars = _page_text_length(tree)
-    if default.strip() and len(default) >= options.default_page_share * page_chars:
+    default = page.default
+    if default.strip() and len(default) >= options.default_page_share * page.page_chars:
         # Much of the page is article: favor_recall and justext are skipped. At 0.8 of the page this
         # would change nothing (no extractor finds more than the page holds, so favor_recall's text
         # would lose to this one); 0.5 skips them on 64% of the gold pages without markup instead of
         # 46%, for 0.005 of cleaneval's F1: 0.78x -> 0.82x stock default's pages a second.
         return default
-    recall = _run(tree, options, recall=True)
+    recall = page.recall
     chosen = default if default.strip() and len(default) >= options.recall_default_share * len(recall) else recall
-    if recall.strip() and page_chars <= options.justext_min_ratio * len(recall):
+    if recall.strip() and page.page_chars <= options.justext_min_ratio * len(recall):
         return chosen  # justext cannot find that much more text: skip it (it costs as much as trafilatura)
-    paragraphs = _justext(tree)
+    paragraphs = page.justext
     if not recall.strip():
         # trafilatura found nothing; justext's paragraphs count only if they make a text.
         return paragraphs if len(paragraphs) >= options.justext_min_chars else chosen
     longer = len(paragraphs) > options.justext_min_ratio * len(recall)
-    return paragraphs if longer and _cover(recall, paragraphs) >= options.justext_min_cover else chosen
+    return paragraphs if longer and page.cover >= options.justext_min_cover else chosen
 
 
 def _page_text_length(tree: HtmlElement) -> int:
@@ -238,6 +305,11 @@ def warm_up() -> None:
 def extract_html(html: str, options: HtmlOptions) -> HtmlResult:
     """Extract one page. Returns an empty text when the page has no main content."""
     tree = load_html(html)
+    if tree is None and not _DOCUMENT_MARKUP.search(html):
+        # trafilatura refuses a fragment whose tree has a single block (a JSONL ``html`` field holding
+        # one <p>, say): read it as the same markup inside a document.
+        html = f"<html><body>{html}</body></html>"
+        tree = load_html(html)
     if tree is None:
         return HtmlResult("", None, None)
     title, url = _metadata(tree)

@@ -15,6 +15,11 @@ class HtmlOptions:
 
     strategy: str = "combined"
     include_tables: bool = True
+    markup_fast: bool = True
+    """``combined``: pages with article markup take the text of ``markup_mode`` (else the rules for pages
+    without markup)..."""
+    markup_mode: str = "fast"
+    """...``fast`` (a short text is checked against the default mode's, below), or ``default``."""
     justext_min_ratio: float = 1.5
     """``combined``: take justext's text when it is this many times longer than favor_recall's..."""
     justext_min_cover: float = 0.6

@@ -3,7 +3,8 @@
 Order of evidence, strongest first: a byte-order mark; bytes that are valid UTF-8 (pages that
 declare a legacy charset but are UTF-8 are common); the charset the server or page declares;
 UTF-8 with a few stray Windows-1252 bytes (mixed files are common in crawls); charset-normalizer's
-detection. Bytes that look binary are refused with a reason.
+detection. Bytes are refused as binary by evidence: when a large share of them cannot be text
+(control characters that no text uses, undecodable bytes), not because of one NUL.
 """
 
 from __future__ import annotations
@@ -27,10 +28,16 @@ _SUPERSETS = {"iso-8859-1": "cp1252", "latin-1": "cp1252", "latin1": "cp1252", "
               "us-ascii": "cp1252", "gb2312": "gb18030", "gbk": "gb18030", "shift_jis": "cp932",
               "shift-jis": "cp932", "sjis": "cp932", "x-sjis": "cp932", "euc-kr": "cp949", "iso-8859-9": "cp1254"}
 _SNIFF_BYTES = 4096
-# Share of characters that may be C0 controls (other than \t \n \r) or U+FFFD before the unit is binary.
-_MAX_CONTROL_SHARE = 0.01
+# Share of characters that may be C0 controls no text uses (all but \t \n \r \f and the ESC of terminal
+# escapes) or U+FFFD before the unit is binary. Random bytes hold about 11% C0 controls in any
+# single-byte reading and most of them undecodable in UTF-8; text with a few stray NULs, well under 1%.
+_MAX_NON_TEXT_SHARE = 0.05
+# Undecodable characters a declared charset may leave before detection is tried instead.
+_MAX_REPLACED_SHARE = 0.01
 # Share of NUL bytes up to which valid UTF-8 is read as UTF-8 (UTF-16 of ASCII-range text has half).
 _MAX_NUL_SHARE = 0.3
+# Share of NUL bytes up to which they are stray bytes in single-byte or multi-byte text, not UTF-16/32.
+_MAX_STRAY_NUL_SHARE = 0.05
 # Mixed UTF-8/cp1252: at most this share of the non-ASCII characters may be stray bytes.
 _MAX_STRAY_SHARE = 0.5
 # Western text in cp1252: mostly ASCII letters, and its non-ASCII ones are common Latin letters and marks.
@@ -115,12 +122,13 @@ def _detect(payload: bytes) -> str | None:
     return payload.decode(best.encoding, errors="replace")
 
 
+_NOT_TEXT = re.compile("[\x00-\x08\x0b\x0e-\x1a\x1c-\x1f\ufffd]")
+
+
 def _looks_binary(text: str) -> bool:
+    """Whether the characters that cannot be text are a large share of the first 64 KiB."""
     sample = text[: 1 << 16]
-    if not sample:
-        return False
-    bad = sum(1 for ch in sample if (ch < " " and ch not in "\t\n\r\f") or ch == "\ufffd")
-    return bad / len(sample) > _MAX_CONTROL_SHARE
+    return bool(sample) and len(_NOT_TEXT.findall(sample)) > len(sample) * _MAX_NON_TEXT_SHARE
 
 
 def decode_bytes(payload: bytes, *, is_html: bool, declared: str | None = None) -> str:
@@ -141,12 +149,20 @@ def _decode(payload: bytes, is_html: bool, declared: str | None) -> str | None:
         return payload.decode(bom, errors="replace")
     sniff = payload[:_SNIFF_BYTES]
     if b"\x00" in sniff:
-        # A few NULs in valid UTF-8 are stray bytes in text; UTF-16/32 without a mark has many
-        # (a quarter or more of ASCII-range text); otherwise binary. Detection decides those.
-        if sniff.count(b"\x00") <= len(sniff) * _MAX_NUL_SHARE:
+        # A few NULs in valid UTF-8 are stray bytes in text (normalization drops them); UTF-16/32 without
+        # a mark has many (a quarter or more of ASCII-range text). Text in another encoding with a few
+        # stray NULs is decoded without them; otherwise detection decides (binary is refused later).
+        nuls = sniff.count(b"\x00")
+        if nuls <= len(sniff) * _MAX_NUL_SHARE:
             with contextlib.suppress(UnicodeDecodeError):
                 return payload.decode("utf-8")
+        if nuls <= len(sniff) * _MAX_STRAY_NUL_SHARE:
+            return _decode_declared(payload.replace(b"\x00", b""), is_html, declared)
         return _detect(payload)
+    return _decode_declared(payload, is_html, declared)
+
+
+def _decode_declared(payload: bytes, is_html: bool, declared: str | None) -> str | None:
     try:
         # Valid UTF-8 beats a declaration: legacy bytes are almost never valid UTF-8 by chance,
         # while pages that declare Shift_JIS or latin-1 but are UTF-8 are common.
@@ -156,6 +172,6 @@ def _decode(payload: bytes, is_html: bool, declared: str | None) -> str | None:
     codec = _codec(declared) or (_codec(_meta_charset(payload)) if is_html else None)
     if codec and codec != "utf-8":
         text = payload.decode(codec, errors="replace")
-        if text.count("\ufffd") <= len(text) * _MAX_CONTROL_SHARE:
+        if text.count("\ufffd") <= len(text) * _MAX_REPLACED_SHARE:
             return text
     return _mostly_utf8(payload) or _western(payload) or _detect(payload)

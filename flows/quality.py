@@ -132,8 +132,8 @@ SIGNAL_DOCS: dict[str, str] = {
     "q_unique_word_frac": "distinct lower-cased words / words, over the first 300 words; 0..1; no literature "
     "threshold (RedPajama frac_unique_words, spam and repetition are low, prose ~0.5-0.8)",
     # language identification
-    "q_lang_score": "language identifier's confidence (py3langid, given as input; 0 when unknown); 0..1; FineWeb "
-    "keeps >= 0.65",
+    "q_lang_score": "fastText lid.176's probability for the language (given as input; 0 when unknown); 0..1; "
+    "FineWeb keeps >= 0.65",
 }
 
 SIGNAL_NAMES: tuple[str, ...] = tuple(SIGNAL_DOCS)

@@ -100,6 +100,7 @@ GB = "北京的图书馆星期一闭馆。新书的借阅从星期二开始。"
 UTF16 = "UTF-16 with a byte-order mark: Grüße aus Köln, 你好, Привет."
 MIXED_UTF8, MIXED_CP = "Crème brûlée in UTF-8, ", "then a café in cp1252."
 DOUBLE = "Double-encoded: the café in Zürich serves crème brûlée."
+C1_QUOTES = "“Double encoded” quotes in the café’s menu — déjà vu."
 UNDECLARED = [
     ("shift_jis", "東京の図書館は月曜日に休館します。新しい本の貸し出しは火曜日から始まります。", "shift_jis"),
     ("gb2312", "北京的图书馆星期一闭馆。新书的借阅从星期二开始。从车站步行五分钟。", "gb2312"),
@@ -128,11 +129,20 @@ def _encodings(c: Corpus) -> None:
         c.add(f"enc/undeclared_{name}.txt", paragraphs.encode(encoding), doc(f"{encoding} text, undeclared", text))
     c.add("enc/double_encoded.txt", _prose_text(DOUBLE).encode().decode("latin-1").encode(),
           prose_doc("double-encoded UTF-8 (mojibake)", DOUBLE))
+    # UTF-8 read as Latin-1 (C1 controls stand for the bytes of curly quotes), saved, and again.
+    c1 = _prose_text(C1_QUOTES).encode().decode("latin-1").encode()
+    c.add("enc/c1_mojibake.txt", c1, prose_doc("UTF-8 read as Latin-1, C1 controls", C1_QUOTES))
+    c.add("enc/c1_mojibake_twice.txt", c1.decode("latin-1").encode(),
+          prose_doc("UTF-8 read as Latin-1 twice", C1_QUOTES))
+    page = _html(_paragraphs(C1_QUOTES)).encode().decode("latin-1").encode()
+    c.add("enc/c1_mojibake.html", page, doc("HTML, UTF-8 read as Latin-1", C1_QUOTES))
 
 
 # -- characters ----------------------------------------------------------------------------------
 
 CONTROLS_OUT = "Bell and backspace and NUL were removed from this sentence."
+NUL_OUT = "Four stray NUL bytes do not make this article a binary file."
+ESCAPES_OUT = "The red word and a underlined one came from a terminal log."
 BIDI_OUT = "Invoice for user admin gpj.exe and a zerowidth joiner were cleaned."
 
 
@@ -148,6 +158,15 @@ def _characters(c: Corpus) -> None:
     with open(raw_name, "wb") as out:
         out.write(_prose_text("A file name in latin-1 bytes.").encode())
     c.units["chars/caf\\xe9 latin-1 name.txt"] = prose_doc("non-UTF-8 file name", "A file name in latin-1 bytes.")
+    # A 1,100-character article with four stray NULs is text, not binary; the NULs are dropped.
+    nul_article = bytearray((" ".join(PROSE * 4) + " " + NUL_OUT).encode())
+    for at in (150, 420, 690, 960):
+        nul_article[at:at] = b"\x00"
+    c.add("chars/four_nuls.txt", bytes(nul_article), doc("1,100 characters with four NULs", NUL_OUT, PROSE[2][:40]))
+    note = (PROSE[0] + " " + NUL_OUT + " " + PROSE[1]).encode().replace(b" ", b" \x00", 4)
+    c.add("chars/four_nuls_short.txt", note, doc("a 280-byte note with four NULs", NUL_OUT))
+    escapes = "The \x1b[1;31mred\x1b[0m word and a \x1b[4munderlined\x1b[24m one came from a terminal log."
+    c.add("chars/terminal_escapes.txt", _prose_text(escapes).encode(), prose_doc("terminal escapes", ESCAPES_OUT))
     c.add("chars/with  spaces .txt", _prose_text("Spaces in the name.").encode(),
           prose_doc("spaces in name", "Spaces in the name."))
 
@@ -260,6 +279,8 @@ def _gzip(c: Corpus) -> None:
 
 JSONL_TEXT = "A well-formed JSON Lines record with its text field intact and a URL."
 JSONL_HTML = "An HTML record inside JSON Lines, with its markup extracted."
+FRAGMENT = ("An HTML fragment of one long paragraph, with no html or body element around it, is still a page "
+            "whose words belong in the lake, as they would if the same markup sat inside a document.")
 
 
 def _jsonl(c: Corpus) -> None:
@@ -267,6 +288,9 @@ def _jsonl(c: Corpus) -> None:
         (json.dumps({"id": "ok", "url": "https://example.org/ok", "text": _prose_text(JSONL_TEXT)}).encode(),
          prose_doc("valid JSONL line", JSONL_TEXT)),
         (json.dumps({"html": _html(_paragraphs(JSONL_HTML))}).encode(), doc("JSONL line with html", JSONL_HTML)),
+        (json.dumps({"html": f"<p>{FRAGMENT}</p>"}).encode(), doc("JSONL html fragment, one <p>", FRAGMENT)),
+        (json.dumps({"html": f"<div><h2>Notes</h2><p>{FRAGMENT}</p></div>"}).encode(),
+         doc("JSONL html fragment, one <div>", FRAGMENT)),
         (b'{"text": "unterminated', rej("invalid JSON", "read", "jsonl_invalid_json")),
         (b"", None),
         (b"   ", None),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -330,10 +331,89 @@ def test_exact_and_near_copies_of_lake_documents_say_so(index_dir: Path) -> None
     assert decisions.dup_cluster == ["b1", "c1"] and decisions.dup_kind == ["exact", "near"]
 
 
-def test_an_index_of_the_previous_format_is_refused_with_a_way_out(index_dir: Path) -> None:
+def test_an_index_of_an_unknown_format_is_refused_with_a_way_out(index_dir: Path) -> None:
     run(index_dir, "run-1", FIRST)
     meta_path = index_dir / "segments" / "run-1" / "meta.json"
     meta = json.loads(meta_path.read_text())
-    meta_path.write_text(json.dumps({**meta, "format": 1}))
-    with pytest.raises(IncompatibleIndexError, match=r"format 1.*Move that directory aside"):
+    meta_path.write_text(json.dumps({**meta, "format": 3}))  # written by a later siftlake
+    with pytest.raises(IncompatibleIndexError, match=r"format 3.*reads formats 1, 2.*move that directory aside"):
         LakeIndex.open(index_dir, CONFIG)
+
+
+# A lake index written by siftlake before containment dedup (format 1, banding 32 x 4, the defaults
+# then), with the answers that code gave: see tests/data/index_format1/make_fixture.py.
+_FORMAT_1 = Path(__file__).parent / "data" / "index_format1"
+_FORMAT_1_EXPECTED = json.loads((_FORMAT_1 / "expected.json").read_text())
+_FORMAT_1_PROBE = {
+    "p-near-a1": edit(article(1), 9),
+    "p-near-a2": edit(article(1), 5) + " update",
+    "p-same-b1": article(2),
+    "p-near-d2": edit(article(4, 500), 7),
+    "p-excerpt-c1": " ".join(article(3).split()[:150]),
+    "p-new": article(9),
+}
+
+
+@pytest.fixture
+def format_1_index(tmp_path: Path) -> Path:
+    index_dir = tmp_path / "lake" / "_index"
+    shutil.copytree(_FORMAT_1 / "_index", index_dir)
+    return index_dir
+
+
+def _segment_metas(index_dir: Path) -> dict[str, dict[str, object]]:
+    return {p.name: json.loads((p / "meta.json").read_text()) for p in sorted((index_dir / "segments").iterdir())}
+
+
+def test_a_lake_indexed_before_containment_dedup_gives_the_answers_it_gave_then(format_1_index: Path) -> None:
+    metas = _segment_metas(format_1_index)
+    assert {m["format"] for m in metas.values()} == {1}
+    assert {(m["index_params"]["bands"], m["index_params"]["rows"]) for m in metas.values()} == {(32, 4)}  # type: ignore[index]
+    assert (CONFIG.bands, CONFIG.rows) != (32, 4)  # the upgrade changed the default banding too
+    probe = batch_of(list(_FORMAT_1_PROBE), list(_FORMAT_1_PROBE.values()))
+    decisions, written = run(format_1_index, "run-3", probe)
+    got = as_dict(probe, decisions)
+    assert got == {doc: (c, dup, round(sim, 6)) for doc, (c, dup, sim) in _FORMAT_1_EXPECTED["probe"].items()}
+    # Without content hashes an identical copy of an old entry is "near" at similarity 1.0; without set
+    # sizes nothing is contained in one (the excerpt of c1 is kept, as before).
+    kinds = dict(zip(probe.doc_ids, decisions.dup_kind, strict=True))
+    assert kinds == {"p-near-a1": "near", "p-near-a2": "near", "p-same-b1": "near", "p-near-d2": "near",
+                     "p-excerpt-c1": None, "p-new": None}
+    # The old entries read back as they were written, their kind and containment unknown.
+    known = LakeIndex.open(format_1_index, CONFIG).decisions_of(list(_FORMAT_1_EXPECTED["entries"]))
+    assert known.found.all()
+    assert [[c, bool(d), float(s)] for c, d, s in zip(known.dup_cluster, known.is_duplicate, known.dup_similarity,
+                                                      strict=True)] == list(_FORMAT_1_EXPECTED["entries"].values())
+    assert known.dup_kind == [None] * 7 and np.isnan(known.dup_containment).all()
+    # The new run's segment is format 2 with today's banding, and both kinds of segment answer later runs.
+    assert written == 6 and _segment_metas(format_1_index)["run-3"]["format"] == 2
+    later = batch_of(["l-old", "l-new"], [edit(article(2), 21), " ".join(article(9).split()[:120])])
+    again, _ = run(format_1_index, "run-4", later)
+    assert again.dup_cluster == ["b1", "p-new"] and again.dup_kind == ["near", "contained"]
+
+
+def test_compacting_old_and_new_segments_keeps_every_answer(format_1_index: Path) -> None:
+    words = article(9, 400).split()
+    run(format_1_index, "run-3", batch_of(["new"], [" ".join(words)]))
+    probe = batch_of(
+        ["near-old", "excerpt-old", "excerpt-new", "near-new"],
+        [edit(article(1), 31), " ".join(article(4, 500).split()[:200]), " ".join(words[:160]),
+         edit(" ".join(words), 32)],
+    )
+    before = resolve(probe, LakeIndex.open(format_1_index, CONFIG), CONFIG)
+    entries = [*_FORMAT_1_EXPECTED["entries"], "new"]
+    known_before = LakeIndex.open(format_1_index, CONFIG).decisions_of(entries)
+    merged = compact(format_1_index, CONFIG, "compact-1")
+    assert merged is not None and list(_segment_metas(format_1_index)) == ["compact-1"]
+    meta = _segment_metas(format_1_index)["compact-1"]
+    assert meta["format"] == 2 and meta["index_params"] == CONFIG.index_params()  # re-banded to 64 x 2
+    index = LakeIndex.open(format_1_index, CONFIG)
+    after = resolve(probe, index, CONFIG)
+    assert as_dict(probe, after) == as_dict(probe, before)
+    assert after.dup_kind == before.dup_kind == ["near", None, "contained", "near"]
+    # An old entry's unknown set size never makes it a container, before or after compaction.
+    assert as_dict(probe, after)["excerpt-old"] == ("excerpt-old", False, 1.0)
+    known = index.decisions_of(entries)
+    assert known.dup_cluster == known_before.dup_cluster and known.dup_kind == known_before.dup_kind
+    assert np.array_equal(known.dup_containment, known_before.dup_containment, equal_nan=True)
+    assert np.isnan(known.dup_containment[:7]).all() and known.dup_containment[7] == 1.0

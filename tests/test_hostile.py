@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import builtins
 import errno
+import re
 import shutil
 import time
 from pathlib import Path
@@ -69,6 +70,16 @@ def check_accounting(corpus: hc.Corpus, seen: dict[str, Any]) -> None:
     assert not wrong, wrong
 
 
+# What no kept text may hold: NUL and other controls, C1 controls (unrepaired mojibake), escape remnants.
+_UNCLEAN = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]|\\[[0-9;]*m|Ã|â€")
+
+
+def check_clean(seen: dict[str, Any]) -> None:
+    unclean = {uri: got[1]["text"][:200] for uri, got in seen.items()
+               if got[0] == "document" and _UNCLEAN.search(got[1]["text"])}
+    assert not unclean, unclean
+
+
 def run_stages(corpus: hc.Corpus) -> tuple[list[Document], list[Reject]]:
     """The per-shard stages of the pipeline on the whole corpus, as one shard, without Prefect."""
     config = IngestConfig.model_validate({"source": str(corpus.source), **corpus.config()})
@@ -86,6 +97,7 @@ def test_every_hostile_unit_becomes_a_document_or_a_precise_reject(corpus: hc.Co
     seen = outcomes({d.source_uri: {"text": d.text, "quality_score": d.quality_score} for d in docs},
                     [(r.source_uri, r.stage, r.reason, r.detail) for r in rejects])
     check_accounting(corpus, seen)
+    check_clean(seen)
     assert seen["html/link_farm.html"][1]["quality_score"] < LOW_QUALITY
     assert not any(hc.SECRET in d.text for d in docs)
 
@@ -161,6 +173,7 @@ def test_the_flow_ingests_the_hostile_corpus_completely_and_touches_nothing_else
                      "hive_partitioning=true)").fetchall()
     seen = outcomes({uri: {"text": text, "quality_score": q} for uri, text, q in docs}, bad)
     check_accounting(corpus, seen)
+    check_clean(seen)
     assert counts["units"] == len(docs) + len(bad) == len(corpus.units)
     assert counts["documents"] == len(docs) and counts["rejects"] == len(bad)
 

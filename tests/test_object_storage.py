@@ -17,7 +17,6 @@ import pandas as pd
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pytest
-from s3fs import S3FileSystem
 
 from flows import lake as lakefs
 from flows.config import IngestConfig
@@ -286,14 +285,12 @@ def test_both_tables_read_back_when_no_run_gave_them_rows(tmp_path: Path, seeds_
 
 
 def test_transient_store_errors_are_retried_and_a_store_that_goes_away_fails_the_run_for_a_later_resume(
-        s3_server: S3Server, buckets: tuple[str, str], tmp_path: Path, seeds_dir: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        s3_server: S3Server, buckets: tuple[str, str], tmp_path: Path, seeds_dir: Path) -> None:
     _, corpus = buckets
     proxy = FaultyProxy(s3_server.endpoint, every=7)  # one request in 7: a 503 SlowDown or a dropped connection
-    monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
-    S3FileSystem.clear_instance_cache()  # s3fs reuses a client per set of options: an earlier one has the old endpoint
+    through_proxy = {"endpoint_url": proxy.endpoint}
     try:
-        counts = ingest(str(seeds_dir), f"{corpus}/lake", tmp_path)
+        counts = ingest(str(seeds_dir), f"{corpus}/lake", tmp_path, storage={"options": through_proxy})
         assert counts["documents"] == 5 and proxy.faults >= 3
         assert len(s3_documents(s3_server, f"{corpus}/lake")) == 5
 
@@ -304,7 +301,7 @@ def test_transient_store_errors_are_retried_and_a_store_that_goes_away_fails_the
                 p.name for p in seeds_dir.iterdir())[n % 5]).read_text())
         proxy.every, proxy.down_after = 0, proxy.requests + 30  # the store goes away once the run is under way
         start = time.monotonic()
-        quick = {"lock_lease_s": 5, "options": {"config_kwargs": {"retries": {"max_attempts": 2}}}}
+        quick = {"lock_lease_s": 5, "options": {**through_proxy, "config_kwargs": {"retries": {"max_attempts": 2}}}}
         with pytest.raises(Exception):  # noqa: B017 - whichever error the store's absence surfaces as
             ingest(str(more), f"{corpus}/lake", tmp_path, storage=quick, **SMALL_SHARDS)
         assert time.monotonic() - start < 120, "a store that went away must fail the run, not hang it"
@@ -313,8 +310,8 @@ def test_transient_store_errors_are_retried_and_a_store_that_goes_away_fails_the
         assert 0 < len(staged) < 6, "the store must go away mid-run for this test to mean anything"
     finally:
         proxy.down_after = 0
-    again = ingest(str(more), f"{corpus}/lake", tmp_path, lock_wait_s=30, storage={"lock_lease_s": 5},
-                   **SMALL_SHARDS)
+    again = ingest(str(more), f"{corpus}/lake", tmp_path, lock_wait_s=30,
+                   storage={"lock_lease_s": 5, "options": through_proxy}, **SMALL_SHARDS)
     proxy.close()
     assert again["documents"] == 6 and again["shards_resumed"] >= len(staged)
     frame = s3_documents(s3_server, f"{corpus}/lake")

@@ -1,0 +1,123 @@
+"""Text fidelity (issue 15): every word the source says, repaired, lands in the lake.
+
+ftfy's own test cases (``../shared/corpora/ftfy_cases``) come out of ``normalize_text`` and out of the real
+CLI as ``ftfy.fix_text`` fixes them; stray NULs do not make text binary; HTML fragments are pages.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import ftfy
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from flows.decode import DecodeError, decode_bytes
+from flows.document import Document
+from flows.extract import ExtractConfig, extract_batch
+from flows.normalize import normalize_text
+
+# What siftlake keeps differently from ftfy's defaults on purpose (README, Normalize): curly quotes, full-width
+# forms and ligatures are kept; whitespace is laid out as paragraphs; control characters are removed.
+_KEPT_DIFFERENTLY = ftfy.TextFixerConfig(fix_encoding=False, fix_c1_controls=False, unescape_html=False,
+                                         uncurl_quotes=True, fix_character_width=True, fix_latin_ligatures=True)
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_WORD = re.compile(r"\w+")
+
+
+def fold(text: str) -> str:
+    return " ".join(_CONTROLS.sub("", ftfy.fix_text(text, _KEPT_DIFFERENTLY)).split())
+
+
+def pass_cases(corpora: Path) -> list[dict[str, Any]]:
+    folder = corpora / "ftfy_cases"
+    cases = [case for name in ("synthetic.json", "negative.json")
+             for case in json.loads((folder / name).read_text(encoding="utf-8"))]
+    return [case for case in cases if case.get("expect") == "pass"]
+
+
+def test_every_ftfy_pass_case_is_normalized_as_ftfy_fixes_it(corpora: Path) -> None:
+    cases = pass_cases(corpora)
+    assert len(cases) >= 60
+    wrong = {case["label"]: (normalize_text(case["original"]), case["fixed"]) for case in cases
+             if fold(normalize_text(case["original"])) != fold(case["fixed"])}
+    assert not wrong, wrong
+
+
+# -- binary by evidence ------------------------------------------------------------------------------------------
+
+_WORDS = st.lists(st.sampled_from(["the", "council", "met", "café", "on", "Tuesday", "naïve", "budget", "“quoted”"]),
+                  min_size=40, max_size=200).map(" ".join)
+
+
+@given(_WORDS, st.integers(1, 4), st.sampled_from(["utf-8", "cp1252"]), st.randoms(use_true_random=False))
+def test_a_few_stray_nuls_do_not_make_text_binary(text: str, nuls: int, encoding: str, rng: random.Random) -> None:
+    payload = bytearray(text.encode(encoding))
+    spaces = [at for at, byte in enumerate(payload) if byte == 0x20]
+    for at in sorted(rng.sample(spaces, nuls), reverse=True):  # stray NULs between words
+        payload.insert(at, 0)
+    decoded = decode_bytes(bytes(payload), is_html=False)
+    assert normalize_text(decoded) == normalize_text(text)
+
+
+@given(st.binary(min_size=256, max_size=4096))
+def test_random_bytes_are_binary(payload: bytes) -> None:
+    with pytest.raises(DecodeError) as err:
+        decode_bytes(payload, is_html=False)
+    assert err.value.reason == "binary"
+
+
+# -- HTML fragments ----------------------------------------------------------------------------------------------
+
+_PARAGRAPH = ("The harbour authority published its yearly report on Monday, with the tonnage handled, the ships "
+              "that called and the cost of dredging the channel. ")
+FRAGMENTS = [f"<p>{_PARAGRAPH * 3}</p>", f"<div><h2>Report</h2><p>{_PARAGRAPH * 3}</p></div>",
+             f"<p>{_PARAGRAPH}</p><p>{_PARAGRAPH}</p>", _PARAGRAPH * 3, f"<article><p>{_PARAGRAPH * 3}</p></article>"]
+
+
+@pytest.mark.parametrize("fragment", FRAGMENTS)
+def test_an_html_fragment_is_extracted_as_the_same_markup_inside_a_document(fragment: str) -> None:
+    config = ExtractConfig(timeout_s=30)
+    kept, rejects = extract_batch([Document("f", "f.jsonl#L1", fragment, "html")], config)
+    whole, _ = extract_batch([Document("w", "w.jsonl#L1", f"<html><body>{fragment}</body></html>", "html")], config)
+    assert not rejects, rejects
+    assert kept[0].text == whole[0].text and _PARAGRAPH.strip()[:60] in kept[0].text
+
+
+# -- the real CLI ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.flow
+def test_ftfy_cases_and_fragments_land_through_the_cli(corpora: Path, tmp_path: Path,
+                                                       prefect_server: str) -> None:
+    cases = pass_cases(corpora)
+    lines = [json.dumps({"id": case["label"], "text": case["original"]}) for case in cases]
+    lines += [json.dumps({"id": f"fragment-{n}", "html": fragment}) for n, fragment in enumerate(FRAGMENTS)]
+    (tmp_path / "source").mkdir()
+    (tmp_path / "source" / "cases.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    lake = tmp_path / "lake"
+    env = {**os.environ, "PREFECT_API_URL": prefect_server}
+    result = subprocess.run([sys.executable, "-m", "flows.cli", "ingest", str(tmp_path / "source"), "--lake", str(lake),
+                             "--json"], capture_output=True, text=True, env=env, timeout=600, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    texts = dict(duckdb.sql(f"select source_uri, text from read_parquet('{lake}/documents/**/*.parquet', "
+                            "hive_partitioning=true)").fetchall())
+    wrong = {}
+    for number, case in enumerate(cases, start=1):
+        if len(_WORD.findall(case["fixed"])) < 2:
+            continue  # a symbol-only snippet may be rejected as having no main content
+        text = texts.get(f"cases.jsonl#L{number}")
+        if text is None or fold(text) != fold(case["fixed"]):
+            wrong[case["label"]] = (text, case["fixed"])
+    assert not wrong, wrong
+    for number in range(len(cases) + 1, len(lines) + 1):
+        assert _PARAGRAPH.strip()[:60] in texts[f"cases.jsonl#L{number}"]
