@@ -31,7 +31,9 @@ def plan_key(config: IngestConfig, shards: list[list[InputFile]]) -> str:
     for number, shard in enumerate(shards):
         for item in shard:
             piece = f"\0{item.start}" if item.start else ""  # where a piece of a split file begins
-            digest.update(f"{number}\0{item.rel}\0{item.size}{piece}\n".encode("utf-8", "surrogateescape"))
+            # An object replaced by another of the same size is other work: its ETag changes.
+            version = f"\0{item.etag}" if item.etag else ""
+            digest.update(f"{number}\0{item.rel}\0{item.size}{piece}{version}\n".encode("utf-8", "surrogateescape"))
     return digest.hexdigest()
 
 

@@ -105,6 +105,10 @@ def filesystem(uri: str, options: Mapping[str, Any] | None = None) -> tuple[fssp
         config.setdefault("read_timeout", 60)
         config.setdefault("retries", {"max_attempts": 5, "mode": "adaptive"})
         kwargs["config_kwargs"] = config
+        # fsspec reuses a filesystem made with the same options: name the endpoint the environment gives,
+        # so a process whose AWS_ENDPOINT_URL changes does not keep talking to the old one.
+        if os.environ.get("AWS_ENDPOINT_URL") and "endpoint_url" not in kwargs:
+            kwargs["endpoint_url"] = os.environ["AWS_ENDPOINT_URL"]
         # Other runs and workers change the lake: list it afresh every time.
         kwargs.setdefault("use_listings_cache", False)
     try:
