@@ -35,7 +35,7 @@ from warcio.archiveiterator import ArchiveIterator
 from flows import storage
 from flows.decode import DecodeError, decode_bytes
 from flows.document import Document, Kind, Reject
-from flows.storage import StorageError
+from flows.storage import StorageError, unreachable_message
 
 STAGE = "read"
 _TEXT_SUFFIXES = {".txt": "text", ".md": "text", ".html": "html", ".htm": "html"}
@@ -267,15 +267,9 @@ def _discover_remote(source: str, options: Mapping[str, Any] | None) -> Discover
             else:
                 root, found = path, fs.find(path, detail=True)
             order = _walk_order
-    except FileNotFoundError as err:
-        raise SourceError(f"SOURCE {source!r} does not exist: no object has this name or prefix. Check the "
-                          "bucket, the prefix and the endpoint (AWS_ENDPOINT_URL or storage options).") from err
-    except PermissionError as err:
-        raise SourceError(f"SOURCE {source!r} cannot be listed: access denied ({err}). Check the credentials "
-                          "(AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, AWS_PROFILE, storage options).") from err
-    except Exception as err:  # the client's errors for a bad endpoint or network vary by library
-        raise SourceError(f"SOURCE {source!r} cannot be listed ({type(err).__name__}: {err}). Check the "
-                          "endpoint (AWS_ENDPOINT_URL), the network and the credentials.") from err
+    except Exception as err:
+        missing = "does not exist: no object has this name or prefix"
+        raise SourceError(f"SOURCE {unreachable_message(source, err, missing)}") from err
     files = [_remote_file(protocol, name, info, root) for name, info in found.items() if _is_object(name, info, root)]
     if not files:
         raise SourceError(f"SOURCE {source!r} matches no object: check the prefix or pattern "

@@ -345,15 +345,20 @@ class Store:
         probe, _ = filesystem(self.uri, {**self.options, **_PROBE_OPTIONS.get(scheme(self.uri), {})})
         try:
             probe.ls(bucket, detail=False)
-        except FileNotFoundError as err:
-            raise StorageError(f"{self.uri}: the bucket {bucket!r} does not exist; create it, or check the "
-                               "name and the endpoint (AWS_ENDPOINT_URL or storage options)") from err
-        except PermissionError as err:
-            raise StorageError(f"{self.uri}: access denied ({err}); check the credentials (AWS_ACCESS_KEY_ID / "
-                               "AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or the work pool's environment)") from err
         except Exception as err:
-            raise StorageError(f"{self.uri}: cannot reach the object store ({type(err).__name__}: {err}); check "
-                               "the endpoint (AWS_ENDPOINT_URL), the network and the credentials") from err
+            raise StorageError(unreachable_message(self.uri, err, f"the bucket {bucket!r} does not exist")) from err
+
+
+def unreachable_message(uri: str, err: BaseException, missing: str) -> str:
+    """Why ``uri`` could not be listed or read, and what to check; ``missing`` says what a not-found means."""
+    if isinstance(err, FileNotFoundError):
+        return f"{uri}: {missing}; check the name and the endpoint (AWS_ENDPOINT_URL or storage options)"
+    if isinstance(err, PermissionError):
+        return (f"{uri}: cannot be listed, access denied ({err}); check the credentials (AWS_ACCESS_KEY_ID / "
+                "AWS_SECRET_ACCESS_KEY, AWS_PROFILE, storage options, or the work pool's environment)")
+    # The clients' errors for a bad endpoint or network vary by library.
+    return (f"{uri}: cannot be listed, cannot reach the object store ({type(err).__name__}: {err}); check the "
+            "endpoint (AWS_ENDPOINT_URL), the network and the credentials")
 
 
 def check_source(source: str, options: Mapping[str, Any] | None = None) -> None:
