@@ -52,6 +52,8 @@ class Result:
     peak_rss: int
     output: str
     detail: dict[str, object] = field(default_factory=dict)
+    peak_pss: int = 0
+    """Peak proportional set size of the tree: pages shared between its processes counted once."""
 
 
 def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> Result:
@@ -63,15 +65,19 @@ def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> Result:
     OUT.mkdir(parents=True, exist_ok=True)
     out_path, err_path = OUT / "last.stdout", OUT / "last.stderr"
     seen: dict[int, psutil.Process] = {}
-    peak = [0]
+    peak, peak_pss = [0], [0]
     stop = threading.Event()
     start = time.perf_counter()
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         proc = psutil.Popen(cmd, stdout=out, stderr=err, env=env, cwd=REPO)
 
         def poll() -> None:
+            rounds = 0
             while not stop.is_set():
                 peak[0] = max(peak[0], _tree_rss(proc, seen))
+                if rounds % 5 == 0:  # reading smaps costs more: every 0.5 s
+                    peak_pss[0] = max(peak_pss[0], _tree_pss(proc))
+                rounds += 1
                 stop.wait(0.1)
 
         watcher = threading.Thread(target=poll, daemon=True)
@@ -85,7 +91,16 @@ def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> Result:
             leftover.kill()
     if code != 0:
         raise SystemExit(f"{cmd[:3]} failed ({code}):\n{err_path.read_text(errors='replace')[-3000:]}")
-    return Result(seconds, peak[0], out_path.read_text())
+    return Result(seconds, peak[0], out_path.read_text(), peak_pss=peak_pss[0])
+
+
+def _tree_pss(proc: psutil.Process) -> int:
+    total = 0
+    with contextlib.suppress(psutil.Error):
+        for p in [proc, *proc.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                total += p.memory_full_info().pss
+    return total
 
 
 def _tree_rss(proc: psutil.Process, seen: dict[int, psutil.Process]) -> int:
@@ -223,7 +238,8 @@ def main() -> None:
             result = RUNNERS[name](corpus, args.workers, f"{round_no}")
             results[name].append(result)
             print(f"round {round_no + 1} {name:9s} {result.seconds:8.1f} s  {args.docs / result.seconds:7.1f} docs/s  "
-                  f"peak RSS {result.peak_rss / 2**20:7.0f} MiB  {json.dumps(result.detail)}", flush=True)
+                  f"peak RSS {result.peak_rss / 2**20:7.0f} MiB  PSS {result.peak_pss / 2**20:5.0f} MiB  "
+                  f"{json.dumps(result.detail)}", flush=True)
     report(results, args.docs)
 
 
@@ -244,8 +260,10 @@ def report(results: dict[str, list[Result]], docs: int) -> None:
         pairs = list(zip(results["siftlake"], results["siftlake-s3"], strict=True))
         times = [s3.seconds / local.seconds for local, s3 in pairs]
         rss = [(s3.peak_rss - local.peak_rss) / 2**20 for local, s3 in pairs]
+        pss = [(s3.peak_pss - local.peak_pss) / 2**20 for local, s3 in pairs]
         print(f"  siftlake S3->S3 time / local->local time: {statistics.median(times):.3f} (target <= 1.2); "
-              f"peak RSS S3 - local: {statistics.median(rss):+.0f} MiB (index cache "
+              f"peak RSS S3 - local: {statistics.median(rss):+.0f} MiB, peak PSS {statistics.median(pss):+.0f} MiB "
+              "(index cache "
               f"{results['siftlake-s3'][-1].detail.get('index_cache_MiB')} MiB)")
     if "siftlake" in results:
         last = results["siftlake"][-1].detail
