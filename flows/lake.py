@@ -247,6 +247,14 @@ def pull_staged(paths: RunPaths) -> None:
                 paths.lake.download(f"{prefix}/{name}", paths.shards / name)
 
 
+def done_shards(paths: RunPaths) -> set[int]:
+    """Numbers of the shards staged whole in ``staging``: a shard is done once its Parquet file has been
+    renamed into place, which happens after its rejects and summary are written."""
+    if not paths.shards.exists():
+        return set()
+    return {int(p.name[6:12]) for p in paths.shards.glob("shard-*[0-9].parquet")}
+
+
 def fault_point(name: str) -> None:
     """Die here, as ``kill -9`` would, when ``SIFTLAKE_FAULT`` names this point; a no-op otherwise.
 

@@ -249,18 +249,21 @@ class ShardStager:
         assert self.writer is not None, "a shard has at least one chunk"
         start = time.perf_counter()
         self.writer.close()
-        lakefs.write_parquet_atomic(lakefs.rejects_table(self.rejects, self.paths.run_id),
-                                    self.paths.shard_rejects_file(self.number))
-        os.replace(self.partial, self.target)
+        rejects_file = self.paths.shard_rejects_file(self.number)
+        lakefs.write_parquet_atomic(lakefs.rejects_table(self.rejects, self.paths.run_id), rejects_file)
+        self.seconds["stage"] += time.perf_counter() - start
         summary = ShardSummary(self.number, self.documents, len(self.rejects), self.counts, dict(self.seconds),
                                Counter(f"{r.stage}/{r.reason}" for r in self.rejects))
-        # The summary is kept beside the shard so a resumed run still reports the whole run's counts.
+        # The summary is kept beside the shard so a resumed run still reports the whole run's counts. It is
+        # whole before the shard's rename, which marks the shard done: a kill in between leaves it undone.
         summary_file = self.paths.shard_summary_file(self.number)
-        summary_file.write_text(json.dumps(
+        partial_summary = summary_file.with_name(f".{summary_file.name}.partial")
+        partial_summary.write_text(json.dumps(
             {"counts": summary.counts, "seconds": summary.seconds, "reasons": summary.reasons}))
+        os.replace(partial_summary, summary_file)
+        os.replace(self.partial, self.target)
         # On an object store the summary goes last: a shard is staged there once its summary is.
-        lakefs.persist(self.paths, self.target, self.paths.shard_rejects_file(self.number), summary_file)
-        summary.seconds["stage"] = self.seconds["stage"] + time.perf_counter() - start
+        lakefs.persist(self.paths, self.target, rejects_file, summary_file)
         return summary
 
 
@@ -274,10 +277,7 @@ def stage_shard(batch: ShardBatch, paths: lakefs.RunPaths) -> ShardSummary:
 def staged_shards(paths: lakefs.RunPaths) -> set[int]:
     """Shard numbers already staged by this run (a resumed run skips them), here or on the lake's store."""
     lakefs.pull_staged(paths)
-    if not paths.shards.exists():
-        return set()
-    return {int(p.name[6:12]) for p in paths.shards.glob("shard-*.rejects.parquet")
-            if paths.shard_file(int(p.name[6:12])).exists()}
+    return lakefs.done_shards(paths)
 
 
 # -- run-level stages ------------------------------------------------------------------------

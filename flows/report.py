@@ -42,8 +42,8 @@ def run_counts(paths: lakefs.RunPaths, dedup: dict[str, int]) -> tuple[dict[str,
     counts: Counter[str] = Counter()
     seconds: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
-    for path in sorted(paths.shards.glob("shard-*.json")):
-        summary = json.loads(path.read_text())
+    for number in sorted(lakefs.done_shards(paths)):
+        summary = json.loads(paths.shard_summary_file(number).read_text())
         counts.update(summary["counts"])
         seconds.update(summary["seconds"])
         reasons.update(summary["reasons"])
