@@ -234,7 +234,8 @@ def fetch_staged(paths: RunPaths, relative: str) -> Path:
 def pull_staged(paths: RunPaths) -> None:
     """Bring the shards other machines (or an earlier attempt) staged on the store into ``staging``.
 
-    A shard's summary is mirrored last, so only shards whose summary is there are taken.
+    A shard's summary is mirrored last, so only shards whose summary is there are taken; locally the
+    shard's Parquet file comes last, as it marks the shard done (``done_shards``).
     """
     if not paths.lake.remote:
         return
@@ -242,7 +243,7 @@ def pull_staged(paths: RunPaths) -> None:
     names = set(paths.lake.children(prefix))
     for summary in sorted(n for n in names if n.endswith(".json")):
         stem = summary[: -len(".json")]
-        for name in (f"{stem}.parquet", f"{stem}.rejects.parquet", summary):
+        for name in (f"{stem}.rejects.parquet", summary, f"{stem}.parquet"):
             if name in names and not (paths.shards / name).exists():
                 paths.lake.download(f"{prefix}/{name}", paths.shards / name)
 
