@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, cast
 from uuid import UUID
 
@@ -72,11 +73,8 @@ def stage_task(batch: pipeline.ShardBatch, paths: lakefs.RunPaths) -> pipeline.S
 
 
 @task(name="dedup", cache_policy=NO_CACHE, persist_result=False, retries=2, retry_delay_seconds=_IO_RETRY_DELAYS)
-def dedup_task(paths: lakefs.RunPaths, config: IngestConfig) -> dict[str, int]:
-    index_dir, fetched = lakefs.local_index(paths.lake, config.storage.cache_dir, config.storage.cache_max_bytes)
-    if fetched:
-        get_run_logger().info("index cache %s: %s", index_dir, fetched)
-    return {**pipeline.dedup_stage(paths, config.dedup, index_dir), **fetched}
+def dedup_task(paths: lakefs.RunPaths, config: DedupConfig, index_dir: str) -> dict[str, int]:
+    return pipeline.dedup_stage(paths, config, Path(index_dir))
 
 
 @task(name="write", cache_policy=NO_CACHE, persist_result=False, retries=2, retry_delay_seconds=_IO_RETRY_DELAYS)
@@ -212,13 +210,13 @@ def ingest(config: IngestConfig = IngestConfig()) -> dict[str, Any]:  # noqa: B0
             logger.info("resuming run %s: %d of %d shards already staged", paths.run_id, len(done), len(shards))
         runner = task_runner(config.runner, config.extract.sandbox)
         process_shards.with_options(task_runner=runner)(config, shards, paths, done)
-        dedup = dedup_task(paths, config)
+        index_dir, fetched = _local_index(lake, config)
+        dedup = dedup_task(paths, config.dedup, str(index_dir))
         counts, seconds = report.run_counts(paths, dedup)
-        counts.update(shards=len(shards), shards_resumed=len(done), files_unchanged=unchanged,
-                      **{k: v for k, v in dedup.items() if k.startswith("index_")})
+        counts.update(shards=len(shards), shards_resumed=len(done), files_unchanged=unchanged, **fetched)
         manifest = pipeline.manifest_for(config, paths.run_id, counts, seconds, started)
         write_task(paths, manifest, config, lease)
-        _compact_index(lake, config, paths.run_id)
+        _compact_index(lake, index_dir, config.dedup, paths.run_id)
     _publish(lake, manifest)
     return counts
 
@@ -229,14 +227,22 @@ _COMPACT_AT_SEGMENTS = 32
 _COMPACT_MAX_ENTRIES = 500_000
 
 
-def _compact_index(lake: Store, config: IngestConfig, run_id: str) -> None:
+def _local_index(lake: Store, config: IngestConfig) -> tuple[Path, dict[str, int]]:
+    """The lake's index as a local folder: a bucket lake's is this machine's cache, brought up to date once
+    per run (the run's own segment joins the cache when it commits)."""
+    index_dir, fetched = lakefs.local_index(lake, config.storage.cache_dir, config.storage.cache_max_bytes)
+    if fetched:
+        get_run_logger().info("index cache %s: %s", index_dir, fetched)
+    return index_dir, fetched
+
+
+def _compact_index(lake: Store, index_dir: Path, config: DedupConfig, run_id: str) -> None:
     """Merge the smallest index segments when there are many; runs under the lake lock, between runs.
 
-    A remote lake's segments are merged in this machine's cache, then the merged one is put on the store.
+    A bucket lake's segments are merged in this machine's cache, then the merged one is put on the store.
     """
-    index_dir, _ = lakefs.local_index(lake, config.storage.cache_dir, config.storage.cache_max_bytes)
     if dedup_index.segment_count(index_dir) > _COMPACT_AT_SEGMENTS:
-        merged = dedup_index.compact(index_dir, config.dedup, f"compact-{run_id}", max_entries=_COMPACT_MAX_ENTRIES)
+        merged = dedup_index.compact(index_dir, config, f"compact-{run_id}", max_entries=_COMPACT_MAX_ENTRIES)
         if merged is not None:
             lakefs.publish_local_segment(lake, merged)
             get_run_logger().info("compacted the near-duplicate index into %s", merged.name)

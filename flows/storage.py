@@ -140,9 +140,8 @@ class Store:
     def __init__(self, uri: str, options: Mapping[str, Any] | None = None) -> None:
         self.remote = is_remote(uri)
         self.options = dict(options or {})
-        self._fs: fsspec.AbstractFileSystem | None = None
         fs, root = filesystem(uri, self.options)
-        self._fs = fs
+        self._fs: fsspec.AbstractFileSystem | None = fs
         self.root = root
         self.uri = f"{scheme(uri)}://{root}" if self.remote else root
 
@@ -238,9 +237,6 @@ class Store:
         partial = target.with_name(f".{target.name}.tmp")
         partial.write_bytes(data)
         os.replace(partial, target)
-
-    def write_json(self, key: str, value: Any) -> None:
-        self.write_bytes(key, json.dumps(value, indent=2, default=str).encode())
 
     def upload(self, source: Path, key: str) -> None:
         """Put the local file ``source`` at ``key`` (one PUT; local: copy, then rename into place)."""

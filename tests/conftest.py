@@ -49,6 +49,20 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield str(get_current_settings().api.url)
 
 
+def wait_for_http(url: str, timeout_s: float, what: str) -> None:
+    """Return once ``url`` answers; raise TimeoutError naming ``what`` after ``timeout_s`` seconds."""
+    import urllib.request
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"{what} did not answer on {url} in {timeout_s}s")
+
+
 class S3Server:
     """An S3-compatible server (moto's server mode) on 127.0.0.1, in a process of its own."""
 
@@ -60,19 +74,10 @@ class S3Server:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        import urllib.request
-
         moto = Path(sys.executable).parent / "moto_server"
         self.process = subprocess.Popen([str(moto), "-H", "127.0.0.1", "-p", str(self.port)],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=1):
-                    return
-            except OSError:
-                time.sleep(0.2)
-        raise TimeoutError(f"moto_server did not answer on {self.endpoint}")
+        wait_for_http(f"{self.endpoint}/moto-api/", 30, "moto_server")
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -239,7 +239,6 @@ def test_the_flow_compacts_the_index_when_segments_pile_up(tmp_path: Path) -> No
     from prefect.logging import disable_run_logger
 
     from flows import dedup_index
-    from flows.config import IngestConfig
     from flows.ingest import _compact_index
     from flows.storage import Store
 
@@ -252,7 +251,7 @@ def test_the_flow_compacts_the_index_when_segments_pile_up(tmp_path: Path) -> No
         dedup_index.publish_segment(index_dir, staged)
     assert dedup_index.segment_count(index_dir) == 34
     with disable_run_logger():
-        _compact_index(Store(str(tmp_path)), IngestConfig(dedup=CONFIG), "run-x")
+        _compact_index(Store(str(tmp_path)), index_dir, CONFIG, "run-x")
     assert dedup_index.segment_count(index_dir) == 1
     assert len(LakeIndex.open(index_dir, CONFIG)) == 34
 

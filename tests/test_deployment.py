@@ -11,7 +11,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from tests.conftest import REPO, S3Server
+from tests.conftest import REPO, S3Server, wait_for_http
 
 pytestmark = pytest.mark.server
 BIN = Path(sys.executable).parent
@@ -32,14 +31,7 @@ def free_port() -> int:
 
 
 def wait_healthy(url: str, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2):
-                return
-        except OSError:
-            time.sleep(0.5)
-    raise TimeoutError(f"the Prefect server at {url} did not become healthy in {timeout_s}s")
+    wait_for_http(f"{url}/health", timeout_s, "the Prefect server")
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
