@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 from pydantic import ValidationError
+
+from flows import local_api
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -25,6 +29,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--config", help="JSON file with IngestConfig fields (see README: Configuration)")
     run.add_argument("--json", action="store_true", help="print the run's counts as one JSON object on the last line")
     commands.add_parser("config", help="print the default configuration as JSON (a starting point for --config)")
+    server = commands.add_parser("server", help="the background Prefect API that runs share when no Prefect "
+                                 "server is configured (README: Deploy and schedule)")
+    server.add_argument("action", choices=["start", "status", "stop"])
     return parser
 
 
@@ -54,35 +61,89 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     for key, value in _PREFECT_DEFAULTS.items():
         os.environ.setdefault(key, value)
+    if args.command == "server":
+        return _server(args.action)
     try:
+        # First, so that the server boots on another core while this process imports and checks.
+        api = local_api.start_or_reuse()
         config = _config(args)
     except (OSError, ValueError, ValidationError) as err:
         print(f"siftlake: invalid configuration: {err}", file=sys.stderr)
         return EXIT_USAGE
+    return _ingest(config, args.json, api)
+
+
+def _ingest(config: Any, as_json: bool, api: local_api.LocalApi | None) -> int:
     from flows.lake import LakeBusyError, check_not_busy
     from flows.storage import StorageError, Store, check_source
 
-    try:  # before any Prefect server starts: a run that cannot begin says so at once
+    try:  # before the flow starts: a run that cannot begin says so at once
         check_source(config.source, config.storage.options)
         lake = Store(config.lake, config.storage.options)
         lake.check_reachable()
         check_not_busy(lake, config.lock_wait_s)
     except (StorageError, LakeBusyError) as err:
         print(f"siftlake: {err}", file=sys.stderr)
+        if api is not None and api.started_here:
+            local_api.stop_one(api)  # started for this run, which cannot begin
         return EXIT_FAILED
     from flows.dedup_index import IncompatibleIndexError
     from flows.ingest import ingest
     from flows.read import SourceError
 
     try:
-        counts = ingest(config)
+        with _prefect_api(api):
+            counts = ingest(config)
     except (SourceError, LakeBusyError, IncompatibleIndexError, StorageError) as err:
         print(f"siftlake: {err}", file=sys.stderr)
         return EXIT_FAILED
-    if args.json:
+    if as_json:
         print(json.dumps(counts, sort_keys=True))
     else:
         print(_summary(counts))
+    return 0
+
+
+@contextlib.contextmanager
+def _prefect_api(api: local_api.LocalApi | None) -> Iterator[None]:
+    """Point the run at the background server once it answers (Prefect read its settings at import, so the
+    environment alone is too late; worker processes get it from the environment). If the server does not
+    answer, Prefect starts its temporary server as it would without siftlake."""
+    if api is None:
+        yield
+        return
+    if not api.ready():
+        print(f"siftlake: the background Prefect API did not start (see {api.state_file.with_suffix('.log')}); "
+              "using a temporary server for this run", file=sys.stderr)
+        yield
+        return
+    from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, PREFECT_UI_URL, temporary_settings
+
+    os.environ["PREFECT_API_URL"] = api.url
+    # Flow heartbeats feed the crashed-run automation, a background service this server does not run;
+    # ending a flow waits up to a second for the heartbeat thread.
+    # It serves no UI, so no "View at" link is logged.
+    with temporary_settings(updates={PREFECT_API_URL: api.url, PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None,
+                                     PREFECT_UI_URL: ""}):
+        yield
+
+
+def _server(action: str) -> int:
+    if action == "stop":
+        stopped = local_api.stop()
+        print(f"stopped {len(stopped)} background Prefect API server(s) of {local_api.prefect_home()}")
+        return 0
+    if action == "start":
+        api = local_api.start_or_reuse()
+        if api is None:
+            print("siftlake: no background server: a Prefect API is configured (PREFECT_API_URL) or "
+                  f"{local_api.IDLE_ENV}=0", file=sys.stderr)
+            return EXIT_FAILED
+        if not api.ready():
+            print(f"siftlake: the server did not start; see {api.state_file.with_suffix('.log')}", file=sys.stderr)
+            return EXIT_FAILED
+    for api in local_api.running():
+        print(f"{api.url} (pid {api.pid})")
     return 0
 
 

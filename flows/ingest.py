@@ -111,10 +111,11 @@ def _share_api_with_workers() -> None:
             os.environ["PREFECT_API_URL"] = str(client.api_url).rstrip("/")
 
 
-@flow(name="process-shards")
 def process_shards(config: IngestConfig, shards: list[list[InputFile]], paths: lakefs.RunPaths,
                    done: list[int]) -> list[pipeline.ShardSummary]:
-    """Run the per-shard stages, a bounded number of shards in flight, reporting progress."""
+    """Run the per-shard stages on the configured task runner, a bounded number of shards in flight,
+    reporting progress. The runner is used directly, not through a subflow: a subflow run costs ~1 s
+    (its creation, and the wait for its heartbeat thread at the end)."""
     workers = config.runner.worker_count()
     window = config.runner.shards_in_flight or 2 * workers
     todo = [n for n in range(len(shards)) if n not in done]
@@ -122,13 +123,14 @@ def process_shards(config: IngestConfig, shards: list[list[InputFile]], paths: l
                                         description=f"shards staged, run {paths.run_id}"))
     in_flight: list[PrefectFuture[pipeline.ShardSummary]] = []
     summaries: list[pipeline.ShardSummary] = []
-    for number in todo:
-        in_flight.append(_submit_shard(number, shards[number], config, paths))
-        while len(in_flight) >= window or (number == todo[-1] and in_flight):
-            summaries.append(in_flight.pop(0).result())
-            finished = len(done) + len(summaries)
-            update_progress_artifact(progress, _percent(finished, len(shards)))
-            report.print_progress(finished, len(shards))
+    with task_runner(config.runner, config.extract.sandbox) as runner:
+        for number in todo:
+            in_flight.append(_submit_shard(runner, number, shards[number], config, paths))
+            while len(in_flight) >= window or (number == todo[-1] and in_flight):
+                summaries.append(in_flight.pop(0).result())
+                finished = len(done) + len(summaries)
+                update_progress_artifact(progress, _percent(finished, len(shards)))
+                report.print_progress(finished, len(shards))
     return summaries
 
 
@@ -174,7 +176,7 @@ def _quoted(batch: pipeline.ShardBatch) -> pipeline.ShardBatch:
     return cast(pipeline.ShardBatch, quote(batch))
 
 
-def _submit_shard(number: int, files: list[InputFile], config: IngestConfig,
+def _submit_shard(runner: TaskRunner[Any], number: int, files: list[InputFile], config: IngestConfig,
                   paths: lakefs.RunPaths) -> PrefectFuture[pipeline.ShardSummary]:
     """Submit a shard to the task runner: only its file list goes out and a small summary comes back.
 
@@ -182,7 +184,8 @@ def _submit_shard(number: int, files: list[InputFile], config: IngestConfig,
     process five times (a process pool returns each result to it): 3.0 GB peak RSS at 1,000 documents
     against 1.5 GB this way (bench/e2e.py).
     """
-    summary: PrefectFuture[pipeline.ShardSummary] = shard_task.submit(number, files, config, paths)
+    summary: PrefectFuture[pipeline.ShardSummary] = runner.submit(
+        shard_task, {"number": number, "files": files, "config": config, "paths": paths})
     return summary
 
 
@@ -208,8 +211,7 @@ def ingest(config: IngestConfig = IngestConfig()) -> dict[str, Any]:  # noqa: B0
         done = sorted(pipeline.staged_shards(paths))
         if done:
             logger.info("resuming run %s: %d of %d shards already staged", paths.run_id, len(done), len(shards))
-        runner = task_runner(config.runner, config.extract.sandbox)
-        process_shards.with_options(task_runner=runner)(config, shards, paths, done)
+        process_shards(config, shards, paths, done)
         index_dir, fetched = _local_index(lake, config)
         dedup = dedup_task(paths, config.dedup, str(index_dir))
         counts, seconds = report.run_counts(paths, dedup)

@@ -15,7 +15,7 @@ from flows.quality import SIGNAL_NAMES
 from tests.conftest import REPO
 
 FLOWS = REPO / "flows"
-ORCHESTRATION = {"ingest.py"}
+ORCHESTRATION = {"ingest.py", "local_api.py"}
 
 
 def imported_modules(path: Path) -> set[str]:
