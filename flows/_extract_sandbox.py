@@ -10,15 +10,19 @@ this module, so nothing untrusted is ever unpickled. Only builtin types cross th
 two ends agree even when the parent imported this package under another module path.
 
 The child stays alive between pages (starting one costs the trafilatura import, ~1 s), so the
-per-page overhead is two pipe transfers of the page and its text.
+per-page overhead is two pipe transfers of the page and its text. Pages can be queued ahead of their
+results (``Sandbox.submit``), so the child need not wait while its caller does other work.
 """
 
 from __future__ import annotations
 
 import atexit
+import collections
+import contextlib
 import dataclasses
 import os
 import pickle
+import queue
 import select
 import struct
 import subprocess
@@ -46,9 +50,13 @@ class SandboxError(Exception):
     """The child died or could not be started; ``str()`` says how."""
 
 
-def _write_frame(stream: IO[bytes], obj: object) -> None:
+def _frame(obj: object) -> bytes:
     data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.write(_HEADER.pack(len(data)) + data)
+    return _HEADER.pack(len(data)) + data
+
+
+def _write_frame(stream: IO[bytes], obj: object) -> None:
+    stream.write(_frame(obj))
     stream.flush()
 
 
@@ -69,11 +77,19 @@ def _read_frame(stream: IO[bytes]) -> Any:
 
 
 class Sandbox:
-    """One extraction child process; not thread-safe (use one per thread, see ``for_thread``)."""
+    """One extraction child process; not thread-safe (use one per thread, see ``for_thread``).
+
+    Pages can be queued ahead (``submit``) and their results taken in order (``result``): the child then
+    goes from one page to the next while the caller works on other things, instead of waiting for it.
+    A writer thread feeds the child, so ``submit`` never blocks on a full pipe.
+    """
 
     def __init__(self) -> None:
         self._proc: subprocess.Popen[bytes] | None = None
+        self._feed: queue.SimpleQueue[bytes | None] | None = None
         self._pages = 0
+        self._pending: collections.deque[bytes] = collections.deque()
+        """Frames of the pages submitted and not yet answered, oldest first (resent to a new child)."""
 
     def _start(self) -> subprocess.Popen[bytes]:
         env = dict(os.environ)
@@ -84,6 +100,9 @@ class Sandbox:
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,  # trafilatura logs a warning per empty page
             env=env,
+            # Unbuffered: a buffered reader would read ahead into the next reply, which select() then
+            # cannot see, and a queued page would seem to time out.
+            bufsize=0,
         )
         self._proc = proc
         try:
@@ -93,6 +112,11 @@ class Sandbox:
         if _read_frame_safe(proc) != "ready":
             self.close()
             raise SandboxError("the extraction process did not start")
+        self._feed = queue.SimpleQueue()
+        assert proc.stdin is not None
+        threading.Thread(target=_feed_child, args=(proc.stdin, self._feed), daemon=True).start()
+        for frame in self._pending:  # pages the previous child took with it
+            self._feed.put(frame)
         return proc
 
     def _await(self, proc: subprocess.Popen[bytes], timeout_s: float) -> None:
@@ -102,50 +126,97 @@ class Sandbox:
             self.close()
             raise ExtractTimeout(f"no result within {timeout_s:g} s")
 
-    def extract(self, html: str, options: HtmlOptions, timeout_s: float) -> HtmlResult:
-        """Extract one page in the child; raise ``ExtractTimeout`` or ``SandboxError``."""
-        if self._pages >= _PAGES_PER_CHILD:
-            self.close()
-        proc = self._proc if self._proc is not None and self._proc.poll() is None else self._start()
-        self._pages += 1
-        assert proc.stdin is not None
+    def _running(self) -> subprocess.Popen[bytes]:
+        """The live child, started (and fed the queued pages) when there is none."""
+        if self._proc is not None and self._proc.poll() is None:
+            return self._proc
+        self.close()
+        return self._start()
+
+    def submit(self, html: str, options: HtmlOptions) -> None:
+        """Queue a page; its result comes from ``result`` after those of the pages queued before it.
+        Never raises: a child that cannot start is reported by ``result``, page by page."""
+        frame = _frame((html, dataclasses.asdict(options)))
+        self._pending.append(frame)
+        if self._proc is not None and self._proc.poll() is None and self._feed is not None:
+            self._feed.put(frame)
+            return
+        with contextlib.suppress(SandboxError):
+            self._running()  # a new child is fed every queued page, this one included
+
+    def result(self, timeout_s: float) -> HtmlResult:
+        """The result of the oldest queued page, waiting at most ``timeout_s`` once it is the oldest (its
+        time in the child may have begun a little earlier, while the caller was busy); raise
+        ``ExtractTimeout`` or ``SandboxError``. Either way the page leaves the queue; a killed child's
+        other pages go to the next one."""
+        assert self._pending, "result() without a submitted page"
+        proc = self._running()
         try:
-            _write_frame(proc.stdin, (html, dataclasses.asdict(options)))
-        except (BrokenPipeError, OSError) as err:
-            self.close()
-            raise SandboxError(f"the extraction process is gone ({err})") from err
-        self._await(proc, timeout_s)
+            self._await(proc, timeout_s)
+        except ExtractTimeout:
+            self._pending.popleft()
+            raise
         reply: tuple[str, Any] = _read_frame_safe(proc) or ("died", None)
+        self._pending.popleft()
+        self._pages += 1
         status, payload = reply
         if status == "ok":
             text, title, url = payload
+            if self._pages >= _PAGES_PER_CHILD and not self._pending:
+                self.close()
             return HtmlResult(text, title, url)
         if status == "error":
             raise SandboxError(str(payload))
         code = proc.wait(timeout=5)
-        self._proc = None
+        self.close()
         raise SandboxError(f"the extraction process died with exit status {code}")
+
+    def extract(self, html: str, options: HtmlOptions, timeout_s: float) -> HtmlResult:
+        """Extract one page in the child; raise ``ExtractTimeout`` or ``SandboxError``."""
+        self.submit(html, options)
+        return self.result(timeout_s)
+
+    def discard(self) -> None:
+        """Forget the queued pages (their caller gave up on them): the child working on them is ended."""
+        if self._pending:
+            self._pending.clear()
+            self.close()
 
     def __del__(self) -> None:
         # A thread's sandbox dies with the thread (thread-local): its child must not outlive it.
         self.close()
 
     def close(self) -> None:
-        """Kill the child (if any); the next ``extract`` starts a new one."""
+        """Kill the child (if any); the next page starts a new one, which is sent the pages still queued."""
         proc, self._proc = self._proc, None
+        feed, self._feed = self._feed, None
         self._pages = 0
+        if feed is not None:
+            feed.put(None)
         if proc is None:
             return
         proc.kill()
         proc.wait()
         for stream in (proc.stdin, proc.stdout):
             if stream is not None:
-                stream.close()
+                with contextlib.suppress(OSError):
+                    stream.close()
 
     @property
     def pid(self) -> int | None:
         """The child's process id, when one is running."""
         return self._proc.pid if self._proc is not None else None
+
+
+def _feed_child(stdin: IO[bytes], feed: queue.SimpleQueue[bytes | None]) -> None:
+    """Write queued frames to a child until told to stop or the child is gone."""
+    while (frame := feed.get()) is not None:
+        view = memoryview(frame)
+        try:
+            while view:  # an unbuffered write may take part of the frame
+                view = view[stdin.write(view) or 0:]
+        except (OSError, ValueError):  # the child was killed: the next one is fed the pages again
+            return
 
 
 def _read_frame_safe(proc: subprocess.Popen[bytes]) -> Any:

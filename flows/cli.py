@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 from pydantic import ValidationError
@@ -92,7 +90,7 @@ def _ingest(config: Any, as_json: bool, api: local_api.LocalApi | None) -> int:
     from flows.read import SourceError
 
     try:
-        with _prefect_api(api):
+        with local_api.serving(api):
             counts = ingest(config)
     except (SourceError, LakeBusyError, IncompatibleIndexError, StorageError) as err:
         print(f"siftlake: {err}", file=sys.stderr)
@@ -102,30 +100,6 @@ def _ingest(config: Any, as_json: bool, api: local_api.LocalApi | None) -> int:
     else:
         print(_summary(counts))
     return 0
-
-
-@contextlib.contextmanager
-def _prefect_api(api: local_api.LocalApi | None) -> Iterator[None]:
-    """Point the run at the background server once it answers (Prefect read its settings at import, so the
-    environment alone is too late; worker processes get it from the environment). If the server does not
-    answer, Prefect starts its temporary server as it would without siftlake."""
-    if api is None:
-        yield
-        return
-    if not api.ready():
-        print(f"siftlake: the background Prefect API did not start (see {api.state_file.with_suffix('.log')}); "
-              "using a temporary server for this run", file=sys.stderr)
-        yield
-        return
-    from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, PREFECT_UI_URL, temporary_settings
-
-    os.environ["PREFECT_API_URL"] = api.url
-    # Flow heartbeats feed the crashed-run automation, a background service this server does not run;
-    # ending a flow waits up to a second for the heartbeat thread.
-    # It serves no UI, so no "View at" link is logged.
-    with temporary_settings(updates={PREFECT_API_URL: api.url, PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None,
-                                     PREFECT_UI_URL: ""}):
-        yield
 
 
 def _server(action: str) -> int:

@@ -10,12 +10,13 @@ reject and the shard goes on. Plain text goes through ``flows.chrome``. Both com
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from flows._extract_options import HtmlOptions, HtmlResult
-from flows._extract_sandbox import ExtractTimeout, SandboxError, for_thread
+from flows._extract_sandbox import ExtractTimeout, Sandbox, SandboxError, for_thread
 from flows.chrome import headline, strip_chrome
 from flows.document import Document, Reject, reject
 from flows.normalize import normalize_text
@@ -75,13 +76,13 @@ def _html_options(config: ExtractConfig) -> HtmlOptions:
     )
 
 
-def _extract_html(doc: Document, config: ExtractConfig) -> HtmlResult:
-    options = _html_options(config)
-    if not config.sandbox:
-        from flows._extract_html import extract_html  # in-process: only now is trafilatura needed
+def _extract_html(doc: Document, config: ExtractConfig, sandbox: Sandbox | None) -> HtmlResult:
+    """The page's result: from the sandbox it was submitted to, or extracted here and now."""
+    if sandbox is not None:
+        return sandbox.result(config.timeout_s)
+    from flows._extract_html import extract_html  # in-process: only now is trafilatura needed
 
-        return extract_html(doc.text, options)
-    return for_thread().extract(doc.text, options, config.timeout_s)
+    return extract_html(doc.text, _html_options(config))
 
 
 # libxml2, which trafilatura parses with, keeps 255 levels of nesting and text nodes up to 10 MB.
@@ -119,10 +120,10 @@ def _why_no_text(html: str) -> tuple[str, str]:
     return "no_main_content", "The page has no main text that trafilatura could find."
 
 
-def _extract_one(doc: Document, config: ExtractConfig) -> Document | Reject:
+def _extract_one(doc: Document, config: ExtractConfig, sandbox: Sandbox | None) -> Document | Reject:
     """Extract one document in place, or say why it cannot be."""
     if doc.kind == "html":
-        result = _extract_html(doc, config)
+        result = _extract_html(doc, config, sandbox)
         text = normalize_text(result.text)
         if doc.title is None and result.title:
             doc.title = result.title
@@ -140,19 +141,35 @@ def _extract_one(doc: Document, config: ExtractConfig) -> Document | Reject:
     return doc
 
 
-def extract_batch(docs: list[Document], config: ExtractConfig) -> tuple[list[Document], list[Reject]]:
-    """Extract each document's main text; a document that fails becomes a ``Reject``, never an exception.
+@dataclass
+class StartedExtraction:
+    """A batch whose HTML pages are queued in this thread's extraction process (``start_extraction``)."""
 
-    ``kind == "html"``: main-text extraction of ``doc.text`` (the decoded HTML); sets ``doc.title`` and
-    ``doc.url`` when they are None and the page states them. ``kind == "text"``: chrome lines removed.
-    Reasons: ``no_main_content`` (nothing left), ``extract_timeout`` (over ``config.timeout_s``),
-    ``extract_error`` (anything else, with the exception in the detail).
-    """
+    docs: list[Document]
+    config: ExtractConfig
+    sandbox: Sandbox | None
+
+
+def start_extraction(docs: list[Document], config: ExtractConfig) -> StartedExtraction:
+    """Queue the batch's HTML pages in this thread's extraction process and return at once: the pages are
+    extracted while the caller does other work; ``finish_extraction`` collects them (same thread)."""
+    sandbox = for_thread() if config.sandbox else None
+    if sandbox is not None:
+        options = _html_options(config)
+        for doc in docs:
+            if doc.kind == "html":
+                sandbox.submit(doc.text, options)
+    return StartedExtraction(docs, config, sandbox)
+
+
+def finish_extraction(started: StartedExtraction) -> tuple[list[Document], list[Reject]]:
+    """Each document's main text (see ``extract_batch``), in the order the batch was started."""
     kept: list[Document] = []
     rejects: list[Reject] = []
-    for doc in docs:
+    config = started.config
+    for doc in started.docs:
         try:
-            out = _extract_one(doc, config)
+            out = _extract_one(doc, config, started.sandbox)
         except ExtractTimeout:
             out = reject(doc, STAGE, "extract_timeout", f"Extraction took longer than {config.timeout_s:g} s.")
         except SandboxError as err:
@@ -164,3 +181,20 @@ def extract_batch(docs: list[Document], config: ExtractConfig) -> tuple[list[Doc
         else:
             rejects.append(out)
     return kept, rejects
+
+
+def abandon_extraction() -> None:
+    """Drop the pages this thread queued and will not collect (its shard failed midway), so the next
+    batch's results are its own."""
+    for_thread().discard()
+
+
+def extract_batch(docs: list[Document], config: ExtractConfig) -> tuple[list[Document], list[Reject]]:
+    """Extract each document's main text; a document that fails becomes a ``Reject``, never an exception.
+
+    ``kind == "html"``: main-text extraction of ``doc.text`` (the decoded HTML); sets ``doc.title`` and
+    ``doc.url`` when they are None and the page states them. ``kind == "text"``: chrome lines removed.
+    Reasons: ``no_main_content`` (nothing left), ``extract_timeout`` (over ``config.timeout_s``),
+    ``extract_error`` (anything else, with the exception in the detail).
+    """
+    return finish_extraction(start_extraction(docs, config))

@@ -138,7 +138,7 @@ def process_shards(config: IngestConfig, shards: list[list[InputFile]], paths: l
 def shard_task(number: int, files: list[InputFile], config: IngestConfig,
                paths: lakefs.RunPaths) -> pipeline.ShardSummary:
     """Every stage of one shard, in the worker that reads it: the shard's pages never travel back to
-    the flow's process. A file larger than a shard goes through the stages a chunk at a time. A retry
+    the flow's process. The shard goes through the stages a chunk at a time (``pipeline.process_shard``). A retry
     (an I/O error while reading or staging) redoes the shard.
 
     The stages are plain calls: a Prefect task run costs ~9 ms of CPU between the client and the
@@ -147,15 +147,7 @@ def shard_task(number: int, files: list[InputFile], config: IngestConfig,
     """
     if config.runner.stage_tasks:
         return _stages_as_tasks(number, files, config, paths)
-    stager = pipeline.ShardStager(number, paths)
-    known = pipeline.load_known_ids(paths)
-    for batch in pipeline.read_chunks(number, files, config.read, known, config.storage.options):
-        batch = pipeline.normalize_stage(batch)
-        batch = pipeline.extract_stage(batch, config.extract)
-        batch = pipeline.score_stage(batch, config.quality)
-        batch = pipeline.fingerprint_stage(batch, config.dedup)
-        stager.add(batch)
-    return stager.finish()
+    return pipeline.process_shard(number, files, config, paths)
 
 
 def _stages_as_tasks(number: int, files: list[InputFile], config: IngestConfig,

@@ -102,6 +102,29 @@ def start_or_reuse() -> LocalApi | None:
         return _spawn(state_file, idle_seconds())
 
 
+@contextlib.contextmanager
+def serving(api: LocalApi | None) -> Iterator[None]:
+    """Point the flow runs in this block at ``api`` once it answers (Prefect read its settings at import,
+    so the environment alone is too late; worker processes get it from the environment). If it does not
+    answer, Prefect starts its temporary server as it would without siftlake."""
+    if api is None:
+        yield
+        return
+    if not api.ready():
+        print(f"siftlake: the background Prefect API did not start (see {api.state_file.with_suffix('.log')}); "
+              "using a temporary server for this run", file=sys.stderr)
+        yield
+        return
+    from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, PREFECT_UI_URL, temporary_settings
+
+    os.environ["PREFECT_API_URL"] = api.url
+    # Flow heartbeats feed the crashed-run automation, a background service this server does not run;
+    # ending a flow waits up to a second for the heartbeat thread. It serves no UI: no "View at" links.
+    with temporary_settings(updates={PREFECT_API_URL: api.url, PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None,
+                                     PREFECT_UI_URL: ""}):
+        yield
+
+
 def stop(home: Path | None = None) -> list[int]:
     """Stop every background server started for ``home`` (default: PREFECT_HOME); return their pids."""
     stopped = []
@@ -252,6 +275,9 @@ def serve(port: int, idle_s: float, state_file: Path) -> None:
     server = uvicorn.Server(uvicorn.Config(clock, host="127.0.0.1", port=port, log_level="error", lifespan="on"))
 
     def stop_when_idle() -> None:
+        while not server.started and not server.should_exit:  # the idle time counts from the first answer
+            time.sleep(0.1)
+        clock.last = time.monotonic()
         while not server.should_exit:
             time.sleep(min(5.0, idle_s / 4))
             if clock.idle_for() >= idle_s:

@@ -30,7 +30,13 @@ from flows.config import IngestConfig
 from flows.dedup import DedupBatch, DedupConfig, DedupDecisions, content_hash, fingerprints, resolve
 from flows.dedup_index import SEGMENTS, LakeIndex
 from flows.document import Document, Reject, reject
-from flows.extract import ExtractConfig, extract_batch
+from flows.extract import (
+    ExtractConfig,
+    StartedExtraction,
+    abandon_extraction,
+    finish_extraction,
+    start_extraction,
+)
 from flows.language import MODEL as LANGUAGE_MODEL
 from flows.language import detect_language
 from flows.normalize import normalize_batch, normalize_chars, normalize_markup
@@ -115,15 +121,15 @@ def load_known_ids(paths: lakefs.RunPaths) -> np.ndarray:
 
 
 def read_chunks(number: int, files: list[InputFile], config: ReadConfig, known: np.ndarray,
-                options: Mapping[str, Any] | None = None) -> Iterator[ShardBatch]:
-    """Read a shard's units in chunks of about ``config.shard_bytes`` of text, leaving out those the
-    lake already holds (same place, same bytes).
+                options: Mapping[str, Any] | None = None, chunk_bytes: int = 0) -> Iterator[ShardBatch]:
+    """Read a shard's units in chunks of about ``chunk_bytes`` of text (default ``config.shard_bytes``),
+    leaving out those the lake already holds (same place, same bytes).
 
-    A shard is one chunk unless a single file in it is larger than a shard (a compressed JSONL or a
-    WARC file, which cannot be cut into shards): that file comes as several chunks, so a worker holds
-    one chunk of it at a time, not the file.
+    Chunks also bound memory where a single file is larger than a shard (a compressed JSONL or a WARC
+    file, which cannot be cut into shards): a worker holds a few chunks of it at a time, not the file.
     Every shard yields at least one chunk; the last one carries the shard's file count.
     """
+    chunk_bytes = chunk_bytes or config.shard_bytes
     units = iter_units(files, config, options)
     exhausted = False
     while not exhausted:
@@ -136,7 +142,7 @@ def read_chunks(number: int, files: list[InputFile], config: ReadConfig, known: 
             elif isinstance(unit, Document):
                 batch.docs.append(unit)
                 size += len(unit.text)
-                if size >= config.shard_bytes:
+                if size >= chunk_bytes:
                     break
             else:
                 batch.rejects.append(unit)
@@ -175,8 +181,29 @@ def normalize_stage(batch: ShardBatch) -> ShardBatch:
 
 
 def extract_stage(batch: ShardBatch, config: ExtractConfig) -> ShardBatch:
+    return finish_extract_stage(start_extract_stage(batch, config))
+
+
+@dataclass
+class ExtractingBatch:
+    """A batch whose pages are being extracted in this thread's extraction process."""
+
+    batch: ShardBatch
+    started: StartedExtraction
+
+
+def start_extract_stage(batch: ShardBatch, config: ExtractConfig) -> ExtractingBatch:
+    """Hand the batch's pages to the extraction process and return at once (see ``process_shard``)."""
+    start = time.perf_counter()
+    started = start_extraction(batch.docs, config)
+    batch.seconds["extract"] += time.perf_counter() - start
+    return ExtractingBatch(batch, started)
+
+
+def finish_extract_stage(extracting: ExtractingBatch) -> ShardBatch:
+    batch = extracting.batch
     with _Timer(batch, "extract"):
-        batch.docs, rejects = extract_batch(batch.docs, config)
+        batch.docs, rejects = finish_extraction(extracting.started)
         batch.rejects.extend(rejects)
         for doc in batch.docs:  # a title found in the page was not normalized with it
             if doc.title:
@@ -209,6 +236,41 @@ def fingerprint_stage(batch: ShardBatch, config: DedupConfig) -> ShardBatch:
         if batch.signatures is None or len(batch.signatures) != len(batch.docs):
             fingerprint(batch.docs)
     return batch
+
+
+# A shard is read in chunks of about this share of ``read.shard_bytes``, so that extraction of one chunk
+# overlaps the reading, scoring and staging of its neighbours (``process_shard``).
+CHUNKS_PER_SHARD = 4
+
+
+def process_shard(number: int, files: list[InputFile], config: IngestConfig, paths: lakefs.RunPaths) -> ShardSummary:
+    """Every stage of one shard, chunk by chunk, staged into the run's folder.
+
+    Pipelined so the extraction process never waits for this thread: chunk k+1 is read, normalized and
+    queued for extraction before chunk k's results are collected, scored, fingerprinted and staged; the
+    process extracts k+1 meanwhile. Without it, the extraction processes idled a quarter of the time.
+    """
+    stager = ShardStager(number, paths)
+    known = load_known_ids(paths)
+    chunk_bytes = max(1, config.read.shard_bytes // CHUNKS_PER_SHARD)
+    extracting: ExtractingBatch | None = None
+    try:
+        for batch in read_chunks(number, files, config.read, known, config.storage.options, chunk_bytes):
+            following = start_extract_stage(normalize_stage(batch), config.extract)
+            if extracting is not None:
+                stager.add(_after_extraction(extracting, config))
+            extracting = following
+        assert extracting is not None, "read_chunks yields at least one chunk"
+        stager.add(_after_extraction(extracting, config))
+    except BaseException:
+        abandon_extraction()  # pages still queued must not answer for the next shard's
+        raise
+    return stager.finish()
+
+
+def _after_extraction(extracting: ExtractingBatch, config: IngestConfig) -> ShardBatch:
+    batch = finish_extract_stage(extracting)
+    return fingerprint_stage(score_stage(batch, config.quality), config.dedup)
 
 
 class ShardStager:

@@ -310,7 +310,8 @@ def _glob_order(rel: str) -> list[tuple[int, str]]:
 
 def plan_shards(files: list[InputFile], config: ReadConfig,
                 options: Mapping[str, Any] | None = None) -> list[list[InputFile]]:
-    """Group files into shards of at most ``shard_files`` files and about ``shard_bytes`` bytes.
+    """Group files into shards of at most ``shard_files`` files and about ``shard_bytes`` bytes; the last
+    few shards are smaller (``TAIL_SHARDS``), so that no worker is left alone with a whole shard at the end.
 
     An uncompressed JSONL file larger than ``shard_bytes`` is split at line starts into pieces of about
     that size, each a shard: every worker can take part in one big dump; a Parquet file likewise, between
@@ -318,11 +319,31 @@ def plan_shards(files: list[InputFile], config: ReadConfig,
     chunks.) A big JSONL file is scanned once for line starts here (streamed, also from a store, with
     the storage ``options``); a Parquet file's row groups are in its footer.
     """
+    shards = _group([piece for whole in files for piece in _pieces(whole, config.shard_bytes, options)],
+                    config.shard_files, config.shard_bytes)
+    if len(shards) <= TAIL_SHARDS:
+        return shards
+    # The workers should finish together: the last shards are planned again at a fraction of the size,
+    # so the one still running when the others run out of work is short (a whole file stands for itself).
+    small = max(1, config.shard_bytes // TAIL_SPLIT)
+    tail = [item for shard in shards[-TAIL_SHARDS:] for item in shard]
+    tail = [piece for item in tail
+            for piece in (_pieces(item, small, options) if item.start == 0 and item.stop is None else [item])]
+    return shards[:-TAIL_SHARDS] + _group(tail, config.shard_files, small)
+
+
+# The last TAIL_SHARDS shards of a plan are cut TAIL_SPLIT times smaller.
+TAIL_SHARDS = 4
+TAIL_SPLIT = 4
+
+
+def _group(items: list[InputFile], max_files: int, max_bytes: int) -> list[list[InputFile]]:
+    """Consecutive items in shards of at most ``max_files`` files and about ``max_bytes`` bytes."""
     shards: list[list[InputFile]] = []
     current: list[InputFile] = []
     current_bytes = 0
-    for item in (piece for whole in files for piece in _pieces(whole, config.shard_bytes, options)):
-        if current and (len(current) >= config.shard_files or current_bytes + item.size > config.shard_bytes):
+    for item in items:
+        if current and (len(current) >= max_files or current_bytes + item.size > max_bytes):
             shards.append(current)
             current, current_bytes = [], 0
         current.append(item)

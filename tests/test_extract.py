@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ import pytest
 from flows import _extract_html as extract_html_module
 from flows._extract_sandbox import for_thread
 from flows.document import Document
-from flows.extract import ExtractConfig, extract_batch
+from flows.extract import ExtractConfig, abandon_extraction, extract_batch, finish_extraction, start_extraction
 
 PARAGRAPHS = [
     "The city council approved the new cycling plan on Monday after a debate that lasted more than four hours.",
@@ -252,3 +253,29 @@ def test_justext_paragraphs_are_justexts_own(corpora: Path) -> None:
         ]
         compared += len(theirs)
     assert compared > 100
+
+
+def test_pages_queued_ahead_come_back_in_order_and_a_timeout_spares_the_others() -> None:
+    titles = [f"Story number {i}" for i in range(6)]
+    batch = [html_doc(article_page(t), doc_id=f"p{i}") for i, t in enumerate(titles)]
+    batch.insert(3, html_doc(slow_page(), doc_id="slow"))
+    started = start_extraction(batch, ExtractConfig(timeout_s=0.5))
+    docs, rejects = finish_extraction(started)
+    assert [(d.doc_id, d.title) for d in docs] == [(f"p{i}", t) for i, t in enumerate(titles)]
+    assert [(r.unit_id, r.reason) for r in rejects] == [("slow", "extract_timeout")]
+
+
+def test_answers_already_waiting_in_the_pipe_are_not_taken_for_timeouts() -> None:
+    batch = [html_doc(article_page(f"Story {i}"), doc_id=f"p{i}") for i in range(30)]
+    started = start_extraction(batch, ExtractConfig(timeout_s=0.5))
+    time.sleep(3)  # every answer is written before the first is read
+    docs, rejects = finish_extraction(started)
+    assert not rejects
+    assert [d.title for d in docs] == [f"Story {i}" for i in range(30)]
+
+
+def test_pages_abandoned_by_a_failed_shard_do_not_answer_for_the_next_batch() -> None:
+    start_extraction([html_doc(article_page("Abandoned story"), doc_id="old")], ExtractConfig())
+    abandon_extraction()
+    docs, _ = extract_batch([html_doc(article_page("Fresh story"), doc_id="new")], ExtractConfig())
+    assert [(d.doc_id, d.title) for d in docs] == [("new", "Fresh story")]

@@ -180,6 +180,20 @@ def test_shards_respect_file_and_byte_limits(tmp_path: Path) -> None:
     assert [len(s) for s in plan_shards(files, ReadConfig(shard_bytes=250))] == [2, 2, 2, 1]
 
 
+def test_the_last_shards_are_smaller_so_that_workers_finish_together(tmp_path: Path) -> None:
+    for i in range(8):  # 8 files of ~20 KB: one a shard of 25 KB
+        lines = [json.dumps({"text": f"Document {i}-{j}. " + "word " * 200}) for j in range(20)]
+        (tmp_path / f"{i}.jsonl").write_text("\n".join(lines) + "\n")
+    config = ReadConfig(shard_bytes=25_000)
+    found = discover(str(tmp_path))
+    shards = plan_shards(found.files, config)
+    sizes = [sum(item.size for item in shard) for shard in shards]
+    assert len(shards) > 8 and all(size <= 25_000 for size in sizes)
+    assert all(size < 25_000 / 4 + 1_100 for size in sizes[8 - 4:])  # a piece ends at the line that reaches it
+    assert [d.doc_id for shard in shards for d in read_shard(shard, config)[0]] == [
+        d.doc_id for d in read_shard(found.files, config)[0]]
+
+
 def test_a_file_larger_than_a_shard_is_read_in_chunks_of_about_the_shard_size(tmp_path: Path) -> None:
     from flows.pipeline import read_chunks
 
