@@ -15,8 +15,11 @@ with exact and near duplicates (bench/_e2e_corpus.py), then times, alternating r
     (moto) on 127.0.0.1 started for the run; the server's own CPU competes with the run on this machine,
     which real S3 would not, and its memory is not counted (it is not part of siftlake's process tree).
 All run on ``--workers`` processes (2 by default). Peak RSS is that of each contestant's whole process
-tree, polled with psutil. Ratios are taken between runs of the same round, so load from elsewhere on
-the machine hits both sides. Siftlake's per-stage seconds come from the run manifest.
+tree, polled with psutil. CPU seconds are those of the whole tree (and, for siftlake, of the background
+Prefect API the CLI shares between runs, started untimed before the first round as on a warm machine);
+cores busy = CPU seconds / wall seconds shows idle cores on any machine. Ratios are taken between runs
+of the same round, so load from elsewhere on the machine hits both sides. Siftlake's per-stage seconds
+come from the run manifest.
 """
 
 from __future__ import annotations

@@ -92,19 +92,8 @@ class Sandbox:
         """Frames of the pages submitted and not yet answered, oldest first (resent to a new child)."""
 
     def _start(self) -> subprocess.Popen[bytes]:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "flows._extract_sandbox"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,  # trafilatura logs a warning per empty page
-            env=env,
-            # Unbuffered: a buffered reader would read ahead into the next reply, which select() then
-            # cannot see, and a queued page would seem to time out.
-            bufsize=0,
-        )
-        self._proc = proc
+        """A new child, ready and fed the queued pages (launched earlier by ``prestart``, or now)."""
+        proc = self._proc if self._proc is not None and self._feed is None else self._launch()
         try:
             self._await(proc, _STARTUP_TIMEOUT_S)
         except ExtractTimeout as err:
@@ -119,6 +108,23 @@ class Sandbox:
             self._feed.put(frame)
         return proc
 
+    def _launch(self) -> subprocess.Popen[bytes]:
+        """Start the child process without waiting for it (it imports trafilatura, ~1 s)."""
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "flows._extract_sandbox"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,  # trafilatura logs a warning per empty page
+            env=env,
+            # Unbuffered: a buffered reader would read ahead into the next reply, which select() then
+            # cannot see, and a queued page would seem to time out.
+            bufsize=0,
+        )
+        self._proc = proc
+        return proc
+
     def _await(self, proc: subprocess.Popen[bytes], timeout_s: float) -> None:
         assert proc.stdout is not None
         ready, _, _ = select.select([proc.stdout], [], [], timeout_s)
@@ -127,9 +133,9 @@ class Sandbox:
             raise ExtractTimeout(f"no result within {timeout_s:g} s")
 
     def _running(self) -> subprocess.Popen[bytes]:
-        """The live child, started (and fed the queued pages) when there is none."""
+        """The live child, started (and fed the queued pages) when there is none or it is not ready yet."""
         if self._proc is not None and self._proc.poll() is None:
-            return self._proc
+            return self._proc if self._feed is not None else self._start()
         self.close()
         return self._start()
 
@@ -232,14 +238,31 @@ _all: weakref.WeakSet[Sandbox] = weakref.WeakSet()
 _all_lock = threading.Lock()
 
 
+_spare: list[Sandbox] = []
+"""Sandboxes whose child was launched ahead of need (``prestart``), for the first threads that extract."""
+
+
+def prestart(count: int) -> None:
+    """Launch ``count`` extraction processes now without waiting for them: they import trafilatura while
+    this process does other work (imports, planning), and the first threads to extract take them."""
+    for _ in range(count):
+        box = Sandbox()
+        box._launch()
+        with _all_lock:
+            _all.add(box)
+            _spare.append(box)
+
+
 def for_thread() -> Sandbox:
     """The calling thread's sandbox: Prefect may run tasks in threads, each needs its own pipe."""
     box: Sandbox | None = getattr(_local, "box", None)
     if box is None:
-        box = Sandbox()
-        _local.box = box
         with _all_lock:
-            _all.add(box)
+            box = _spare.pop() if _spare else None
+            if box is None:
+                box = Sandbox()
+                _all.add(box)
+        _local.box = box
     return box
 
 

@@ -68,6 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, ValidationError) as err:
         print(f"siftlake: invalid configuration: {err}", file=sys.stderr)
         return EXIT_USAGE
+    if config.extract.sandbox and config.runner.local_kind(sandboxed_extraction=True) == "thread":
+        from flows._extract_sandbox import prestart
+
+        prestart(config.runner.worker_count())  # the worker threads' extraction processes start up meanwhile
     return _ingest(config, args.json, api)
 
 

@@ -62,9 +62,10 @@ class ReadConfig(BaseModel):
     shard_bytes: int = Field(16 * 1024 * 1024, gt=0)
     """Most input bytes (on disk) in one shard. A larger uncompressed JSONL file is cut at line starts into
     shards of about this size, a larger Parquet file between row groups; another larger file is a shard of
-    its own, read and processed in chunks of about this many characters of text. A worker holds about 3x
-    its shard's bytes; 16 MiB of HTML is ~140 pages, ~3 s of work per task against ~0.1 s of Prefect
-    overhead per task; 32 MiB halves that overhead for ~60 MiB more peak memory (bench/e2e.py)."""
+    its own. A shard is read and processed in chunks of about a quarter of this many characters of text,
+    one being extracted while the one before is scored and staged; the plan's last four shards are a
+    quarter of this size, so that the workers finish together. 16 MiB of HTML is ~140 pages, ~3 s of work
+    per task against ~0.1 s of Prefect overhead per task (bench/e2e.py)."""
 
 
 _FS_BYTES = "fsbytes:"

@@ -23,7 +23,7 @@ from flows import pipeline
 from flows.config import IngestConfig
 from flows.dedup import DedupConfig
 from flows.document import Document, Reject
-from flows.extract import ExtractConfig
+from flows.extract import ExtractConfig, extract_batch
 from flows.quality import QualityConfig
 from flows.read import ReadConfig, discover, read_shard
 
@@ -146,7 +146,7 @@ def test_a_page_that_hangs_the_extractor_becomes_an_extract_timeout(tmp_path: Pa
     docs = [Document("slow", "slow.html", slow, "html"),
             Document("ok", "ok.html", "<html><body><article>" + "<p>A fine paragraph of text.</p>" * 20
                      + "</article></body></html>", "html")]
-    kept, rejects = pipeline.extract_batch(docs, ExtractConfig(timeout_s=0.5))
+    kept, rejects = extract_batch(docs, ExtractConfig(timeout_s=0.5))
     assert [(r.source_uri, r.stage, r.reason) for r in rejects] == [("slow.html", "extract", "extract_timeout")]
     assert [d.source_uri for d in kept] == ["ok.html"]
 
