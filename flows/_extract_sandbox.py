@@ -156,11 +156,11 @@ class Sandbox:
         ``ExtractTimeout`` or ``SandboxError``. Either way the page leaves the queue; a killed child's
         other pages go to the next one."""
         assert self._pending, "result() without a submitted page"
-        proc = self._running()
         try:
+            proc = self._running()
             self._await(proc, timeout_s)
-        except ExtractTimeout:
-            self._pending.popleft()
+        except (ExtractTimeout, SandboxError):
+            self._pending.popleft()  # the next call answers for the next page
             raise
         reply: tuple[str, Any] = _read_frame_safe(proc) or ("died", None)
         self._pending.popleft()

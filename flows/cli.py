@@ -61,12 +61,15 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault(key, value)
     if args.command == "server":
         return _server(args.action)
+    api = None
     try:
         # First, so that the server boots on another core while this process imports and checks.
         api = local_api.start_or_reuse()
         config = _config(args)
     except (OSError, ValueError, ValidationError) as err:
         print(f"siftlake: invalid configuration: {err}", file=sys.stderr)
+        if api is not None and api.started_here:
+            local_api.stop_one(api)
         return EXIT_USAGE
     if config.extract.sandbox and config.runner.local_kind(sandboxed_extraction=True) == "thread":
         from flows._extract_sandbox import prestart

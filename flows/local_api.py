@@ -99,6 +99,9 @@ def start_or_reuse() -> LocalApi | None:
         running = _running(state_file)
         if running is not None:
             return running
+        stale = _read_state(state_file)
+        if stale is not None:
+            stop_one(stale)  # gone, or alive but not answering long after its start
         return _spawn(state_file, idle_seconds())
 
 
@@ -183,7 +186,10 @@ def _running(state_file: Path) -> LocalApi | None:
     if _healthy(api.url, timeout_s=2.0):
         return api
     # Alive but silent: still starting (another command launched it a moment ago), or stuck.
-    started = state_file.stat().st_mtime
+    try:
+        started = state_file.stat().st_mtime
+    except OSError:  # stopped meanwhile
+        return None
     return api if time.time() - started < STARTUP_TIMEOUT_S else None
 
 
@@ -216,16 +222,20 @@ def _free_port() -> int:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
+    """Whether ``pid`` is a running siftlake API server (a pid is reused once its process is gone, and a
+    server must never be taken for another process, which ``stop`` would then kill)."""
     with contextlib.suppress(ChildProcessError, OSError):  # our own child that exited: reap it
         if os.waitpid(pid, os.WNOHANG) != (0, 0):
             return False
-    return True
+    try:
+        if Path("/proc/self").is_dir():
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        else:  # no /proc (macOS): ask ps
+            command = subprocess.run(["ps", "-p", str(pid), "-o", "command="], capture_output=True,
+                                     check=False, timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return b"flows.local_api" in command
 
 
 def _healthy(url: str, timeout_s: float) -> bool:

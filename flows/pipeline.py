@@ -148,7 +148,7 @@ def read_chunks(number: int, files: list[InputFile], config: ReadConfig, known: 
                 batch.rejects.append(unit)
         else:
             exhausted = True
-            batch.counts["files"] = len(files)
+            batch.counts["files"] = sum(1 for item in files if item.start == 0)  # a piece of a file is not a file
         batch.counts["read_out"] = len(batch.docs)
         batch.seconds["read"] = time.perf_counter() - start
         yield batch

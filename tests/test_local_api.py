@@ -93,6 +93,11 @@ def test_a_run_that_cannot_begin_leaves_no_server_behind(tmp_path: Path, home: P
                       cwd=tmp_path)
     assert result.returncode == 1 and "does not exist" in result.stderr
     assert not server_pids(home)
+    (tmp_path / "bad.json").write_text(json.dumps({"dedup": {"treshold": 0.5}}))
+    result = siftlake("ingest", str(tmp_path), "--config", str(tmp_path / "bad.json"), env=cli_env(home),
+                      cwd=tmp_path)
+    assert result.returncode == 2 and "treshold" in result.stderr
+    assert not server_pids(home)
 
 
 def test_no_background_server_when_a_server_is_configured_or_it_is_turned_off(
@@ -111,3 +116,13 @@ def test_no_background_server_when_a_server_is_configured_or_it_is_turned_off(
     monkeypatch.setenv(local_api.IDLE_ENV, "soon")
     with pytest.raises(ValueError, match="SIFTLAKE_API_IDLE_S"):
         local_api.idle_seconds()
+
+
+def test_a_stale_state_file_never_gets_another_process_killed(home: Path) -> None:
+    home.mkdir()
+    # The state file of a server long gone, whose pid now belongs to another process (this one).
+    stale = home / "siftlake-api-0123456789abcdef.json"
+    stale.write_text(json.dumps({"url": "http://127.0.0.1:9/api", "pid": os.getpid(), "idle_s": 600}))
+    assert local_api.running(home) == []
+    assert local_api.stop(home) == []  # this test would not get here if it had been sent SIGTERM
+    assert not stale.exists()
