@@ -28,7 +28,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print the run's counts as one JSON object on the last line")
     commands.add_parser("config", help="print the default configuration as JSON (a starting point for --config)")
     server = commands.add_parser("server", help="the background Prefect API that runs share when no Prefect "
-                                 "server is configured (README: Deploy and schedule)")
+                                 "server is configured (README: Running it)")
     server.add_argument("action", choices=["start", "status", "stop"])
     return parser
 

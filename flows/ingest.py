@@ -138,8 +138,9 @@ def process_shards(config: IngestConfig, shards: list[list[InputFile]], paths: l
 def shard_task(number: int, files: list[InputFile], config: IngestConfig,
                paths: lakefs.RunPaths) -> pipeline.ShardSummary:
     """Every stage of one shard, in the worker that reads it: the shard's pages never travel back to
-    the flow's process. The shard goes through the stages a chunk at a time (``pipeline.process_shard``). A retry
-    (an I/O error while reading or staging) redoes the shard.
+    the flow's process. The shard goes through the stages a chunk at a time, extraction overlapping
+    the other stages (``pipeline.process_shard``). A retry (an I/O error while reading or staging)
+    redoes the shard.
 
     The stages are plain calls: a Prefect task run costs ~9 ms of CPU between the client and the
     server, and one per stage took 7% of a run's CPU (bench/e2e.py). ``runner.stage_tasks`` makes
