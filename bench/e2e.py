@@ -86,7 +86,7 @@ def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> Result:
         def poll() -> None:
             rounds = 0
             while not stop.is_set():
-                peak[0] = max(peak[0], _tree_rss(proc, seen, cpu_seen))
+                peak[0] = max(peak[0], _sample_tree(proc, seen, cpu_seen))
                 if rounds % 5 == 0:  # reading smaps costs more: every 0.5 s
                     peak_pss[0] = max(peak_pss[0], _tree_pss(proc))
                 rounds += 1
@@ -125,8 +125,9 @@ def _tree_pss(proc: psutil.Process) -> int:
     return total
 
 
-def _tree_rss(proc: psutil.Process, seen: dict[int, psutil.Process], cpu_seen: dict[int, float]) -> int:
-    """The tree's RSS now; also notes each process's CPU seconds so far in ``cpu_seen``."""
+def _sample_tree(proc: psutil.Process, seen: dict[int, psutil.Process], cpu_seen: dict[int, float]) -> int:
+    """One sample of the tree: returns its RSS now, notes each process in ``seen`` and its CPU seconds so
+    far in ``cpu_seen``."""
     total = 0
     try:
         tree = [proc, *proc.children(recursive=True)]

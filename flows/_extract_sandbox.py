@@ -132,11 +132,17 @@ class Sandbox:
             self.close()
             raise ExtractTimeout(f"no result within {timeout_s:g} s")
 
+    def _ready(self) -> bool:
+        """Whether a child is running and being fed (a launched child is fed once it said "ready")."""
+        return self._proc is not None and self._feed is not None and self._proc.poll() is None
+
     def _running(self) -> subprocess.Popen[bytes]:
         """The live child, started (and fed the queued pages) when there is none or it is not ready yet."""
-        if self._proc is not None and self._proc.poll() is None:
-            return self._proc if self._feed is not None else self._start()
-        self.close()
+        if self._ready():
+            assert self._proc is not None
+            return self._proc
+        if self._proc is not None and self._proc.poll() is not None:
+            self.close()
         return self._start()
 
     def submit(self, html: str, options: HtmlOptions) -> None:
@@ -144,7 +150,8 @@ class Sandbox:
         Never raises: a child that cannot start is reported by ``result``, page by page."""
         frame = _frame((html, dataclasses.asdict(options)))
         self._pending.append(frame)
-        if self._proc is not None and self._proc.poll() is None and self._feed is not None:
+        if self._ready():
+            assert self._feed is not None
             self._feed.put(frame)
             return
         with contextlib.suppress(SandboxError):
@@ -176,11 +183,6 @@ class Sandbox:
         code = proc.wait(timeout=5)
         self.close()
         raise SandboxError(f"the extraction process died with exit status {code}")
-
-    def extract(self, html: str, options: HtmlOptions, timeout_s: float) -> HtmlResult:
-        """Extract one page in the child; raise ``ExtractTimeout`` or ``SandboxError``."""
-        self.submit(html, options)
-        return self.result(timeout_s)
 
     def discard(self) -> None:
         """Forget the queued pages (their caller gave up on them): the child working on them is ended."""
@@ -251,6 +253,13 @@ def prestart(count: int) -> None:
         with _all_lock:
             _all.add(box)
             _spare.append(box)
+
+
+def discard_for_thread() -> None:
+    """Forget the pages the calling thread queued, if it has a sandbox (``Sandbox.discard``)."""
+    box: Sandbox | None = getattr(_local, "box", None)
+    if box is not None:
+        box.discard()
 
 
 def for_thread() -> Sandbox:

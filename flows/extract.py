@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from flows._extract_options import HtmlOptions, HtmlResult
-from flows._extract_sandbox import ExtractTimeout, Sandbox, SandboxError, for_thread
+from flows._extract_sandbox import ExtractTimeout, Sandbox, SandboxError, discard_for_thread, for_thread
 from flows.chrome import headline, strip_chrome
 from flows.document import Document, Reject, reject
 from flows.normalize import normalize_text
@@ -186,7 +186,7 @@ def finish_extraction(started: StartedExtraction) -> tuple[list[Document], list[
 def abandon_extraction() -> None:
     """Drop the pages this thread queued and will not collect (its shard failed midway), so the next
     batch's results are its own."""
-    for_thread().discard()
+    discard_for_thread()
 
 
 def extract_batch(docs: list[Document], config: ExtractConfig) -> tuple[list[Document], list[Reject]]:

@@ -211,7 +211,7 @@ def _spawn(state_file: Path, idle_s: float) -> LocalApi:
             env={**os.environ, **_SERVER_ENV},
         )
     url = f"http://127.0.0.1:{port}/api"
-    state_file.write_text(json.dumps({"url": url, "pid": process.pid, "idle_s": idle_s}))
+    state_file.write_text(json.dumps({"url": url, "pid": process.pid}))
     return LocalApi(url=url, pid=process.pid, started_here=True, state_file=state_file)
 
 

@@ -122,7 +122,7 @@ def test_a_stale_state_file_never_gets_another_process_killed(home: Path) -> Non
     home.mkdir()
     # The state file of a server long gone, whose pid now belongs to another process (this one).
     stale = home / "siftlake-api-0123456789abcdef.json"
-    stale.write_text(json.dumps({"url": "http://127.0.0.1:9/api", "pid": os.getpid(), "idle_s": 600}))
+    stale.write_text(json.dumps({"url": "http://127.0.0.1:9/api", "pid": os.getpid()}))
     assert local_api.running(home) == []
     assert local_api.stop(home) == []  # this test would not get here if it had been sent SIGTERM
     assert not stale.exists()
