@@ -19,7 +19,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from flows.decode import DecodeError, decode_bytes  # noqa: E402
+from flows.read import DecodeError, decode_bytes  # noqa: E402
 
 CORPORA = REPO.parent / "shared" / "corpora"
 DOCS_PER_FILE = 100

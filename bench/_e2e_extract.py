@@ -3,7 +3,7 @@
     python bench/_e2e_extract.py CORPUS_DIR WORKERS
 
 Each worker reads whole JSONL files and extracts every page in-process with
-``flows._extract_html.extract_html`` and the options of the default ``ExtractConfig`` (no sandbox,
+``flows.extract.html_modes.extract_html`` and the options of the default ``ExtractConfig`` (no sandbox,
 no normalization, nothing written): the floor any pipeline that extracts the same way pays.
 Prints one JSON line: documents and extracted characters.
 """
@@ -18,8 +18,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from flows._extract_html import HtmlOptions, extract_html  # noqa: E402
-from flows.extract import ExtractConfig, _html_options  # noqa: E402
+from flows.extract import ExtractConfig  # noqa: E402
+from flows.extract.html_modes import extract_html  # noqa: E402
+from flows.extract.stage import HtmlOptions, _html_options  # noqa: E402
 
 
 def _options() -> HtmlOptions:

@@ -29,10 +29,10 @@ import trafilatura
 from trafilatura.utils import load_html
 
 from flows._extract_eval import SNIPPET_SETS, GoldPage, bow_prf, decode_html, load_set, snippet_counts
-from flows._extract_html import _DOCUMENT_MARKUP, _drop_hidden, _PageCandidates, choose
-from flows._extract_options import HtmlOptions
-from flows.decode import DecodeError, decode_bytes
+from flows.extract.html_modes import _DOCUMENT_MARKUP, _drop_hidden, _PageCandidates, choose
+from flows.extract.stage import HtmlOptions
 from flows.normalize import normalize_chars, normalize_text
+from flows.read import DecodeError, decode_bytes
 
 FOLDS = 5
 CACHE_VERSION = 1  # raise when what a cached page holds changes

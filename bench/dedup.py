@@ -48,22 +48,23 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from flows.dedup import (  # noqa: E402
-    _TOKEN_RE,
     DedupBatch,
     DedupConfig,
     DedupDecisions,
+    LakeIndex,
     band_keys,
     candidate_pairs,
     contained_in,
     content_hash,
     estimated_jaccard,
     fingerprints,
+    publish_segment,
     resolve,
     shingle_ids,
     shingles,
     signatures,
 )
-from flows.dedup_index import LakeIndex, publish_segment  # noqa: E402
+from flows.dedup.resolve import _TOKEN_RE  # noqa: E402
 
 # The tokenizer's pattern (lower-casing aside): a mash-up's halves are counted in these tokens.
 TOKEN_RE = _TOKEN_RE

@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             local_api.stop_one(api)
         return EXIT_USAGE
     if config.extract.sandbox and config.runner.local_kind(sandboxed_extraction=True) == "thread":
-        from flows._extract_sandbox import prestart
+        from flows.extract import prestart
 
         prestart(config.runner.worker_count())  # the worker threads' extraction processes start up meanwhile
     return _ingest(config, args.json, api)
@@ -92,7 +92,7 @@ def _ingest(config: Any, as_json: bool, api: local_api.LocalApi | None) -> int:
         if api is not None and api.started_here:
             local_api.stop_one(api)  # started for this run, which cannot begin
         return EXIT_FAILED
-    from flows.dedup_index import IncompatibleIndexError
+    from flows.dedup import IncompatibleIndexError
     from flows.ingest import ingest
     from flows.read import SourceError
 

@@ -27,10 +27,11 @@ from prefect.futures import PrefectFuture
 from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
-from flows import dedup_index, pipeline, report
 from flows import lake as lakefs
+from flows import pipeline, report
 from flows.config import IngestConfig, RunnerConfig
 from flows.dedup import DedupConfig
+from flows.dedup import cache as index_cache
 from flows.extract import ExtractConfig
 from flows.quality import QualityConfig
 from flows.read import InputFile, discover, plan_shards
@@ -81,7 +82,7 @@ def dedup_task(paths: lakefs.RunPaths, config: DedupConfig, index_dir: str) -> d
 def write_task(paths: lakefs.RunPaths, manifest: dict[str, Any], config: IngestConfig,
                lease: lakefs.LeaseLock | None) -> list[str]:
     moves = pipeline.write_stage(paths, manifest)
-    lakefs.cache_segment(paths, pipeline.segment_of(paths), config.storage.cache_dir)
+    index_cache.cache_segment(paths, index_cache.segment_of(paths), config.storage.cache_dir)
     if lease is not None:
         lease.check()  # never commit into a lake another run has taken over
     lakefs.commit(paths, moves)
@@ -216,31 +217,19 @@ def ingest(config: IngestConfig = IngestConfig()) -> dict[str, Any]:  # noqa: B0
     return counts
 
 
-# Per-run index segments make each query touch every segment; merge them once they pile up.
-_COMPACT_AT_SEGMENTS = 32
-# Entries merged at once (~1.2 KB each in memory while merging): keeps compaction under ~0.6 GB.
-_COMPACT_MAX_ENTRIES = 500_000
-
-
 def _local_index(lake: Store, config: IngestConfig) -> tuple[Path, dict[str, int]]:
     """The lake's index as a local folder: a bucket lake's is this machine's cache, brought up to date once
     per run (the run's own segment joins the cache when it commits)."""
-    index_dir, fetched = lakefs.local_index(lake, config.storage.cache_dir, config.storage.cache_max_bytes)
+    index_dir, fetched = index_cache.local_index(lake, config.storage.cache_dir, config.storage.cache_max_bytes)
     if fetched:
         get_run_logger().info("index cache %s: %s", index_dir, fetched)
     return index_dir, fetched
 
 
 def _compact_index(lake: Store, index_dir: Path, config: DedupConfig, run_id: str) -> None:
-    """Merge the smallest index segments when there are many; runs under the lake lock, between runs.
-
-    A bucket lake's segments are merged in this machine's cache, then the merged one is put on the store.
-    """
-    if dedup_index.segment_count(index_dir) > _COMPACT_AT_SEGMENTS:
-        merged = dedup_index.compact(index_dir, config, f"compact-{run_id}", max_entries=_COMPACT_MAX_ENTRIES)
-        if merged is not None:
-            lakefs.publish_local_segment(lake, merged)
-            get_run_logger().info("compacted the near-duplicate index into %s", merged.name)
+    merged = index_cache.compact_if_needed(lake, index_dir, config, run_id)
+    if merged is not None:
+        get_run_logger().info("compacted the near-duplicate index into %s", merged)
 
 
 def _open_run(lake: Store, config: IngestConfig, shards: list[list[InputFile]]) -> tuple[lakefs.RunPaths, datetime]:

@@ -27,16 +27,10 @@ import pyarrow.parquet as pq
 
 from flows import lake as lakefs
 from flows.config import IngestConfig
-from flows.dedup import DedupBatch, DedupConfig, DedupDecisions, content_hash, fingerprints, resolve
-from flows.dedup_index import SEGMENTS, LakeIndex
+from flows.dedup import DedupBatch, DedupConfig, DedupDecisions, LakeIndex, content_hash, fingerprints, resolve
+from flows.dedup.cache import segment_of
 from flows.document import Document, Reject, reject
-from flows.extract import (
-    ExtractConfig,
-    StartedExtraction,
-    abandon_extraction,
-    finish_extraction,
-    start_extraction,
-)
+from flows.extract import ExtractConfig, StartedExtraction, abandon_extraction, finish_extraction, start_extraction
 from flows.language import MODEL as LANGUAGE_MODEL
 from flows.language import detect_language
 from flows.normalize import normalize_batch, normalize_chars, normalize_markup
@@ -346,7 +340,7 @@ def staged_shards(paths: lakefs.RunPaths) -> set[int]:
 
 
 def dedup_stage(paths: lakefs.RunPaths, config: DedupConfig, index_dir: Path) -> dict[str, int]:
-    """Decide duplicates for the whole run against the lake's index (a local folder: ``lake.local_index``);
+    """Decide duplicates for the whole run against the lake's index (a local folder: ``flows.dedup.cache.local_index``);
     stage decisions and the run's index segment."""
     lakefs.pull_staged(paths)  # shards staged by workers on other machines
     files = sorted(paths.shards.glob("shard-*[0-9].parquet"))
@@ -362,11 +356,6 @@ def dedup_stage(paths: lakefs.RunPaths, config: DedupConfig, index_dir: Path) ->
     flagged = zip(decisions.dup_cluster, decisions.is_duplicate, strict=True)
     return {"documents": len(batch), "duplicates": int(decisions.is_duplicate.sum()),
             "clusters_with_duplicates": len({cluster for cluster, duplicate in flagged if duplicate})}
-
-
-def segment_of(paths: lakefs.RunPaths) -> str:
-    """Where the run's index segment is staged, relative to staging (and, once committed, to the lake)."""
-    return f"{lakefs.INDEX}/{SEGMENTS}/{paths.run_id}"
 
 
 def _dedup_batch(table: pa.Table | None, config: DedupConfig) -> DedupBatch:

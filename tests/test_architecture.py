@@ -30,16 +30,16 @@ def imported_modules(path: Path) -> set[str]:
 
 
 def test_the_core_never_imports_prefect() -> None:
-    for path in FLOWS.glob("*.py"):
-        if path.name in ORCHESTRATION:
+    for path in FLOWS.rglob("*.py"):
+        if path.relative_to(FLOWS).as_posix() in ORCHESTRATION:
             continue
         offenders = {m for m in imported_modules(path) if m.split(".")[0] in {"prefect", "prefect_dask"}}
         assert not offenders, f"{path.name} imports {offenders}: only {ORCHESTRATION} may use Prefect"
 
 
 def test_siftlake_modules_are_imported_as_flows_modules() -> None:
-    own = {p.stem for p in FLOWS.glob("*.py")}
-    for path in [*FLOWS.glob("*.py"), *REPO.glob("tests/*.py"), *REPO.glob("bench/*.py")]:
+    own = {p.stem for p in FLOWS.glob("*.py")} | {p.parent.name for p in FLOWS.glob("*/__init__.py")}
+    for path in [*FLOWS.rglob("*.py"), *REPO.glob("tests/**/*.py"), *REPO.glob("bench/**/*.py")]:
         bare = {m for m in imported_modules(path) if m.split(".")[0] in own}
         assert not bare, f"{path} imports {bare} without the flows. prefix (two copies of each class under Prefect)"
 
@@ -59,10 +59,11 @@ def _installed(name: str) -> bool:
 
 
 def test_no_module_is_named_after_an_installed_package() -> None:
-    for path in FLOWS.glob("*.py"):
-        if path.stem.startswith("_") or path.stem == "__init__":
+    top_level = [p.stem for p in FLOWS.glob("*.py")] + [p.parent.name for p in FLOWS.glob("*/__init__.py")]
+    for name in top_level:
+        if name.startswith("_"):
             continue
-        assert not _installed(path.stem), f"flows/{path.name} shadows the package {path.stem!r}"
+        assert not _installed(name), f"flows/{name} shadows the package {name!r}"
 
 
 def _field_names(model: type[BaseModel], prefix: str = "") -> list[str]:

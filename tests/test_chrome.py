@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flows.chrome import strip_chrome
+from flows.extract import strip_chrome
 
 # The chrome lines of each seed, judged by a person. Everything else in the seed is article text.
 SEED_CHROME = {
@@ -91,7 +91,7 @@ def test_output_lines_are_input_lines_in_order(lines: list[str]) -> None:
 
 
 def test_a_headline_shaped_first_paragraph_is_the_title() -> None:
-    from flows.chrome import headline
+    from flows.extract import headline
 
     text = "Altman Praises DeepSeek AI Model\n\nOpenAI's Sam Altman said so."
     assert headline(text) == "Altman Praises DeepSeek AI Model"

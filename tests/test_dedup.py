@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from flows.dedup import (
     DedupBatch,
     DedupConfig,
+    LakeIndex,
     band_keys,
     candidate_pairs,
     content_hash,
@@ -28,7 +29,6 @@ from flows.dedup import (
     signatures,
     tokens,
 )
-from flows.dedup_index import LakeIndex
 from tests.dedup_helpers import CONFIG, article, batch_of, edit
 
 

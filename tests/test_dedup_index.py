@@ -11,16 +11,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flows import dedup_index
-from flows.dedup import DedupBatch, DedupConfig, DedupDecisions, estimated_jaccard, resolve
-from flows.dedup_index import (
+from flows.dedup import (
     CorruptIndexError,
+    DedupBatch,
+    DedupConfig,
+    DedupDecisions,
     IncompatibleIndexError,
     LakeIndex,
     compact,
+    estimated_jaccard,
     publish_segment,
-    segment_destination,
+    resolve,
 )
+from flows.dedup import index as dedup_index
+from flows.dedup.index import segment_destination
 from tests.dedup_helpers import CONFIG, article, batch_of, edit
 
 
@@ -238,7 +242,7 @@ def test_decisions_against_the_lake_ignore_row_order(lake_of_first_run: Path, or
 def test_the_flow_compacts_the_index_when_segments_pile_up(tmp_path: Path) -> None:
     from prefect.logging import disable_run_logger
 
-    from flows import dedup_index
+    from flows.dedup import index as dedup_index
     from flows.ingest import _compact_index
     from flows.storage import Store
 

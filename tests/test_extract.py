@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from flows import _extract_html as extract_html_module
-from flows._extract_sandbox import for_thread
 from flows.document import Document
 from flows.extract import ExtractConfig, abandon_extraction, extract_batch, finish_extraction, start_extraction
+from flows.extract import html_modes as extract_html_module
+from flows.extract.stage import for_thread
 
 PARAGRAPHS = [
     "The city council approved the new cycling plan on Monday after a debate that lasted more than four hours.",

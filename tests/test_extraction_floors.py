@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from flows._extract_eval import GOLD_SETS, decode_html, load_sample, score_set
-from flows.decode import DecodeError, decode_bytes
 from flows.document import Document
 from flows.extract import ExtractConfig, extract_batch
 from flows.normalize import normalize_chars
+from flows.read import DecodeError, decode_bytes
 
 SAMPLE_SIZE = 10
 # Measured on the sample (siftlake / stock trafilatura 2.3.1 default):

@@ -21,10 +21,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flows.decode import DecodeError, decode_bytes
 from flows.document import Document
 from flows.extract import ExtractConfig, extract_batch
 from flows.normalize import normalize_text
+from flows.read import DecodeError, decode_bytes
 
 # What siftlake keeps differently from ftfy's defaults on purpose (README, Normalize): curly quotes, full-width
 # forms and ligatures are kept; whitespace is laid out as paragraphs; control characters are removed.

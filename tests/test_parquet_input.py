@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flows import read
 from flows.read import ReadConfig, discover, iter_units, plan_shards, read_shard
+from flows.read import units as read
 
 
 def write(path: Path, columns: dict[str, Any], **options: Any) -> Path:

@@ -14,11 +14,10 @@ from pathlib import Path
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from flows.decode import DecodeError, decode_bytes
 from flows.document import Document
 from flows.extract import ExtractConfig, extract_batch
 from flows.normalize import normalize_chars, normalize_text
-from flows.read import ReadConfig, discover, read_shard
+from flows.read import DecodeError, ReadConfig, decode_bytes, discover, read_shard
 
 SUFFIXES = [".txt", ".md", ".html", ".htm", ".jsonl", ".warc", ".txt.gz", ".jsonl.gz", ".warc.gz", ".bin"]
 SMALL = ReadConfig(max_unit_bytes=4096, max_inflated_bytes=8192)

@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 from s3fs import S3FileSystem
 
-from flows import read
 from flows.read import InputFile, ReadConfig, SourceError, discover, plan_shards, read_shard
+from flows.read import units as read
 from flows.storage import StorageError
 
 

@@ -13,8 +13,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from flows.dedup import resolve
-from flows.dedup_index import FORMAT, LakeIndex, publish_segment
+from flows.dedup import LakeIndex, publish_segment, resolve
+from flows.dedup.index import FORMAT
 from tests.dedup_helpers import CONFIG, article, batch_of, edit
 
 RUNS = {

@@ -33,8 +33,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from warcio.archiveiterator import ArchiveIterator
 
 from flows import storage
-from flows.decode import DecodeError, decode_bytes
 from flows.document import Document, Kind, Reject
+from flows.read.decode import DecodeError, decode_bytes
 from flows.storage import StorageError, unreachable_message
 
 STAGE = "read"

@@ -3,7 +3,7 @@
 Signals cannot interrupt lxml's C code, and stages may run in worker threads where signals are
 not delivered at all; the robust limit is datatrove's: do the work in another process, wait for
 the answer with a timeout, kill the process when time runs out and start a fresh one for the next
-page. The child is started with ``python -m flows._extract_sandbox`` rather than
+page. The child is started with ``python -m flows.extract.sandbox`` rather than
 ``multiprocessing`` so it works from daemonic pool workers and never re-imports the caller's
 ``__main__``. Messages are length-prefixed pickles over the child's stdin/stdout; both ends are
 this module, so nothing untrusted is ever unpickled. Only builtin types cross the pipe, so the
@@ -33,13 +33,13 @@ import weakref
 from pathlib import Path
 from typing import IO, Any
 
-from flows._extract_options import HtmlOptions, HtmlResult
+from flows.extract.options import HtmlOptions, HtmlResult
 
 _HEADER = struct.Struct("!Q")
 _STARTUP_TIMEOUT_S = 120.0
 # A fresh child every so many pages bounds what lxml/trafilatura caches can accumulate.
 _PAGES_PER_CHILD = 2000
-_PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 
 class ExtractTimeout(Exception):
@@ -113,7 +113,7 @@ class Sandbox:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "flows._extract_sandbox"],
+            [sys.executable, "-m", "flows.extract.sandbox"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,  # trafilatura logs a warning per empty page
@@ -286,7 +286,7 @@ def close_all() -> None:
 
 def _serve() -> None:
     """Child main loop: read a page, write its result, until the parent closes stdin."""
-    from flows._extract_html import extract_html, warm_up  # the child alone needs trafilatura
+    from flows.extract.html_modes import extract_html, warm_up  # the child alone needs trafilatura
 
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # a stray print in a library must not corrupt the frames

@@ -5,7 +5,7 @@ Layout (``LAKE`` is the lake root, a local folder or a prefix on an object store
     LAKE/documents/ingest_date=YYYY-MM-DD/run-<run_id>.parquet   every accepted document
     LAKE/rejects/ingest_date=YYYY-MM-DD/run-<run_id>.parquet     every unit that did not become one
     LAKE/_runs/<run_id>.json                                     one manifest per committed run
-    LAKE/_index/                                                 the near-duplicate index (flows.dedup_index)
+    LAKE/_index/                                                 the near-duplicate index (flows.dedup.index)
     LAKE/_inputs/run-<run_id>.parquet                            input objects a run committed (path, size, ETag)
     LAKE/_staging/<run_id>/                                      a run in progress (readers never look here)
     LAKE/_lock                                                   held by the run writing the lake
@@ -43,7 +43,6 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import xxhash
 
-from flows.dedup_index import SEGMENTS
 from flows.document import Document, Reject
 from flows.read import InputFile
 from flows.storage import Store
@@ -56,6 +55,7 @@ DOCUMENTS = "documents"
 REJECTS = "rejects"
 RUNS = "_runs"
 INDEX = "_index"
+SEGMENTS = "segments"  # LAKE/_index/segments/<name>/: one folder per index segment
 STAGING = "_staging"
 LOCK = "_lock"
 COMMIT = "COMMIT"
@@ -290,7 +290,7 @@ def _upload_for_commit(paths: RunPaths, moves: Sequence[str]) -> list[str]:
     objects: list[str] = []
     for relative in moves:
         local = paths.staging / relative
-        files = sorted(local.rglob("*"), key=lambda p: (p.name == _SEGMENT_META, p.as_posix())) if local.is_dir() \
+        files = sorted(local.rglob("*"), key=lambda p: (p.name == SEGMENT_META, p.as_posix())) if local.is_dir() \
             else [local]
         for path in files:
             if path.is_file():
@@ -300,8 +300,8 @@ def _upload_for_commit(paths: RunPaths, moves: Sequence[str]) -> list[str]:
     return objects
 
 
-# A segment of the index is complete once its meta.json is there (flows.dedup_index).
-_SEGMENT_META = "meta.json"
+# A segment of the index is complete once its meta.json is there (flows.dedup.index).
+SEGMENT_META = "meta.json"
 
 
 def _roll_forward(store: Store, run_id: str) -> None:
@@ -475,104 +475,6 @@ def changed_inputs(lake: Store, source: str, files: Sequence[InputFile]) -> tupl
             seen.add((row["rel"], row["size"], row["etag"]))
     kept = [f for f in files if not (f.etag and (f.rel, f.size, f.etag) in seen)]
     return kept, len(files) - len(kept)
-
-
-# -- the near-duplicate index, on this machine ------------------------------------------------
-
-
-def default_cache() -> str:
-    """Where index segments of remote lakes are cached: ``SIFTLAKE_CACHE``, else ``~/.cache/siftlake``."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return os.environ.get("SIFTLAKE_CACHE") or str(Path(base) / "siftlake")
-
-
-def local_index(lake: Store, cache_dir: str = "", max_bytes: int = 0) -> tuple[Path, dict[str, int]]:
-    """A local folder with the lake's index, and what it cost to bring it up to date.
-
-    A local lake's index is its own ``_index``. A remote lake's is this machine's cache of it
-    (``cache_dir/<lake digest>/_index``): segments never change once published, so only segments
-    not cached yet are downloaded, and segments the lake no longer lists (compacted away) are
-    dropped. The cache can be deleted at any time; the next run downloads what it needs again.
-    """
-    if not lake.remote:
-        return lake.local(INDEX), {}
-    root = Path(cache_dir or default_cache()) / lake.digest
-    cached = root / INDEX / SEGMENTS
-    cached.mkdir(parents=True, exist_ok=True)
-    stats = {"index_segments": 0, "index_segments_downloaded": 0, "index_bytes_downloaded": 0}
-    published = set()
-    for name in lake.children(f"{INDEX}/{SEGMENTS}"):
-        if name.startswith((".", "_")):
-            continue
-        keys = lake.files(f"{INDEX}/{SEGMENTS}/{name}")
-        if f"{INDEX}/{SEGMENTS}/{name}/{_SEGMENT_META}" not in keys:
-            continue  # still being published
-        published.add(name)
-        if not (cached / name / _SEGMENT_META).exists():
-            stats["index_bytes_downloaded"] += _download_segment(lake, keys, cached / name)
-            stats["index_segments_downloaded"] += 1
-    for path in cached.iterdir():
-        if path.name not in published:
-            shutil.rmtree(path, ignore_errors=True)
-    stats["index_segments"] = len(published)
-    os.utime(root)
-    _bound_cache(root.parent, max_bytes, keep=root)
-    return root / INDEX, stats
-
-
-def _download_segment(lake: Store, keys: list[str], target: Path) -> int:
-    partial = target.with_name(f".{target.name}.partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    size = 0
-    for key in sorted(keys, key=lambda k: (k.endswith(f"/{_SEGMENT_META}"), k)):
-        local = partial / key.rsplit("/", 1)[-1]
-        lake.download(key, local)
-        size += local.stat().st_size
-    shutil.rmtree(target, ignore_errors=True)
-    partial.rename(target)
-    return size
-
-
-def _bound_cache(cache_root: Path, max_bytes: int, keep: Path) -> None:
-    """Drop other lakes' cached indexes, least recently used first, while the cache is over ``max_bytes``."""
-    if max_bytes <= 0:
-        return
-    lakes = sorted((p for p in cache_root.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
-    sizes = {p: sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) for p in lakes}
-    total = sum(sizes.values())
-    for path in lakes:
-        if total <= max_bytes:
-            break
-        if path != keep:
-            shutil.rmtree(path, ignore_errors=True)
-            total -= sizes[path]
-
-
-def cache_segment(paths: RunPaths, segment: str, cache_dir: str = "") -> None:
-    """Keep a copy of the run's own index segment in this machine's cache (a remote lake's next run then
-    need not download it). Call before ``commit``: commit removes the local staging folder."""
-    local = paths.staging / segment
-    if not paths.lake.remote or not local.is_dir():
-        return
-    target = Path(cache_dir or default_cache()) / paths.lake.digest / segment
-    partial = target.with_name(f".{target.name}.partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    shutil.copytree(local, partial)
-    shutil.rmtree(target, ignore_errors=True)
-    partial.rename(target)
-
-
-def publish_local_segment(lake: Store, segment_dir: Path) -> None:
-    """Put a segment built in this machine's cache (a compaction) on a remote lake, ``meta.json`` last,
-    then delete the segments it replaces (readers skip them from the moment the meta is there)."""
-    if not lake.remote:
-        return
-    replaced = json.loads((segment_dir / _SEGMENT_META).read_text()).get("replaces", [])
-    prefix = f"{INDEX}/{SEGMENTS}/{segment_dir.name}"
-    for path in sorted(segment_dir.iterdir(), key=lambda p: (p.name == _SEGMENT_META, p.name)):
-        lake.upload(path, f"{prefix}/{path.name}")
-    for name in replaced:
-        lake.delete(f"{INDEX}/{SEGMENTS}/{name}")
 
 
 # -- one writer at a time --------------------------------------------------------------------

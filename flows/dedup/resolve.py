@@ -55,7 +55,7 @@ import xxhash
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 if TYPE_CHECKING:
-    from flows.dedup_index import LakeIndex
+    from flows.dedup.index import LakeIndex
 
 # CJK and other scripts written without spaces: each character is a token, so word shingles
 # still work there (a ``\w+`` run would otherwise be a whole sentence).

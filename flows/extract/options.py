@@ -1,6 +1,6 @@
 """What crosses between the extract stage and the extraction process: plain values, no heavy imports.
 
-Kept apart from ``flows._extract_html`` so that a process which only hands pages to the sandbox
+Kept apart from ``flows.extract.html_modes`` so that a process which only hands pages to the sandbox
 (a flow worker) never imports trafilatura, justext and lxml's HTML machinery (~30 MB each).
 """
 

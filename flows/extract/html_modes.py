@@ -28,7 +28,7 @@ from lxml.html import HtmlElement
 from trafilatura.metadata import extract_opengraph, extract_title, extract_url
 from trafilatura.utils import load_html
 
-from flows._extract_options import HtmlOptions, HtmlResult
+from flows.extract.options import HtmlOptions, HtmlResult
 
 __all__ = ["Candidates", "HtmlOptions", "HtmlResult", "choose", "extract_html", "warm_up"]
 
@@ -272,7 +272,7 @@ def _drop_sharing_boxes(tree: HtmlElement) -> None:
 
 
 # A legal notice, not a sentence about copyright: a year or "all rights reserved" goes with the word.
-# Stricter than ``flows.chrome``'s copyright test, which only ever judges short lines: this one can
+# Stricter than ``flows.extract.chrome``'s copyright test, which only ever judges short lines: this one can
 # remove a whole closing paragraph.
 _LEGAL_NOTICE = re.compile(r"©|\(c\)\s*\d{4}|\bcopyright\s*(?:©|\(c\))?\s*\d{4}|\ball rights reserved\b", re.IGNORECASE)
 _BOX_TAGS = frozenset(["div", "aside", "section", "form", "ul", "p", "footer"])

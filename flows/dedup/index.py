@@ -61,7 +61,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import xxhash
 
-from flows.dedup import (
+from flows.dedup.resolve import (
     DUP_KINDS,
     DedupBatch,
     DedupConfig,
@@ -75,6 +75,7 @@ from flows.dedup import (
     estimated_jaccard,
     hash_words,
 )
+from flows.lake.layout import SEGMENT_META, SEGMENTS
 
 FORMAT = 2
 """2: set sizes, content hashes, dup_kind and dup_containment per entry (containment dedup)."""
@@ -85,8 +86,6 @@ _FORMAT_2_ARRAYS = ("sizes", "hashes", "kinds", "containment")
 _BANDING = ("bands", "rows")
 """Index parameters a segment may differ in from the run's config: queried with its own banding."""
 _KIND_CODES = (None, *DUP_KINDS)
-SEGMENTS = "segments"
-_META = "meta.json"
 # Candidate pairs verified at once: bounds the fetched signatures to ~32 MB.
 _VERIFY_CHUNK = 1 << 16
 # Candidate pairs gathered at once in a query (worst case, every bucket full): ~130 MB while deduplicated.
@@ -582,7 +581,7 @@ def _write_arrays(
         np.save(segment_dir / f"{name}.npy", array, allow_pickle=False)
     meta = {"format": FORMAT, "index_params": config.index_params(), "count": n, "replaces": list(replaces)}
     # meta.json last: a segment dir with it is complete (the rename makes it visible anyway).
-    (segment_dir / _META).write_text(json.dumps(meta, indent=1, sort_keys=True))
+    (segment_dir / SEGMENT_META).write_text(json.dumps(meta, indent=1, sort_keys=True))
 
 
 def _live_segments(index_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
@@ -593,7 +592,7 @@ def _live_segments(index_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
     for path in sorted(root.iterdir()):
         if not path.is_dir() or path.name.startswith((".", "_")):
             continue
-        meta_path = path / _META
+        meta_path = path / SEGMENT_META
         meta = json.loads(meta_path.read_text()) if meta_path.is_file() else None
         found[path.name] = (path, meta)
     replaced = {r for _, m in found.values() if m for r in m.get("replaces", [])}
@@ -603,7 +602,8 @@ def _live_segments(index_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
             continue
         if meta is None:
             raise CorruptIndexError(
-                f"index segment {path} has no {_META}: it was not written by write_segment; move it out of {root}"
+                f"index segment {path} has no {SEGMENT_META}: it was not written by write_segment; "
+                f"move it out of {root}"
             )
         live.append((path, meta))
     return live

@@ -1,9 +1,9 @@
 """The extract stage: main text out of HTML pages, chrome lines out of plain text.
 
-HTML goes through trafilatura (see ``flows._extract_html`` for the combination of modes that
+HTML goes through trafilatura (see ``flows.extract.html_modes`` for the combination of modes that
 measured best on the gold sets, ``bench/extraction.py`` for the numbers) inside a child process
-with a per-page time limit (``flows._extract_sandbox``), so one pathological page becomes a
-reject and the shard goes on. Plain text goes through ``flows.chrome``. Both come out through
+with a per-page time limit (``flows.extract.sandbox``), so one pathological page becomes a
+reject and the shard goes on. Plain text goes through ``flows.extract.chrome``. Both come out through
 ``normalize_text``: NFC, paragraphs separated by exactly one blank line.
 """
 
@@ -15,10 +15,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from flows._extract_options import HtmlOptions, HtmlResult
-from flows._extract_sandbox import ExtractTimeout, Sandbox, SandboxError, discard_for_thread, for_thread
-from flows.chrome import headline, strip_chrome
 from flows.document import Document, Reject, reject
+from flows.extract.chrome import headline, strip_chrome
+from flows.extract.options import HtmlOptions, HtmlResult
+from flows.extract.sandbox import ExtractTimeout, Sandbox, SandboxError, discard_for_thread, for_thread
 from flows.normalize import normalize_text
 
 STAGE = "extract"
@@ -80,7 +80,7 @@ def _extract_html(doc: Document, config: ExtractConfig, sandbox: Sandbox | None)
     """The page's result: from the sandbox it was submitted to, or extracted here and now."""
     if sandbox is not None:
         return sandbox.result(config.timeout_s)
-    from flows._extract_html import extract_html  # in-process: only now is trafilatura needed
+    from flows.extract.html_modes import extract_html  # in-process: only now is trafilatura needed
 
     return extract_html(doc.text, _html_options(config))
 
