@@ -36,6 +36,8 @@ IDLE_ENV = "SIFTLAKE_API_IDLE_S"
 DEFAULT_IDLE_S = 600.0
 # How long a run waits for a server it started (the first start on a new machine compiles and migrates).
 STARTUP_TIMEOUT_S = 120.0
+# How long a started server waits for its first request before the idle clock runs.
+_FIRST_REQUEST_GRACE_S = 30.0
 # The environment Prefect's own temporary server runs with (prefect.server.api.server.SubprocessASGIServer).
 _SERVER_ENV = {"PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
 
@@ -259,6 +261,7 @@ class _IdleClock:
     def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
         self.app = app
         self.open = 0
+        self.answered = 0
         self.last = time.monotonic()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -270,6 +273,7 @@ class _IdleClock:
             await self.app(scope, receive, send)
         finally:
             self.open -= 1
+            self.answered += 1
             self.last = time.monotonic()
 
     def idle_for(self) -> float:
@@ -285,9 +289,15 @@ def serve(port: int, idle_s: float, state_file: Path) -> None:
     server = uvicorn.Server(uvicorn.Config(clock, host="127.0.0.1", port=port, log_level="error", lifespan="on"))
 
     def stop_when_idle() -> None:
-        while not server.started and not server.should_exit:  # the idle time counts from the first answer
+        while not server.started and not server.should_exit:
             time.sleep(0.1)
-        clock.last = time.monotonic()
+        # The idle time counts from the first answer: on a busy machine the process that started the server may
+        # poll it later than ``idle_s`` after it is up (seen with idle_s=2 under load). A server nobody asks
+        # anything stops after the grace period.
+        started = time.monotonic()
+        while not clock.answered and time.monotonic() - started < max(idle_s, _FIRST_REQUEST_GRACE_S):
+            time.sleep(0.1)
+        clock.last = max(clock.last, started)
         while not server.should_exit:
             time.sleep(min(5.0, idle_s / 4))
             if clock.idle_for() >= idle_s:
