@@ -64,7 +64,7 @@ from flows.dedup import (  # noqa: E402
     shingles,
     signatures,
 )
-from flows.dedup.resolve import _TOKEN_RE  # noqa: E402
+from flows.dedup.fingerprint import _TOKEN_RE  # noqa: E402
 
 # The tokenizer's pattern (lower-casing aside): a mash-up's halves are counted in these tokens.
 TOKEN_RE = _TOKEN_RE

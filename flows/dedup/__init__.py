@@ -1,24 +1,21 @@
 """Duplicates: MinHash fingerprints, the resolver that decides exact, near and contained copies within a run and
 against the lake, and the lake's index of every document already kept."""
 
-from flows.dedup.index import CorruptIndexError, IncompatibleIndexError, LakeIndex, compact, publish_segment
-from flows.dedup.resolve import (
-    DUP_KINDS,
-    DedupBatch,
-    DedupConfig,
-    DedupDecisions,
+from flows.dedup.config import DedupConfig
+from flows.dedup.fingerprint import (
     band_keys,
-    candidate_pairs,
     contained_in,
     content_hash,
     estimated_jaccard,
     fingerprints,
-    resolve,
     shingle_ids,
     shingles,
     signatures,
     tokens,
 )
+from flows.dedup.index import CorruptIndexError, IncompatibleIndexError, LakeIndex, compact, publish_segment
+from flows.dedup.records import DUP_KINDS, DedupBatch, DedupDecisions
+from flows.dedup.resolve import candidate_pairs, resolve
 
 __all__ = [
     "DUP_KINDS",

@@ -1,5 +1,10 @@
-"""The lake's near-duplicate index on this machine: the cache of a bucket lake's segments, the run's own
-segment, and when segments are merged (compaction)."""
+"""The lake's near-duplicate index on this machine: the cache of a bucket lake's segments, where the run's
+own segment is staged and cached, and when segments are merged (compaction) and put back on the lake.
+
+A local lake's index is used in place. A bucket lake's is mirrored in ``<cache>/<lake digest>/_index``:
+published segments never change, so the mirror only ever downloads new ones and drops those the lake no
+longer lists; every copy into it goes to a ``.<name>.partial`` folder renamed into place when complete.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,8 @@ import os
 import shutil
 from pathlib import Path
 
-from flows.dedup import index as dedup_index
-from flows.dedup.resolve import DedupConfig
+from flows.dedup.config import DedupConfig
+from flows.dedup.index.compaction import compact, segment_count
 from flows.lake.layout import INDEX, SEGMENT_META, SEGMENTS, RunPaths
 from flows.storage import Store
 
@@ -17,7 +22,8 @@ from flows.storage import Store
 
 
 def default_cache() -> str:
-    """Where index segments of remote lakes are cached: ``SIFTLAKE_CACHE``, else ``~/.cache/siftlake``."""
+    """Where index segments of remote lakes are cached: ``SIFTLAKE_CACHE``, else ``$XDG_CACHE_HOME/siftlake``
+    (``~/.cache/siftlake`` when that is unset)."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return os.environ.get("SIFTLAKE_CACHE") or str(Path(base) / "siftlake")
 
@@ -57,16 +63,28 @@ def local_index(lake: Store, cache_dir: str = "", max_bytes: int = 0) -> tuple[P
 
 
 def _download_segment(lake: Store, keys: list[str], target: Path) -> int:
-    partial = target.with_name(f".{target.name}.partial")
-    shutil.rmtree(partial, ignore_errors=True)
+    """Copy one published segment (its object ``keys``) into the cache folder ``target``; returns its bytes."""
+    partial = _partial(target)
     size = 0
     for key in sorted(keys, key=lambda k: (k.endswith(f"/{SEGMENT_META}"), k)):
         local = partial / key.rsplit("/", 1)[-1]
         lake.download(key, local)
         size += local.stat().st_size
+    _install(partial, target)
+    return size
+
+
+def _partial(target: Path) -> Path:
+    """Where a copy of ``target`` is made (``.<name>.partial``, next to it), cleared of any earlier attempt."""
+    partial = target.with_name(f".{target.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    return partial
+
+
+def _install(partial: Path, target: Path) -> None:
+    """Put a complete copy in the place of ``target``: the cache never holds half a segment under its name."""
     shutil.rmtree(target, ignore_errors=True)
     partial.rename(target)
-    return size
 
 
 def _bound_cache(cache_root: Path, max_bytes: int, keep: Path) -> None:
@@ -91,16 +109,15 @@ def cache_segment(paths: RunPaths, segment: str, cache_dir: str = "") -> None:
     if not paths.lake.remote or not local.is_dir():
         return
     target = Path(cache_dir or default_cache()) / paths.lake.digest / segment
-    partial = target.with_name(f".{target.name}.partial")
-    shutil.rmtree(partial, ignore_errors=True)
+    partial = _partial(target)
     shutil.copytree(local, partial)
-    shutil.rmtree(target, ignore_errors=True)
-    partial.rename(target)
+    _install(partial, target)
 
 
-def publish_local_segment(lake: Store, segment_dir: Path) -> None:
-    """Put a segment built in this machine's cache (a compaction) on a remote lake, ``meta.json`` last,
-    then delete the segments it replaces (readers skip them from the moment the meta is there)."""
+def _upload_merged_segment(lake: Store, segment_dir: Path) -> None:
+    """Put a segment merged in this machine's cache on a bucket lake, ``meta.json`` last, then delete the
+    segments it replaces (readers skip them from the moment the meta is there). Nothing to do for a local
+    lake: compaction merged its own ``_index`` in place."""
     if not lake.remote:
         return
     replaced = json.loads((segment_dir / SEGMENT_META).read_text()).get("replaces", [])
@@ -130,10 +147,10 @@ def compact_if_needed(lake: Store, index_dir: Path, config: DedupConfig, run_id:
 
     A bucket lake's segments are merged in this machine's cache, then the merged one is put on the store.
     """
-    if dedup_index.segment_count(index_dir) <= COMPACT_AT_SEGMENTS:
+    if segment_count(index_dir) <= COMPACT_AT_SEGMENTS:
         return None
-    merged = dedup_index.compact(index_dir, config, f"compact-{run_id}", max_entries=COMPACT_MAX_ENTRIES)
+    merged = compact(index_dir, config, f"compact-{run_id}", max_entries=COMPACT_MAX_ENTRIES)
     if merged is None:
         return None
-    publish_local_segment(lake, merged)
+    _upload_merged_segment(lake, merged)
     return merged.name

@@ -1,27 +1,9 @@
-"""Exact, near and contained duplicates: shingles, MinHash signatures, LSH banding, clusters.
+"""The resolver: which rows of a run are exact, near or contained duplicates, within the run and against
+the lake's index, and which document of each cluster is kept.
 
-Signatures are datasketch 2.x ``MinHash`` values: scheme ``affine32`` (MurmurHash3 finalizer, then
-``a * h + b`` mod 2^32), permutations ``(a, b)`` drawn from ``numpy.random.RandomState(seed)``
-exactly as datasketch draws them. They are computed here with numpy (permutations x shingles,
-then a min along the contiguous axis), ~3x the throughput of ``MinHash.bulk``. The shingle hash
-is ``config.hash_function``; with it, datasketch's ``MinHash(num_perm, seed, hashfunc=...)`` gives
-bit-identical ``hashvalues`` (tests hold this for all three choices):
-
-* ``token_xxh32`` (default): ``hashfunc=int`` over :func:`shingle_ids` (each token hashed once with
-  xxh32, k consecutive token hashes mixed); ~2,800 docs/s per core on 810-word articles.
-* ``xxh32``: ``hashfunc=xxhash.xxh32_intdigest`` over the UTF-8 bytes of :func:`shingles`.
-* ``sha1_hash32``: datasketch's default hashfunc over the same bytes (~1,300 docs/s).
-
-A pair is a near-duplicate when the share of equal signature values (the estimated Jaccard
-similarity of the two shingle sets) is >= ``threshold``; candidates come from LSH banding
-(``bands`` x ``rows``), so only pairs sharing a band are ever compared.
-
-A document A is contained in a larger document B when most of A's shingles are in B
-(:func:`contained_in`): the estimate is ``hits / samples`` (:func:`containment_samples`), and its
-one-sided Wilson lower bound must reach ``containment_threshold``. The candidates are the same LSH
-candidates: the idea of datasketch's ``MinHashLSHEnsemble`` (a containment query is a Jaccard
-query at the lower threshold ``t|A| / (|B| + |A| - t|A|)``) with one fixed banding low enough for
-the size ratios caught (64 bands x 2 rows), not one banding per size partition.
+Candidate pairs are the rows sharing an LSH band key (``band_keys`` of ``flows.dedup.fingerprint``, paired
+by ``bucket_pairs``); verified pairs are joined by union-find into components, components are linked to
+the components or lake documents that contain them, and each row is then assigned its cluster.
 
 Keep policy (see :func:`resolve`):
 
@@ -42,360 +24,21 @@ Keep policy (see :func:`resolve`):
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import lru_cache
-from hashlib import sha1
-from operator import methodcaller
-from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import xxhash
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-if TYPE_CHECKING:
-    from flows.dedup.index import LakeIndex
-
-# CJK and other scripts written without spaces: each character is a token, so word shingles
-# still work there (a ``\w+`` run would otherwise be a whole sentence).
-_NO_SPACE_SCRIPTS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af\u0e00-\u0e7f"
-_TOKEN_RE = re.compile(rf"[{_NO_SPACE_SCRIPTS}]|[^\W{_NO_SPACE_SCRIPTS}]+")
-_NO_SPACE_RE = re.compile(rf"[{_NO_SPACE_SCRIPTS}]")
-_WORD_RE = re.compile(r"\w+")
-_MAX_HASH = np.uint32(0xFFFFFFFF)
-# Shingles per (permutations x shingles) product: bounds the temporary to num_perm x 64 KB.
-_CHUNK_SHINGLES = 1 << 14
-_GOLDEN64 = np.uint64(0x9E3779B97F4A7C15)
-_DIGEST = methodcaller("digest")
-
-
-class DedupConfig(BaseModel):
-    """Parameters of duplicate detection; recorded in each run's manifest.
-
-    The shingle, permutation, seed and hash fields shape the persistent index's signatures, so
-    changing one of them needs a new index (``LakeIndex.open`` refuses a mismatch). ``bands`` and
-    ``rows`` may change: each index segment is queried with the banding it was built with, and
-    compaction re-bands merged segments to the current one.
-
-    Defaults chosen with ``python bench/dedup.py --sweep`` (exact Jaccard on 698 extracted pages
-    of the built near-duplicate set, and the clough pairs): word 3-grams at 0.6 gave pairwise
-    precision 1.000 / recall 0.994; word 1-2-grams and char 5-grams raise the similarity of
-    unrelated pages (max negative 0.64 / 0.54 / 0.61 vs 0.52 for word 3-grams); 4-5-grams lose
-    recall on edited copies. Negatives reach 0.52 (two-article mash-ups) and true copies fall to
-    0.29 (short articles in a heavy template), so 0.6 sits above the mash-ups with a margin for
-    the MinHash error (std ~0.04 at 128 permutations). 64 bands x 2 rows serve both near and
-    contained duplicates: a pair is a candidate with probability 0.984 at Jaccard 0.25 (a teaser of
-    a quarter of its article) and ~1 at 0.6 (32 x 4 gave 0.988 there). Containment defaults
-    (``bench/dedup.py``): threshold 0.6 with z 3.0 gave precision 1.0 and recall 0.994 on the
-    containment set and kept the built set's F1 at 0.998; z 2.33 let a 600-shingle mash-up into a
-    3,500-shingle article (21 samples, estimate 0.83, true 0.57).
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    shingle_kind: Literal["word", "char"] = Field(
-        default="word",
-        description="'word': n-grams of lower-cased Unicode word tokens (CJK/Thai: one token per "
-        "character); 'char': n-grams of characters of the lower-cased, space-joined tokens.",
-    )
-    shingle_size: int = Field(default=3, ge=1, le=64, description="n of the n-gram shingles.")
-    num_perm: int = Field(default=128, ge=8, le=1024, description="MinHash permutations per signature.")
-    bands: int = Field(default=64, ge=1, description="LSH bands; a pair is a candidate if any band agrees.")
-    rows: int = Field(default=2, ge=1, description="Signature values per LSH band.")
-    threshold: float = Field(
-        default=0.6,
-        gt=0.0,
-        le=1.0,
-        description="Minimum estimated Jaccard similarity (of shingle sets) for a near-duplicate.",
-    )
-    containment_threshold: float = Field(
-        default=0.6,
-        gt=0.0,
-        le=1.0,
-        description="A document is contained in a larger one when the lower confidence bound (see "
-        "containment_z) of the estimated share of its shingles found in the larger one is at least this.",
-    )
-    containment_z: float = Field(
-        default=3.0,
-        ge=0.0,
-        description="z of the one-sided Wilson lower bound on the estimated containment (3.0: 99.9%): "
-        "a small excerpt of a large document gives few MinHash samples, so it needs a clearer estimate.",
-    )
-    containment_min_shingles: int = Field(
-        default=48,
-        ge=1,
-        description="Documents with fewer distinct shingles (word 3-grams: about 50 words) are never "
-        "flagged as contained: chrome-sized fragments are contained everywhere.",
-    )
-    seed: int = Field(default=1, ge=0, lt=2**32, description="datasketch MinHash seed (permutations).")
-    scheme: Literal["affine32"] = Field(
-        default="affine32", description="datasketch 2.x permutation scheme the signatures follow."
-    )
-    hash_function: Literal["token_xxh32", "xxh32", "sha1_hash32"] = Field(
-        default="token_xxh32",
-        description="How a shingle becomes the 32-bit value datasketch's MinHash permutes. "
-        "'token_xxh32' (word shingles only, fastest): xxh32 of each token's UTF-8 bytes, the "
-        "shingle's tokens mixed in order (see shingle_ids). 'xxh32': xxhash.xxh32_intdigest of "
-        "the shingle string's UTF-8 bytes. 'sha1_hash32': datasketch's default hashfunc on them.",
-    )
-    max_candidates_per_band: int = Field(
-        default=256,
-        ge=1,
-        description="Lake documents fetched per (document, band) bucket: bounds the work a "
-        "huge bucket (e.g. thousands of copies of one page) can cause; the first ones by "
-        "index order are taken, so the outcome stays deterministic.",
-    )
-
-    @model_validator(mode="after")
-    def _consistent(self) -> DedupConfig:
-        if self.hash_function == "token_xxh32" and self.shingle_kind != "word":
-            raise ValueError("hash_function 'token_xxh32' needs shingle_kind 'word'")
-        if self.bands * self.rows > self.num_perm:
-            raise ValueError(f"bands x rows = {self.bands * self.rows} exceeds num_perm = {self.num_perm}")
-        return self
-
-    def index_params(self) -> dict[str, Any]:
-        """The parameters a persistent index depends on (its compatibility key)."""
-        fields = ("shingle_kind", "shingle_size", "num_perm", "bands", "rows", "seed", "scheme", "hash_function")
-        params = {name: getattr(self, name) for name in fields}
-        params["tokenizer"] = "unicode_words_lower_v1"
-        return params
-
-
-def content_hash(text: str) -> str:
-    """Hex xxh3-128 of the (already normalized) text: the exact-duplicate key."""
-    return xxhash.xxh3_128_hexdigest(text.encode("utf-8"))
-
-
-def tokens(text: str) -> list[str]:
-    """Lower-cased word tokens: punctuation, case and spacing changes do not change them."""
-    folded = text.casefold()
-    # The plain pattern is ~30% faster; the search for a no-space script costs ~2%.
-    if _NO_SPACE_RE.search(folded):
-        return _TOKEN_RE.findall(folded)
-    return _WORD_RE.findall(folded)
-
-
-def shingles(text: str, config: DedupConfig) -> list[str]:
-    """The shingle strings of ``text`` (with repeats); a short text is a single shingle."""
-    toks = tokens(text)
-    k = config.shingle_size
-    if config.shingle_kind == "char":
-        joined = " ".join(toks)
-        if len(joined) <= k:
-            return [joined] if joined else []
-        return [joined[i : i + k] for i in range(len(joined) - k + 1)]
-    if len(toks) <= k:
-        return [" ".join(toks)] if toks else []
-    return [" ".join(toks[i : i + k]) for i in range(len(toks) - k + 1)]
-
-
-@lru_cache(maxsize=8)
-def _permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    # Same draws, in the same order, as datasketch.MinHash._init_permutations for affine32.
-    gen = np.random.RandomState(seed)
-    a = gen.randint(0, 1 << 31, num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
-    b = gen.randint(0, 1 << 32, num_perm, dtype=np.uint32)
-    return a, b
-
-
-def _fmix32(h: np.ndarray) -> np.ndarray:
-    # MurmurHash3 finalizer, as datasketch applies before the affine permutation.
-    h = h ^ (h >> np.uint32(16))
-    h = h * np.uint32(0x85EBCA6B)
-    h = h ^ (h >> np.uint32(13))
-    h = h * np.uint32(0xC2B2AE35)
-    out: np.ndarray = h ^ (h >> np.uint32(16))
-    return out
-
-
-def shingle_ids(text: str, config: DedupConfig) -> np.ndarray:
-    """The distinct 32-bit shingle values of ``text`` (what the MinHash permutes), sorted.
-
-    ``signatures`` equals datasketch's ``MinHash(num_perm, seed, hashfunc=int)`` updated with
-    these values (scheme affine32). For 'xxh32'/'sha1_hash32' they are that hashfunc applied to
-    the UTF-8 bytes of :func:`shingles`, i.e. ``MinHash(hashfunc=...)`` over the shingle bytes.
-    """
-    if config.hash_function == "token_xxh32":
-        return _token_shingle_ids(tokens(text), config.shingle_size)
-    unique = set(shingles(text, config))
-    if config.hash_function == "xxh32":
-        values = np.fromiter(map(xxhash.xxh32_intdigest, map(str.encode, unique)), dtype=np.uint32, count=len(unique))
-    else:
-        # datasketch.hashfunc.sha1_hash32: the first 4 digest bytes, little-endian.
-        digests = b"".join(map(_DIGEST, map(sha1, map(str.encode, unique))))
-        values = np.frombuffer(digests, dtype="<u4")[::5].astype(np.uint32)
-    return np.unique(values)
-
-
-def _token_shingle_ids(toks: list[str], k: int) -> np.ndarray:
-    # Hash each token once (C-level map), then mix k consecutive token hashes with vector ops:
-    # ~2x faster than joining and hashing shingle strings, the dominant cost otherwise.
-    if not toks:
-        return np.empty(0, dtype=np.uint32)
-    th = np.fromiter(map(xxhash.xxh32_intdigest, map(str.encode, toks)), dtype=np.uint64, count=len(toks))
-    m = max(len(toks) - k + 1, 1)
-    mixed = np.full(m, _GOLDEN64, dtype=np.uint64)
-    for j in range(min(k, len(toks))):
-        mixed = _fmix64((mixed ^ th[j : j + m]) * _GOLDEN64)
-    return np.unique((mixed >> np.uint64(32)).astype(np.uint32))
-
-
-def signatures(texts: Sequence[str], config: DedupConfig) -> np.ndarray:
-    """MinHash signatures, shape ``(len(texts), num_perm)``, uint32; a pure per-text function.
-
-    An empty text (no tokens) gets the all-``0xFFFFFFFF`` signature of datasketch's empty MinHash.
-    """
-    return fingerprints(texts, config)[0]
-
-
-def fingerprints(texts: Sequence[str], config: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
-    """``(signatures, sizes)``: the MinHash signatures and each text's number of distinct shingles
-    (uint32), which containment estimates need."""
-    a, b = _permutations(config.num_perm, config.seed)
-    a_col, b_col = a[:, None], b[:, None]
-    out = np.full((len(texts), config.num_perm), _MAX_HASH, dtype=np.uint32)
-    sizes = np.zeros(len(texts), dtype=np.uint32)
-    for row, text in enumerate(texts):
-        hashes = _fmix32(shingle_ids(text, config))
-        sizes[row] = len(hashes)
-        # (perms x shingles), in place, then a min along the contiguous axis: ~30x faster than
-        # reduceat along axis 0; chunks bound the temporary for huge documents.
-        for start in range(0, len(hashes), _CHUNK_SHINGLES):
-            products = a_col * hashes[None, start : start + _CHUNK_SHINGLES]
-            products += b_col
-            if start == 0:
-                products.min(axis=1, out=out[row])
-            else:
-                np.minimum(out[row], products.min(axis=1), out=out[row])
-    return out, sizes
-
-
-def band_keys(sigs: np.ndarray, config: DedupConfig) -> np.ndarray:
-    """One 64-bit key per (band, document), shape ``(bands, n)``: equal bands give equal keys."""
-    keys = np.empty((config.bands, sigs.shape[0]), dtype=np.uint64)
-    for band in range(config.bands):
-        keys[band] = band_key(sigs, config, band)
-    return keys
-
-
-def band_key(sigs: np.ndarray, config: DedupConfig, band: int) -> np.ndarray:
-    """The 64-bit keys of one band, shape ``(n,)``."""
-    cols = sigs[:, band * config.rows : (band + 1) * config.rows].astype(np.uint64)
-    key = np.full(sigs.shape[0], ((band + 1) * int(_GOLDEN64)) % 2**64, dtype=np.uint64)
-    for j in range(config.rows):
-        key = _fmix64((key ^ cols[:, j]) * _GOLDEN64)
-    return key
-
-
-def _fmix64(h: np.ndarray) -> np.ndarray:
-    h = h ^ (h >> np.uint64(33))
-    h = h * np.uint64(0xFF51AFD7ED558CCD)
-    h = h ^ (h >> np.uint64(33))
-    h = h * np.uint64(0xC4CEB9FE1A85EC53)
-    out: np.ndarray = h ^ (h >> np.uint64(33))
-    return out
-
-
-def estimated_jaccard(left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """Row-wise share of equal signature values (datasketch's ``MinHash.jaccard``)."""
-    return np.asarray((left == right).mean(axis=-1), dtype=np.float64)
-
-
-def containment_samples(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Row-wise ``(hits, samples)`` for the containment of the left sets in the right ones.
-
-    Under each permutation the minimum of the union lies in both sets (equal values), only in the
-    left one (left value smaller) or only in the right one. ``samples`` counts the permutations
-    whose union minimum lies in the left set, ``hits`` those where it lies in both: ``hits`` is
-    binomial with ``samples`` trials and probability ``|L & R| / |L|``.
-    """
-    hits = (left == right).sum(axis=-1)
-    return hits, hits + (left < right).sum(axis=-1)
-
-
-def estimated_containment(left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """Row-wise estimated share of the left set's shingles that are in the right set.
-
-    ``hits / samples`` (see ``containment_samples``). At the sizes of an excerpt and its article it
-    has a third to half the error of ``J (|L| + |R|) / ((1 + J) |L|)`` from the estimated Jaccard
-    ``J`` and the set sizes (``bench/dedup.py`` measures both); 1.0 when there is no sample.
-    """
-    hits, samples = containment_samples(left, right)
-    return np.where(samples > 0, hits / np.maximum(samples, 1), 1.0)
-
-
-def wilson_lower_bound(hits: np.ndarray, samples: np.ndarray, z: float) -> np.ndarray:
-    """One-sided Wilson lower confidence bound of a binomial proportion (0 where ``samples`` is 0)."""
-    n = np.maximum(np.asarray(samples, dtype=np.float64), 1.0)
-    p = np.asarray(hits, dtype=np.float64) / n
-    z2 = z * z
-    centre = p + z2 / (2 * n)
-    spread = z * np.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
-    return np.where(np.asarray(samples) > 0, (centre - spread) / (1 + z2 / n), 0.0)
-
-
-def contained_in(left: np.ndarray, right: np.ndarray, left_sizes: np.ndarray, right_sizes: np.ndarray,
-                 config: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Row-wise ``(is_contained, estimate)``: is the left document contained in the right one?
-
-    Only in a strictly larger set (so containment links never form a cycle), only for left sets of
-    at least ``containment_min_shingles``, and only when the Wilson lower bound of the estimate
-    reaches ``containment_threshold``.
-    """
-    hits, samples = containment_samples(left, right)
-    estimate = np.where(samples > 0, hits / np.maximum(samples, 1), 1.0)
-    left_sizes = np.asarray(left_sizes, dtype=np.int64)
-    ok = (
-        (wilson_lower_bound(hits, samples, config.containment_z) >= config.containment_threshold)
-        & (left_sizes >= config.containment_min_shingles)
-        & (np.asarray(right_sizes, dtype=np.int64) > left_sizes)
-    )
-    return ok, estimate
-
-
-def hash_words(content_hashes: Sequence[str]) -> np.ndarray:
-    """The 128-bit hex ``content_hash`` values as ``(n, 2)`` uint64 (how the index stores them)."""
-    raw = b"".join(bytes.fromhex(h.rjust(32, "0")[:32]) for h in content_hashes)
-    return np.frombuffer(raw, dtype=">u8").astype(np.uint64).reshape(len(content_hashes), 2)
-
-
-DUP_KINDS: tuple[str, ...] = ("exact", "near", "contained")
-"""Values of ``dup_kind`` for duplicates (kept documents have none): the same text as the kept
-document, a near-duplicate of it (estimated Jaccard chain), or mostly contained in it."""
-
-
-@dataclass
-class DedupBatch:
-    """One run's accepted documents (all shards concatenated); arrays aligned by row."""
-
-    doc_ids: list[str]
-    content_hashes: list[str]
-    signatures: np.ndarray
-    quality: np.ndarray
-    lengths: np.ndarray
-    sizes: np.ndarray
-    """Distinct shingles of each document (``fingerprints``): containment needs the set sizes."""
-
-    def __len__(self) -> int:
-        return len(self.doc_ids)
-
-
-@dataclass
-class DedupDecisions:
-    """The outcome for each batch row."""
-
-    dup_cluster: list[str]
-    """``doc_id`` of the kept document of the row's cluster (its own when unique or kept)."""
-    is_duplicate: np.ndarray
-    """True for every cluster member except the kept one."""
-    dup_similarity: np.ndarray
-    """Estimated Jaccard similarity to the kept document (1.0 for kept documents)."""
-    dup_kind: list[str | None]
-    """One of ``DUP_KINDS`` for duplicates, None for kept documents."""
-    dup_containment: np.ndarray
-    """Estimated share of the row's shingles found in the kept document (1.0 for kept documents)."""
+from flows.dedup.config import DedupConfig
+from flows.dedup.fingerprint import (
+    band_keys,
+    contained_in,
+    estimated_containment,
+    estimated_jaccard,
+    hash_words,
+)
+from flows.dedup.index.lake_index import LakeIndex
+from flows.dedup.records import DedupBatch, DedupDecisions, LakeMatches
 
 
 def resolve(batch: DedupBatch, index: LakeIndex, config: DedupConfig) -> DedupDecisions:
@@ -404,21 +47,9 @@ def resolve(batch: DedupBatch, index: LakeIndex, config: DedupConfig) -> DedupDe
     Rows whose ``doc_id`` is already in the lake get the lake's decision back unchanged (a re-run
     changes nothing). Everything else depends only on the set of rows, never on their order.
     """
-    n = len(batch)
-    decisions = DedupDecisions(
-        dup_cluster=list(batch.doc_ids),
-        is_duplicate=np.zeros(n, dtype=bool),
-        dup_similarity=np.ones(n, dtype=np.float64),
-        dup_kind=[None] * n,
-        dup_containment=np.ones(n, dtype=np.float64),
-    )
+    decisions = DedupDecisions.all_kept(batch.doc_ids)
     known = index.decisions_of(batch.doc_ids)
-    for row in np.flatnonzero(known.found).tolist():
-        decisions.dup_cluster[row] = known.dup_cluster[row]
-        decisions.is_duplicate[row] = known.is_duplicate[row]
-        decisions.dup_similarity[row] = known.dup_similarity[row]
-        decisions.dup_kind[row] = known.dup_kind[row]
-        decisions.dup_containment[row] = known.dup_containment[row]
+    decisions.copy_rows(np.flatnonzero(known.found).tolist(), known)
     todo = np.flatnonzero(~known.found)
     if len(todo):
         _resolve_new(batch, todo, index, config, decisions)
@@ -646,38 +277,6 @@ def _component_targets(
     return targets
 
 
-@dataclass
-class LakeMatches:
-    """The best verified lake match of each query row that has one (see ``LakeIndex.query``)."""
-
-    query_rows: np.ndarray
-    doc_ids: list[str]
-    dup_cluster: list[str]
-    similarity: np.ndarray
-    """Estimated Jaccard for near matches; estimated containment of the query for containing ones."""
-
-
-@dataclass
-class KnownDecisions:
-    """Decisions already in the lake for some doc_ids (``found`` marks which)."""
-
-    found: np.ndarray
-    dup_cluster: list[str]
-    is_duplicate: np.ndarray
-    dup_similarity: np.ndarray
-    dup_kind: list[str | None]
-    dup_containment: np.ndarray
-
-
-@dataclass
-class KeptDocuments:
-    """What the index holds about some lake documents (``found`` marks which)."""
-
-    found: np.ndarray
-    signatures: np.ndarray
-    sizes: np.ndarray
-    hashes: np.ndarray
-    """``hash_words`` of their content_hash."""
 
 
 def _best_lake_matches(matches: LakeMatches, n: int) -> list[tuple[float, str] | None]:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from flows.dedup import LakeIndex, publish_segment, resolve
 from flows.dedup.index import FORMAT
-from tests.dedup_helpers import CONFIG, article, batch_of, edit
+from tests.dedup.helpers import CONFIG, article, batch_of, edit
 
 RUNS = {
     "run-1": (["a1", "a2", "b1", "c1"], [article(1), edit(article(1), 5), article(2), article(3)],

@@ -1,0 +1,85 @@
+"""Index segments on disk: which are read, damaged or incompatible ones refused, format-1 segments read as written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from flows.dedup import CorruptIndexError, DedupConfig, IncompatibleIndexError, LakeIndex
+from tests.dedup.helpers import CONFIG, FIRST, FORMAT_1_EXPECTED, article, as_dict, batch_of, edit, run, segment_metas
+
+
+def test_incompatible_index_is_refused_with_a_way_out(index_dir: Path) -> None:
+    run(index_dir, "run-1", FIRST)
+    with pytest.raises(IncompatibleIndexError, match=r"num_perm.*move that directory aside"):
+        LakeIndex.open(index_dir, DedupConfig(num_perm=64, bands=16, rows=4))
+    # A threshold change does not touch the index: allowed.
+    assert len(LakeIndex.open(index_dir, DedupConfig(threshold=0.9))) == 4
+
+
+def test_only_published_complete_segments_are_read(index_dir: Path) -> None:
+    run(index_dir, "run-1", FIRST)
+    segments = index_dir / "segments"
+    (segments / "_tmp-run-2").mkdir()
+    (segments / ".hidden").mkdir()
+    assert len(LakeIndex.open(index_dir, CONFIG)) == 4
+    (segments / "broken").mkdir()
+    with pytest.raises(CorruptIndexError, match=r"no meta\.json"):
+        LakeIndex.open(index_dir, CONFIG)
+
+
+def test_a_damaged_segment_is_reported_not_misread(index_dir: Path) -> None:
+    run(index_dir, "run-1", FIRST)
+    sigs = index_dir / "segments" / "run-1" / "signatures.npy"
+    sigs.write_bytes(sigs.read_bytes()[:200])  # truncated copy
+    with pytest.raises(CorruptIndexError, match=r"run-1.*re-ingest"):
+        LakeIndex.open(index_dir, CONFIG)
+
+
+def test_an_index_of_an_unknown_format_is_refused_with_a_way_out(index_dir: Path) -> None:
+    run(index_dir, "run-1", FIRST)
+    meta_path = index_dir / "segments" / "run-1" / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps({**meta, "format": 3}))  # written by a later siftlake
+    with pytest.raises(IncompatibleIndexError, match=r"format 3.*reads formats 1, 2.*move that directory aside"):
+        LakeIndex.open(index_dir, CONFIG)
+
+
+_FORMAT_1_PROBE = {
+    "p-near-a1": edit(article(1), 9),
+    "p-near-a2": edit(article(1), 5) + " update",
+    "p-same-b1": article(2),
+    "p-near-d2": edit(article(4, 500), 7),
+    "p-excerpt-c1": " ".join(article(3).split()[:150]),
+    "p-new": article(9),
+}
+
+
+def test_a_lake_indexed_before_containment_dedup_gives_the_answers_it_gave_then(format_1_index: Path) -> None:
+    metas = segment_metas(format_1_index)
+    assert {m["format"] for m in metas.values()} == {1}
+    assert {(m["index_params"]["bands"], m["index_params"]["rows"]) for m in metas.values()} == {(32, 4)}  # type: ignore[index]
+    assert (CONFIG.bands, CONFIG.rows) != (32, 4)  # the upgrade changed the default banding too
+    probe = batch_of(list(_FORMAT_1_PROBE), list(_FORMAT_1_PROBE.values()))
+    decisions, written = run(format_1_index, "run-3", probe)
+    got = as_dict(probe, decisions)
+    assert got == {doc: (c, dup, round(sim, 6)) for doc, (c, dup, sim) in FORMAT_1_EXPECTED["probe"].items()}
+    # Without content hashes an identical copy of an old entry is "near" at similarity 1.0; without set
+    # sizes nothing is contained in one (the excerpt of c1 is kept, as before).
+    kinds = dict(zip(probe.doc_ids, decisions.dup_kind, strict=True))
+    assert kinds == {"p-near-a1": "near", "p-near-a2": "near", "p-same-b1": "near", "p-near-d2": "near",
+                     "p-excerpt-c1": None, "p-new": None}
+    # The old entries read back as they were written, their kind and containment unknown.
+    known = LakeIndex.open(format_1_index, CONFIG).decisions_of(list(FORMAT_1_EXPECTED["entries"]))
+    assert known.found.all()
+    assert [[c, bool(d), float(s)] for c, d, s in zip(known.dup_cluster, known.is_duplicate, known.dup_similarity,
+                                                      strict=True)] == list(FORMAT_1_EXPECTED["entries"].values())
+    assert known.dup_kind == [None] * 7 and np.isnan(known.dup_containment).all()
+    # The new run's segment is format 2 with today's banding, and both kinds of segment answer later runs.
+    assert written == 6 and segment_metas(format_1_index)["run-3"]["format"] == 2
+    later = batch_of(["l-old", "l-new"], [edit(article(2), 21), " ".join(article(9).split()[:120])])
+    again, _ = run(format_1_index, "run-4", later)
+    assert again.dup_cluster == ["b1", "p-new"] and again.dup_kind == ["near", "contained"]
