@@ -23,20 +23,20 @@ test: install
 	$(PY) -m pytest
 
 lint: install
-	$(VENV)/bin/ruff check flows tests bench
+	$(VENV)/bin/ruff check flows tests bench tools
 	$(VENV)/bin/mypy
 
 bench-extraction: install
-	$(PY) bench/extraction.py
+	$(PY) -m bench.extraction
 
 bench-dedup: install
-	$(PY) bench/dedup.py
+	$(PY) -m bench.dedup
 
 bench-quality: install
-	$(PY) bench/quality.py
+	$(PY) -m bench.quality
 
 bench-e2e: install
-	$(PY) bench/e2e.py
+	$(PY) -m bench.e2e
 
 bench: bench-extraction bench-dedup bench-quality
 

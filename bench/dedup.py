@@ -1,9 +1,9 @@
 """Duplicate detection benchmark (near and contained): accuracy, LSH recall, throughput, index size, memory.
 
-    python bench/dedup.py                 # everything (about 3-6 min on one core)
-    python bench/dedup.py --sweep         # plus the parameter sweeps that chose the defaults
-    SIFTLAKE_CORPORA=/data/corpora python bench/dedup.py --extractor pipeline --cache /tmp/dedup
-    python bench/dedup.py --lake-docs 100000 --skip-built   # quicker memory check
+    python -m bench.dedup                 # everything (about 3-6 min on one core)
+    python -m bench.dedup --sweep         # plus the parameter sweeps that chose the defaults
+    SIFTLAKE_CORPORA=/data/corpora python -m bench.dedup --extractor pipeline --cache /tmp/dedup
+    python -m bench.dedup --lake-docs 100000 --skip-built   # quicker memory check
 
 Sections:
 1. signature throughput on article-length texts (scrapinghub_aeb gold), vs datasketch MinHash.bulk;
@@ -31,9 +31,7 @@ import argparse
 import html
 import itertools
 import json
-import os
 import random
-import resource
 import subprocess
 import sys
 import tempfile
@@ -44,65 +42,23 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+import flows.dedup as dedup
+from bench.support.meters import cpu_seconds, peak_rss_mb
+from bench.support.paths import REPO, corpora_dir
+from flows.dedup.fingerprint import TOKEN_RE
 
-from flows.dedup import (  # noqa: E402
-    DedupBatch,
-    DedupConfig,
-    DedupDecisions,
-    LakeIndex,
-    band_keys,
-    candidate_pairs,
-    contained_in,
-    content_hash,
-    estimated_jaccard,
-    fingerprints,
-    publish_segment,
-    resolve,
-    shingle_ids,
-    shingles,
-    signatures,
-)
-from flows.dedup.fingerprint import _TOKEN_RE  # noqa: E402
-
-# The tokenizer's pattern (lower-casing aside): a mash-up's halves are counted in these tokens.
-TOKEN_RE = _TOKEN_RE
-
-CORPORA = Path(os.environ.get("SIFTLAKE_CORPORA", REPO.parent / "shared" / "corpora"))
 
 
 def load_gold_texts() -> list[str]:
-    with open(CORPORA / "scrapinghub_aeb" / "gold.jsonl", encoding="utf-8") as f:
+    with open(corpora_dir() / "scrapinghub_aeb" / "gold.jsonl", encoding="utf-8") as f:
         rows = [json.loads(line) for line in f]
     return [r["text"] for r in rows if r["text"].strip()]
-
-
-def cpu_seconds(fn: Callable[[], object], tries: int = 3) -> float:
-    """Best of ``tries`` CPU times: the machine is shared, the minimum is the least disturbed."""
-    best = float("inf")
-    for _ in range(tries):
-        start = time.process_time()
-        fn()
-        best = min(best, time.process_time() - start)
-    return best
-
-
-def peak_rss_mb() -> float:
-    """This process's peak RSS. VmHWM, not ru_maxrss: Linux carries ru_maxrss over fork+exec,
-    so a child would report its parent's peak."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            fields = dict(line.split(":", 1) for line in f)
-        return int(fields["VmHWM"].split()[0]) / 1024
-    except (OSError, KeyError, ValueError):
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 # -- 1. throughput ------------------------------------------------------------------------------
 
 
-def bench_throughput(config: DedupConfig, repeat: int) -> None:
+def bench_throughput(config: dedup.DedupConfig, repeat: int) -> None:
     from datasketch import MinHash
 
     texts = load_gold_texts() * repeat
@@ -111,35 +67,37 @@ def bench_throughput(config: DedupConfig, repeat: int) -> None:
     sha = config.model_copy(update={"hash_function": "sha1_hash32"})
     base = cpu_seconds(
         lambda: MinHash.bulk(
-            [[s.encode() for s in set(shingles(t, sha))] for t in texts], num_perm=config.num_perm, seed=config.seed
+            [[s.encode() for s in set(dedup.shingles(t, sha))] for t in texts],
+            num_perm=config.num_perm,
+            seed=config.seed,
         )
     )
     print(f"  datasketch MinHash.bulk (sha1_hash32, baseline): {len(texts) / base:7.0f} docs/s")
     runs = (("ours, sha1_hash32 (bit-identical to the baseline)", sha), (f"ours, {config.hash_function}", config))
     for name, cfg in runs:
-        secs = cpu_seconds(lambda cfg=cfg: signatures(texts, cfg))  # type: ignore[misc]
+        secs = cpu_seconds(lambda cfg=cfg: dedup.signatures(texts, cfg))  # type: ignore[misc]
         print(f"  {name:50s}: {len(texts) / secs:7.0f} docs/s  ({base / secs:.2f}x baseline)")
 
 
 # -- scoring helpers ----------------------------------------------------------------------------
 
 
-def decide(texts: Sequence[str], config: DedupConfig, ids: Sequence[str] | None = None) -> DedupDecisions:
+def decide(texts: Sequence[str], config: dedup.DedupConfig, ids: Sequence[str] | None = None) -> dedup.DedupDecisions:
     """Run the real resolve() on texts as one batch against an empty lake."""
     ids = list(ids) if ids is not None else [f"d{i:05d}" for i in range(len(texts))]
-    sigs, sizes = fingerprints(texts, config)
-    batch = DedupBatch(
+    sigs, sizes = dedup.fingerprints(texts, config)
+    batch = dedup.DedupBatch(
         doc_ids=ids,
-        content_hashes=[content_hash(t) for t in texts],
+        content_hashes=[dedup.content_hash(t) for t in texts],
         signatures=sigs,
         quality=np.full(len(texts), 0.5),
         lengths=np.array([len(t) for t in texts]),
         sizes=sizes,
     )
-    return resolve(batch, LakeIndex(Path("/nonexistent"), config, []), config)
+    return dedup.resolve(batch, dedup.LakeIndex(Path("/nonexistent"), config, []), config)
 
 
-def clusters_of(texts: Sequence[str], config: DedupConfig, ids: Sequence[str] | None = None) -> list[str]:
+def clusters_of(texts: Sequence[str], config: dedup.DedupConfig, ids: Sequence[str] | None = None) -> list[str]:
     """dup_cluster of each text (see ``decide``)."""
     return decide(texts, config, ids).dup_cluster
 
@@ -162,15 +120,15 @@ def jaccard(a: set[int], b: set[int]) -> float:
     return len(a & b) / len(a | b) if a or b else 1.0
 
 
-def id_sets(texts: Iterable[str], config: DedupConfig) -> list[set[int]]:
-    return [set(shingle_ids(t, config).tolist()) for t in texts]
+def id_sets(texts: Iterable[str], config: dedup.DedupConfig) -> list[set[int]]:
+    return [set(dedup.shingle_ids(t, config).tolist()) for t in texts]
 
 
 # -- 2. clough ----------------------------------------------------------------------------------
 
 
 def load_clough() -> tuple[list[str], list[str], list[tuple[int, int, str]]]:
-    root = CORPORA / "clough_plagiarism"
+    root = corpora_dir() / "clough_plagiarism"
     with open(root / "gold.jsonl", encoding="utf-8") as f:
         gold = [json.loads(line) for line in f]
     paths = sorted({g["source_path"] for g in gold}) + [g["text_path"] for g in gold]
@@ -186,7 +144,7 @@ def load_clough() -> tuple[list[str], list[str], list[tuple[int, int, str]]]:
 CLOUGH_CUT_NOT_FROM_SOURCE = ("g2pE_taskc", "g4pD_taskb")
 
 
-def bench_clough(config: DedupConfig) -> None:
+def bench_clough(config: dedup.DedupConfig) -> None:
     ids, texts, pairs = load_clough()
     decisions = decide(texts, config, ids)
     clusters = decisions.dup_cluster
@@ -433,7 +391,7 @@ def built_texts(cache: Path | None, extractor: str) -> tuple[list[str], list[int
     return texts, truth, kinds, how
 
 
-def bench_built(config: DedupConfig, cache: Path | None, extractor: str) -> None:
+def bench_built(config: dedup.DedupConfig, cache: Path | None, extractor: str) -> None:
     start = time.perf_counter()
     texts, truth, kinds, how = built_texts(cache, extractor)
     n_art = len({t for t, k in zip(truth, kinds, strict=True) if k != "mashup"})
@@ -460,14 +418,14 @@ def bench_built(config: DedupConfig, cache: Path | None, extractor: str) -> None
     lsh_recall(texts, config)
 
 
-def lsh_recall(texts: list[str], config: DedupConfig) -> None:
+def lsh_recall(texts: list[str], config: dedup.DedupConfig) -> None:
     sets = id_sets(texts, config)
     n = len(texts)
     exact = {(i, j) for i in range(n) for j in range(i + 1, n) if jaccard(sets[i], sets[j]) >= config.threshold}
-    sigs = signatures(texts, config)
-    left, right = candidate_pairs(band_keys(sigs, config), config.max_candidates_per_band)
+    sigs = dedup.signatures(texts, config)
+    left, right = dedup.candidate_pairs(dedup.band_keys(sigs, config), config.max_candidates_per_band)
     cands = set(zip(left.tolist(), right.tolist(), strict=True))
-    est = {(i, j) for i, j in cands if estimated_jaccard(sigs[i], sigs[j]) >= config.threshold}
+    est = {(i, j) for i, j in cands if dedup.estimated_jaccard(sigs[i], sigs[j]) >= config.threshold}
     got = len(exact & cands)
     print(
         f"  brute force: {len(exact)} pairs with exact Jaccard >= {config.threshold} (of {n * (n - 1) // 2}); "
@@ -501,7 +459,7 @@ def _first_share(paras: list[str], share: float, whole_paragraphs: bool) -> list
 
 def load_story_bodies(count: int) -> list[list[str]]:
     """Paragraphs of cleaneval gold texts (300+ words): the own text of the stories that quote articles."""
-    with open(CORPORA / "cleaneval" / "gold.jsonl", encoding="utf-8") as f:
+    with open(corpora_dir() / "cleaneval" / "gold.jsonl", encoding="utf-8") as f:
         rows = [json.loads(line) for line in f]
     texts = [r["text"] for r in rows if not r.get("gold_empty") and len(r["text"].split()) >= 300]
     return [[p.strip() for p in t.split("\n") if p.strip()] for t in texts[:count]]
@@ -566,9 +524,9 @@ def containment_texts(cache: Path | None, extractor: str) -> tuple[list[str], li
     return texts, truth, kinds, how
 
 
-def bench_containment(config: DedupConfig, cache: Path | None, extractor: str) -> None:
+def bench_containment(config: dedup.DedupConfig, cache: Path | None, extractor: str) -> None:
     texts, truth, kinds, how = containment_texts(cache, extractor)
-    sizes = fingerprints(texts, config)[1]
+    sizes = dedup.fingerprints(texts, config)[1]
     # Policy: a text under containment_min_shingles is never flagged as contained, so it is no positive.
     short = {i for i, k in enumerate(kinds) if k in ("teaser", "feed") and sizes[i] < config.containment_min_shingles}
     labels = [(-1 - i) if i in short else t for i, t in enumerate(truth)]
@@ -596,10 +554,10 @@ def bench_containment(config: DedupConfig, cache: Path | None, extractor: str) -
     containment_recall(texts, config)
 
 
-def containment_recall(texts: list[str], config: DedupConfig) -> None:
+def containment_recall(texts: list[str], config: dedup.DedupConfig) -> None:
     """LSH candidate recall against brute-force exact containment, and the estimators' error."""
     sets = id_sets(texts, config)
-    sigs, sizes = fingerprints(texts, config)
+    sigs, sizes = dedup.fingerprints(texts, config)
     n = len(texts)
     exact = {}
     for i in range(n):
@@ -610,13 +568,13 @@ def containment_recall(texts: list[str], config: DedupConfig) -> None:
                 c = len(sets[i] & sets[j]) / len(sets[i])
                 if c >= config.containment_threshold:
                     exact[(i, j)] = c
-    left, right = candidate_pairs(band_keys(sigs, config), config.max_candidates_per_band)
+    left, right = dedup.candidate_pairs(dedup.band_keys(sigs, config), config.max_candidates_per_band)
     cands = set(zip(left.tolist(), right.tolist(), strict=True))
     got = [p for p in exact if (min(p), max(p)) in cands]
     pairs = np.array(list(exact), dtype=np.int64).reshape(-1, 2)
-    ok, est = contained_in(sigs[pairs[:, 0]], sigs[pairs[:, 1]], sizes[pairs[:, 0]], sizes[pairs[:, 1]], config)
+    ok, est = dedup.contained_in(sigs[pairs[:, 0]], sigs[pairs[:, 1]], sizes[pairs[:, 0]], sizes[pairs[:, 1]], config)
     truth = np.array(list(exact.values()))
-    jac = estimated_jaccard(sigs[pairs[:, 0]], sigs[pairs[:, 1]])
+    jac = dedup.estimated_jaccard(sigs[pairs[:, 0]], sigs[pairs[:, 1]])
     a, b = sizes[pairs[:, 0]].astype(float), sizes[pairs[:, 1]].astype(float)
     by_size = np.minimum(jac * (a + b) / ((1 + jac) * a), 1.0)
     print(f"  brute force: {len(exact)} ordered pairs with exact containment >= {config.containment_threshold} "
@@ -646,8 +604,8 @@ def bench_containment_sweep(cache: Path | None, extractor: str) -> None:
     print("  thr    z      containment P  R       built F1   clough cut (of 11)  non flagged")
     for threshold in (0.5, 0.6, 0.7):
         for z in (1.645, 2.33, 3.0):
-            cfg = DedupConfig(containment_threshold=threshold, containment_z=z)
-            sizes = fingerprints(ctexts, cfg)[1]
+            cfg = dedup.DedupConfig(containment_threshold=threshold, containment_z=z)
+            sizes = dedup.fingerprints(ctexts, cfg)[1]
             labels = [(-1 - i) if k in ("teaser", "feed") and sizes[i] < cfg.containment_min_shingles else t
                       for i, (t, k) in enumerate(zip(ctruth, ckinds, strict=True))]
             cp, cr, _ = prf(pair_set(clusters_of(ctexts, cfg)), pair_set(labels))
@@ -668,7 +626,9 @@ def bench_sweep(cache: Path | None, extractor: str) -> None:
     print("  shingles     thr   built P   built R   built F1 | clough cut  light  heavy  non-FP | max neg J  min pos J")
     for kind, size in (("word", 1), ("word", 2), ("word", 3), ("word", 4), ("word", 5), ("char", 5), ("char", 9)):
         hash_function = "token_xxh32" if kind == "word" else "xxh32"
-        cfg = DedupConfig.model_validate({"shingle_kind": kind, "shingle_size": size, "hash_function": hash_function})
+        cfg = dedup.DedupConfig.model_validate(
+            {"shingle_kind": kind, "shingle_size": size, "hash_function": hash_function}
+        )
         sets = id_sets(texts, cfg)
         js = {(i, j): jaccard(sets[i], sets[j]) for i in range(n) for j in range(i + 1, n)}
         csets = id_sets(ctexts, cfg)
@@ -697,12 +657,14 @@ def bench_sweep(cache: Path | None, extractor: str) -> None:
 # -- 4. index size and memory ---------------------------------------------------------------------
 
 
-def bench_index(config: DedupConfig, lake_docs: int, batch_docs: int, segments: int) -> None:
+def bench_index(config: dedup.DedupConfig, lake_docs: int, batch_docs: int, segments: int) -> None:
     print(f"\n## 5. Index: {lake_docs:,} synthetic documents in {segments} segments, a batch of {batch_docs:,}")
     with tempfile.TemporaryDirectory(prefix="dedup-bench-") as tmp:
         for step in ("build", "query-empty", "query"):
             out = subprocess.run(
-                [sys.executable, __file__, "--child", step, tmp, str(lake_docs), str(batch_docs), str(segments)],
+                [sys.executable, "-m", "bench.dedup", "--child", step, tmp, str(lake_docs), str(batch_docs),
+                 str(segments)],
+                cwd=REPO,
                 capture_output=True,
                 text=True,
                 check=True,
@@ -715,7 +677,7 @@ def _random_sigs(rng: np.random.Generator, n: int, num_perm: int) -> np.ndarray:
 
 
 def child(step: str, tmp: str, lake_docs: int, batch_docs: int, segments: int) -> None:
-    config = DedupConfig()
+    config = dedup.DedupConfig()
     index_dir = Path(tmp) / "_index"
     start = time.perf_counter()
     if step == "build":
@@ -727,13 +689,13 @@ def child(step: str, tmp: str, lake_docs: int, batch_docs: int, segments: int) -
             ids = [f"{s:02d}{i:014x}{'0' * 48}" for i in range(n)]  # 64-char ids, like sha256 hex
             sizes = rng.integers(100, 2000, size=n, dtype=np.uint32)
             hashes = [f"{i:032x}" for i in range(n)]
-            batch = DedupBatch(ids, hashes, sigs, np.zeros(n), np.zeros(n, np.int64), sizes)
+            batch = dedup.DedupBatch(ids, hashes, sigs, np.zeros(n), np.zeros(n, np.int64), sizes)
             # Random signatures are all unique: no need to resolve() a million rows here.
-            decisions = DedupDecisions(list(ids), np.zeros(n, bool), np.ones(n), [None] * n, np.ones(n))
+            decisions = dedup.DedupDecisions(list(ids), np.zeros(n, bool), np.ones(n), [None] * n, np.ones(n))
             staging = Path(tmp) / "staging" / f"run-{s:04d}"
             before = peak_rss_mb()
-            LakeIndex(index_dir, config, []).write_segment(staging, batch, decisions)
-            publish_segment(index_dir, staging)
+            dedup.LakeIndex(index_dir, config, []).write_segment(staging, batch, decisions)
+            dedup.publish_segment(index_dir, staging)
             after = peak_rss_mb()
             print(
                 f"  write_segment of {n:,} entries: peak RSS {after:,.0f} MB "
@@ -747,7 +709,7 @@ def child(step: str, tmp: str, lake_docs: int, batch_docs: int, segments: int) -
             "decisions 10, id keys+rows 12, doc ids and clusters the rest)"
         )
         return
-    index = LakeIndex.open(index_dir, config) if step == "query" else LakeIndex(index_dir, config, [])
+    index = dedup.LakeIndex.open(index_dir, config) if step == "query" else dedup.LakeIndex(index_dir, config, [])
     batch = (
         _query_batch(index_dir, config, batch_docs, segments)
         if step == "query"
@@ -755,7 +717,7 @@ def child(step: str, tmp: str, lake_docs: int, batch_docs: int, segments: int) -
     )
     t0 = time.perf_counter()
     cpu0 = time.process_time()
-    decisions = resolve(batch, index, config)
+    decisions = dedup.resolve(batch, index, config)
     _wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     rss_mb = peak_rss_mb()
     label = f"against the {len(index):,}-doc index" if step == "query" else "against an empty index (baseline)"
@@ -765,12 +727,12 @@ def child(step: str, tmp: str, lake_docs: int, batch_docs: int, segments: int) -
     )
 
 
-def _query_batch(index_dir: Path | None, config: DedupConfig, n: int, segments: int) -> DedupBatch:
+def _query_batch(index_dir: Path | None, config: dedup.DedupConfig, n: int, segments: int) -> dedup.DedupBatch:
     """Half near-copies of lake documents (10% of values changed, est. Jaccard ~0.9), half new."""
     rng = np.random.default_rng(12345)
     sigs = _random_sigs(rng, n, config.num_perm)
     if index_dir is not None:
-        index = LakeIndex.open(index_dir, config)
+        index = dedup.LakeIndex.open(index_dir, config)
         half = n // 2
         seg = index.segments[0]
         rows = np.sort(rng.choice(seg.count, size=half, replace=False))
@@ -780,7 +742,8 @@ def _query_batch(index_dir: Path | None, config: DedupConfig, n: int, segments: 
         sigs[:half] = copies
     ids = [f"q{i:063x}" for i in range(n)]
     sizes = rng.integers(100, 2000, size=n, dtype=np.uint32)
-    return DedupBatch(ids, [f"{i:032x}" for i in range(n)], sigs, np.full(n, 0.5), np.full(n, 1000, np.int64), sizes)
+    hashes = [f"{i:032x}" for i in range(n)]
+    return dedup.DedupBatch(ids, hashes, sigs, np.full(n, 0.5), np.full(n, 1000, np.int64), sizes)
 
 
 def main() -> None:
@@ -806,7 +769,7 @@ def main() -> None:
         step, tmp, lake, batch, segs = args.child
         child(step, tmp, int(lake), int(batch), int(segs))
         return
-    config = DedupConfig()
+    config = dedup.DedupConfig()
     print(f"# dedup bench; DedupConfig: {config.model_dump()}")
     bench_throughput(config, args.repeat)
     bench_clough(config)

@@ -2,12 +2,12 @@
 
 Usage::
 
-    nice .venv/bin/python bench/extraction.py                 # every gold set, every page
-    nice .venv/bin/python bench/extraction.py --limit 20      # the first 20 pages of each set
-    SIFTLAKE_CORPORA=/data/corpora .venv/bin/python bench/extraction.py --sets cleaneval
-    nice .venv/bin/python bench/extraction.py --cv-only       # only the cross-validated rules table
+    nice .venv/bin/python -m bench.extraction                 # every gold set, every page
+    nice .venv/bin/python -m bench.extraction --limit 20      # the first 20 pages of each set
+    SIFTLAKE_CORPORA=/data/corpora .venv/bin/python -m bench.extraction --sets cleaneval
+    nice .venv/bin/python -m bench.extraction --cv-only       # only the cross-validated rules table
 
-A full run (no ``--limit``) ends with the cross-validated table (bench/_extraction_cv.py): every mode's
+A full run (no ``--limit``) ends with the cross-validated table (bench/extraction_cv.py): every mode's
 text of every gold page is computed once (~7 min on 2 cores, cached under ``$SIFTLAKE_CACHE``), then the
 ``combined`` rules are fit on 4 folds and scored on the 5th, and a rule is kept only if its gain holds.
 
@@ -28,17 +28,15 @@ import argparse
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-# Cross-validated rules (``--cv-only``, and after the plain table on full runs): bench/_extraction_cv.py.
 
 import trafilatura
 from justext.core import ParagraphMaker, preprocessor
 from trafilatura.utils import load_html
 
-from bench._extraction_cv import decode_page, load_scores, report
-from flows._extract_eval import BOW_SETS, GOLD_SETS, GoldPage, corpora_dir, load_set, score_set
+# Cross-validated rules (``--cv-only``, and after the plain table on full runs): bench/extraction_cv.py.
+from bench.extraction_cv import decode_page, load_scores, report
+from bench.support.gold import BOW_SETS, GOLD_SETS, GoldPage, load_set, score_set
+from bench.support.paths import corpora_dir
 from flows.document import Document
 from flows.extract import ExtractConfig, extract_batch
 

@@ -6,7 +6,7 @@ where a corpus has one, else trafilatura's extract of the page (cached: it takes
 language is a label with noise (templates say ``en`` on pages in other languages); both identifiers are
 scored against the same labels. Short texts are the first 100 and 30 characters of the same texts.
 
-Usage: ``.venv/bin/python bench/language.py [--rebuild]`` from the repository root.
+Usage: ``.venv/bin/python -m bench.language [--rebuild]`` from the repository root.
 """
 
 from __future__ import annotations
@@ -14,21 +14,15 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import os
 import re
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from bench.support.paths import cache_dir, corpora_dir
+from flows.language import _SAMPLE_CHARS, detect_language
 
-from flows.language import _SAMPLE_CHARS, detect_language  # noqa: E402
-
-CORPORA = Path(os.environ.get("SIFTLAKE_CORPORA", ROOT.parent / "shared" / "corpora"))
-CACHE = Path(os.environ.get("SIFTLAKE_CACHE", Path.home() / ".cache" / "siftlake")) / "language_devset_v1.json"
+CACHE = cache_dir() / "language_devset_v1.json"
 HTML_SETS = ("scrapinghub_aeb", "mozilla_readability", "cleaneval", "cleanportaleval", "trafilatura_eval",
              "postlight_fixtures")
 _HTML_LANG = re.compile(rb"<html\b[^>]*?\blang\s*=\s*[\"']?\s*([A-Za-z]{2,3})\b", re.IGNORECASE)
@@ -41,7 +35,7 @@ Identifier = Callable[[str], tuple[str | None, float]]
 
 
 def _rows(name: str) -> Iterator[dict[str, object]]:
-    folder = CORPORA / name
+    folder = corpora_dir() / name
     index = folder / ("manifest.jsonl" if name == "postlight_fixtures" else "gold.jsonl")
     with open(index, encoding="utf-8") as lines:
         for line in lines:
@@ -49,7 +43,7 @@ def _rows(name: str) -> Iterator[dict[str, object]]:
 
 
 def _raw(name: str, rel: str) -> bytes:
-    data = (CORPORA / name / rel).read_bytes()
+    data = (corpora_dir() / name / rel).read_bytes()
     return gzip.decompress(data) if rel.endswith(".gz") else data
 
 

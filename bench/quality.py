@@ -1,8 +1,8 @@
 """Quality scoring benchmark: ROC AUC per junk kind (held-out groups), gold pass rates, seeds, docs/s.
 
-Usage: ``.venv/bin/python bench/quality.py [--rebuild]`` from the repository root. The labelled dev set is
-the one ``bench/train_quality.py`` builds (same seed, same cache); AUC and the per-language keep rates are
-measured on the test side of the split by source document, which the model never saw.
+Usage: ``.venv/bin/python -m bench.quality [--rebuild]`` from the repository root. The labelled dev set is
+the one ``tools/train_quality.py`` trains on (``bench/quality_devset.py``: same seed, same cache); AUC and the
+per-language keep rates are measured on the test side of the split by source document, which the model never saw.
 """
 
 from __future__ import annotations
@@ -11,21 +11,15 @@ import argparse
 import gzip
 import json
 import os
-import sys
 import time
 from collections import Counter, defaultdict
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-
-from train_quality import Example, cache_path, corpora_dir, is_test, load_dataset  # noqa: E402
-
-from flows.language import detect_language  # noqa: E402
-from flows.quality import QualityConfig, quality_score, quality_signals  # noqa: E402
+from bench.quality_devset import Example, cache_path, is_test, load_dataset
+from bench.support.paths import REPO, corpora_dir
+from flows.language import detect_language
+from flows.quality import QualityConfig, quality_score, quality_signals
 
 # Literature thresholds as (signal, op, value, source); pass = the gold article satisfies the rule.
 THRESHOLDS: tuple[tuple[str, str, float, str], ...] = (
@@ -196,7 +190,7 @@ def report_postlight() -> None:
 
 def report_seeds() -> None:
     print("\n== seeds (raw files, before chrome removal) ==")
-    for path in sorted((ROOT / "seeds").glob("*.txt")):
+    for path in sorted((REPO / "seeds").glob("*.txt")):
         text = path.read_text(encoding="utf-8")
         lang, conf = detect_language(text)
         score = quality_score(quality_signals(text, lang, conf), lang)

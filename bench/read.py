@@ -1,8 +1,8 @@
 """Read-stage throughput: every input kind from a local folder, and (``--s3``) the same tree from S3.
 
-    python bench/read.py                 # local: html files, .html.gz, jsonl, jsonl.gz, split jsonl, warc.gz, parquet
-    python bench/read.py --s3            # plus each kind read from a local S3 server (moto), as a ratio to local
-    python bench/read.py --repeat 3      # best of 3 per kind
+    python -m bench.read                 # local: html files, .html.gz, jsonl, jsonl.gz, split jsonl, warc.gz, parquet
+    python -m bench.read --s3            # plus each kind read from a local S3 server (moto), as a ratio to local
+    python -m bench.read --repeat 3      # best of 3 per kind
 
 The tree is built from the gold corpora's pages (about 1,800 pages, 87 MB on disk): each kind holds the
 same pages, so the rows compare the reading path, not the content. Time is discover + plan_shards +
@@ -15,35 +15,28 @@ compare the client's CPU time with the local run's.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
-import inspect
 import io
 import json
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, os.environ.get("SIFTLAKE_BENCH_CODE", str(REPO)))  # another checkout's code, for before/after
-
-from flows.read import units as read  # noqa: E402
-
-CORPORA = Path(os.environ.get("SIFTLAKE_CORPORA", REPO.parent / "shared" / "corpora"))
-HAS_OPTIONS = "options" in inspect.signature(read.read_shard).parameters
+from bench.support.meters import moto_server
+from bench.support.paths import corpora_dir
+from flows import read
 
 
 def pages() -> list[tuple[str, bytes]]:
-    found = sorted(p for p in CORPORA.glob("*/html/*") if p.is_file())
-    assert found, f"no pages under {CORPORA}/*/html (set SIFTLAKE_CORPORA)"
-    return [(p.relative_to(CORPORA).as_posix(), p.read_bytes()) for p in found]
+    corpora = corpora_dir()
+    found = sorted(p for p in corpora.glob("*/html/*") if p.is_file())
+    assert found, f"no pages under {corpora}/*/html (set SIFTLAKE_CORPORA)"
+    return [(p.relative_to(corpora).as_posix(), p.read_bytes()) for p in found]
 
 
 def build_tree(root: Path) -> dict[str, Path]:
@@ -70,25 +63,21 @@ def build_tree(root: Path) -> dict[str, Path]:
     (root / "jsonl_gz" / "pages.jsonl.gz").write_bytes(gzip.compress(jsonl, 6))
     (root / "warc").mkdir()
     for copy in range(20):
-        for warc in sorted((CORPORA / "warc_samples_dolma").glob("*.warc.gz")):
+        for warc in sorted((corpora_dir() / "warc_samples_dolma").glob("*.warc.gz")):
             shutil.copyfile(warc, root / "warc" / f"{copy:02d}-{warc.name}")
-    kinds = {kind: root / kind for kind in ("html", "html_gz", "jsonl", "jsonl_gz", "warc")}
-    if hasattr(read, "_read_parquet"):  # the code before Parquet inputs has no such kind
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
-        (root / "parquet").mkdir()
-        pq.write_table(pa.Table.from_pylist(rows), root / "parquet" / "pages.parquet", row_group_size=256)
-        kinds["parquet"] = root / "parquet"
-    return kinds
+    (root / "parquet").mkdir()
+    pq.write_table(pa.Table.from_pylist(rows), root / "parquet" / "pages.parquet", row_group_size=256)
+    return {kind: root / kind for kind in ("html", "html_gz", "jsonl", "jsonl_gz", "warc", "parquet")}
 
 
 def read_source(source: str, config: Any, options: dict[str, Any] | None) -> tuple[int, int]:
-    extra: dict[str, Any] = {"options": options} if HAS_OPTIONS else {}
-    found = read.discover(source, **extra)
+    found = read.discover(source, options)
     docs = rejects = 0
-    for shard in read.plan_shards(found.files, config, **extra):
-        shard_docs, shard_rejects = read.read_shard(shard, config, **extra)
+    for shard in read.plan_shards(found.files, config, options):
+        shard_docs, shard_rejects = read.read_shard(shard, config, options)
         docs += len(shard_docs)
         rejects += len(shard_rejects)
     return docs, rejects
@@ -109,25 +98,6 @@ def tree_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def start_moto() -> tuple[subprocess.Popen[bytes], str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    moto = Path(sys.executable).parent / "moto_server"
-    process = subprocess.Popen([str(moto), "-H", "127.0.0.1", "-p", str(port)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    endpoint = f"http://127.0.0.1:{port}"
-    for _ in range(150):
-        try:
-            with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1):
-                break
-        except OSError:
-            time.sleep(0.2)
-    os.environ.update({"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "bench",
-                       "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"})
-    return process, endpoint
-
-
 def upload(root: Path, bucket: str) -> None:
     import boto3
 
@@ -135,6 +105,20 @@ def upload(root: Path, bucket: str) -> None:
     client.create_bucket(Bucket=bucket)
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         client.upload_fileobj(io.BytesIO(path.read_bytes()), bucket, path.relative_to(root).as_posix())
+
+
+def measure_kind(kind: str, path: Path, root: Path, config: Any, repeat: int, s3: bool) -> str:
+    """One row of the table: the kind read locally and (``s3``) from the S3 server."""
+    local_s, local_cpu, (docs, rejects) = best_of(repeat, lambda: read_source(str(path), config, None))
+    megabytes = tree_bytes(path) / 1e6
+    line = (f"{kind:<12} {megabytes:6.1f} {docs:5d} {rejects:4d} {local_s:8.2f} {local_cpu:6.2f} "
+            f"{megabytes / local_s:6.1f}")
+    if s3:
+        uri = f"s3://bench/{path.relative_to(root).as_posix()}"
+        s3_s, s3_cpu, remote = best_of(repeat, lambda: read_source(uri, config, {}))
+        assert remote == (docs, rejects), (kind, remote, (docs, rejects))
+        line += f" {s3_s:7.2f} {s3_cpu:6.2f} {s3_s / local_s:8.2f}"
+    return line
 
 
 def main() -> None:
@@ -145,37 +129,21 @@ def main() -> None:
     args = parser.parse_args()
     config = read.ReadConfig()
     split = read.ReadConfig(shard_bytes=8 << 20)
-    moto = None
-    with tempfile.TemporaryDirectory(prefix="siftlake-bench-read-") as folder:
-        root = Path(folder)
+    with contextlib.ExitStack() as stack:
+        root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="siftlake-bench-read-")))
         kinds = build_tree(root)
         kinds["jsonl_split"] = kinds["jsonl"]
         if args.kinds:
             kinds = {k: v for k, v in kinds.items() if k in args.kinds.split(",")}
         if args.s3:
-            moto, _ = start_moto()
+            os.environ.update(stack.enter_context(moto_server()))
             upload(root, "bench")
         print(f"code: {read.__file__}")
         print(f"{'kind':<12} {'MB':>6} {'docs':>5} {'rej':>4} {'local s':>8} {'cpu s':>6} {'MB/s':>6}"
               + (f" {'s3 s':>7} {'cpu s':>6} {'s3/local':>8}" if args.s3 else ""))
-        try:
-            for kind, path in kinds.items():
-                cfg = split if kind == "jsonl_split" else config
-                local_s, local_cpu, (docs, rejects) = best_of(
-                    args.repeat, lambda p=path, c=cfg: read_source(str(p), c, None))
-                megabytes = tree_bytes(path) / 1e6
-                line = (f"{kind:<12} {megabytes:6.1f} {docs:5d} {rejects:4d} {local_s:8.2f} {local_cpu:6.2f} "
-                        f"{megabytes / local_s:6.1f}")
-                if args.s3:
-                    uri = f"s3://bench/{path.relative_to(root).as_posix()}"
-                    s3_s, s3_cpu, remote = best_of(args.repeat, lambda u=uri, c=cfg: read_source(u, c, {}))
-                    assert remote == (docs, rejects), (kind, remote, (docs, rejects))
-                    line += f" {s3_s:7.2f} {s3_cpu:6.2f} {s3_s / local_s:8.2f}"
-                print(line, flush=True)
-        finally:
-            if moto is not None:
-                moto.terminate()
-                moto.wait(10)
+        for kind, path in kinds.items():
+            cfg = split if kind == "jsonl_split" else config
+            print(measure_kind(kind, path, root, cfg, args.repeat, args.s3), flush=True)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Main text out of HTML (trafilatura, in a sandboxed process) and chrome lines out of plain text."""
 
 from flows.extract.chrome import headline, strip_chrome
+from flows.extract.options import HtmlOptions
 from flows.extract.sandbox import prestart
 from flows.extract.stage import (
     STAGE,
@@ -15,6 +16,7 @@ from flows.extract.stage import (
 __all__ = [
     "STAGE",
     "ExtractConfig",
+    "HtmlOptions",
     "StartedExtraction",
     "abandon_extraction",
     "extract_batch",

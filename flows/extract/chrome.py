@@ -72,6 +72,7 @@ def _word_count(text: str) -> int:
 
 
 def _line(text: str) -> _Line:
+    """One line of text with its word count and whether it reads as prose."""
     words = _word_count(text)
     ends = bool(_SENTENCE_END.search(text))
     prose = (words >= 12 and ends) or words >= 25
@@ -79,6 +80,7 @@ def _line(text: str) -> _Line:
 
 
 def _chrome_word_share(text: str) -> float:
+    """Share of the line's words that are chrome words or numbers (1.0 for a line without words)."""
     tokens: list[str] = [t.lower() for t in _WORD.findall(text)]
     if not tokens:
         return 1.0
@@ -110,6 +112,7 @@ def _always_chrome(line: _Line) -> bool:
 
 
 def _title_like(line: _Line, title: str | None) -> bool:
+    """Whether a line above the prose could be the headline: the known title, or shaped like one."""
     if title and _similar(line.text, title):
         return True
     shaped = 2 <= line.words <= 30 and not _KEY_VALUE.match(line.text) and not _is_name_shaped(line.text)
@@ -160,6 +163,7 @@ def _bio_start(lines: list[_Line], last: int) -> int | None:
 
 
 def _is_content(line: str) -> bool:
+    """Whether a raw line holds anything but whitespace."""
     return bool(line.strip())
 
 
@@ -202,6 +206,7 @@ def strip_chrome(text: str, title: str | None = None) -> str:
 
 
 def _keep_marks(lines: list[_Line], title: str | None) -> list[bool]:
+    """For each content line, whether it stays: the prose span, and what around it is not chrome."""
     prose_at = [i for i, ln in enumerate(lines) if ln.prose]
     if not prose_at:
         # No article prose to anchor on: only drop what is chrome anywhere.

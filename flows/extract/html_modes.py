@@ -30,7 +30,7 @@ from trafilatura.utils import load_html
 
 from flows.extract.options import HtmlOptions, HtmlResult
 
-__all__ = ["Candidates", "HtmlOptions", "HtmlResult", "choose", "extract_html", "warm_up"]
+__all__ = ["Candidates", "HtmlOptions", "HtmlResult", "choose", "extract_html", "page_candidates", "warm_up"]
 
 # trafilatura keeps the source's hard line breaks inside a block and their indentation: a line
 # that starts with blanks continues the block above it.
@@ -47,6 +47,7 @@ _DOCUMENT_MARKUP = re.compile(r"<(?:html|head|body|!doctype|\?xml)\b", re.IGNORE
 def _run(
     tree: HtmlElement, options: HtmlOptions, *, fast: bool = False, recall: bool = False, precision: bool = False
 ) -> str:
+    """One trafilatura mode's text of the parsed page (hard line breaks inside a block folded)."""
     # extract() copies a tree it is given, so one parse serves several modes.
     out = trafilatura.extract(
         tree,
@@ -61,6 +62,7 @@ def _run(
 
 
 def _main_text(html: str, tree: HtmlElement, options: HtmlOptions) -> str:
+    """The page's main text by the configured strategy: one stock mode, or the ``combined`` rules."""
     if options.strategy == "default":
         return _run(tree, options)
     if options.strategy == "recall":
@@ -73,6 +75,7 @@ def _main_text(html: str, tree: HtmlElement, options: HtmlOptions) -> str:
 
 
 def _combined(html: str, tree: HtmlElement, options: HtmlOptions) -> str:
+    """The ``combined`` rules' choice for one page."""
     return choose(_PageCandidates(html, tree, options), options)
 
 
@@ -199,7 +202,7 @@ def _page_text_length(tree: HtmlElement) -> int:
 
 @cache
 def _stoplist() -> frozenset[str]:
-    # Stop words of every language justext knows: language-independent, like trafilatura's rescue.
+    """Stop words of every language justext knows: language-independent, like trafilatura's rescue."""
     return frozenset(w.lower() for lang in justext.get_stoplists() for w in justext.get_stoplist(lang))
 
 
@@ -290,6 +293,7 @@ def _cover(part: str, whole: str) -> float:
 
 
 def _metadata(tree: HtmlElement) -> tuple[str | None, str | None]:
+    """The title and canonical URL the page states (OpenGraph first), whitespace folded."""
     og: dict[str, Any] = extract_opengraph(tree)
     title = og.get("title") or extract_title(tree)
     url = extract_url(tree) or og.get("url")
@@ -302,19 +306,37 @@ def warm_up() -> None:
     extract_html("<html><body><article><p>warm up</p></article></body></html>", HtmlOptions())
 
 
-def extract_html(html: str, options: HtmlOptions) -> HtmlResult:
-    """Extract one page. Returns an empty text when the page has no main content."""
+def _parse(html: str) -> tuple[str, HtmlElement] | None:
+    """The page's markup and tree, or None when trafilatura finds no tree in it."""
     tree = load_html(html)
     if tree is None and not _DOCUMENT_MARKUP.search(html):
         # trafilatura refuses a fragment whose tree has a single block (a JSONL ``html`` field holding
         # one <p>, say): read it as the same markup inside a document.
         html = f"<html><body>{html}</body></html>"
         tree = load_html(html)
-    if tree is None:
+    return None if tree is None else (html, tree)
+
+
+def extract_html(html: str, options: HtmlOptions) -> HtmlResult:
+    """Extract one page. Returns an empty text when the page has no main content."""
+    parsed = _parse(html)
+    if parsed is None:
         return HtmlResult("", None, None)
+    html, tree = parsed
     title, url = _metadata(tree)
     _drop_hidden(tree)
     return HtmlResult(_main_text(html, tree, options), title, url)
+
+
+def page_candidates(html: str, options: HtmlOptions) -> Candidates | None:
+    """The ``combined`` rules' candidates of one page, parsed as ``extract_html`` parses it (None: no tree).
+    For ``bench/extraction.py``, which caches every candidate of every gold page to fit the rules offline."""
+    parsed = _parse(html)
+    if parsed is None:
+        return None
+    html, tree = parsed
+    _drop_hidden(tree)
+    return _PageCandidates(html, tree, options)
 
 
 # Elements a browser does not show (the ``hidden`` attribute, an inline display:none or

@@ -51,16 +51,19 @@ class SandboxError(Exception):
 
 
 def _frame(obj: object) -> bytes:
+    """One message as a length-prefixed pickle."""
     data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
     return _HEADER.pack(len(data)) + data
 
 
 def _write_frame(stream: IO[bytes], obj: object) -> None:
+    """Write one message and flush it."""
     stream.write(_frame(obj))
     stream.flush()
 
 
 def _read_exact(stream: IO[bytes], size: int) -> bytes:
+    """Exactly ``size`` bytes from the stream (EOFError when it closes first)."""
     chunks: list[bytes] = []
     while size:
         chunk = stream.read(size)
@@ -72,6 +75,7 @@ def _read_exact(stream: IO[bytes], size: int) -> bytes:
 
 
 def _read_frame(stream: IO[bytes]) -> Any:
+    """The next message from the stream."""
     (size,) = _HEADER.unpack(_read_exact(stream, _HEADER.size))
     return pickle.loads(_read_exact(stream, size))
 
@@ -126,6 +130,7 @@ class Sandbox:
         return proc
 
     def _await(self, proc: subprocess.Popen[bytes], timeout_s: float) -> None:
+        """Wait until the child has an answer, at most ``timeout_s``; kill it and raise ``ExtractTimeout`` past that."""
         assert proc.stdout is not None
         ready, _, _ = select.select([proc.stdout], [], [], timeout_s)
         if not ready:
@@ -148,7 +153,7 @@ class Sandbox:
     def submit(self, html: str, options: HtmlOptions) -> None:
         """Queue a page; its result comes from ``result`` after those of the pages queued before it.
         Never raises: a child that cannot start is reported by ``result``, page by page."""
-        frame = _frame((html, dataclasses.asdict(options)))
+        frame = _frame((html, options.model_dump()))
         self._pending.append(frame)
         if self._ready():
             assert self._feed is not None
@@ -228,6 +233,7 @@ def _feed_child(stdin: IO[bytes], feed: queue.SimpleQueue[bytes | None]) -> None
 
 
 def _read_frame_safe(proc: subprocess.Popen[bytes]) -> Any:
+    """The child's next message, or None when the pipe broke or the frame is damaged."""
     assert proc.stdout is not None
     try:
         return _read_frame(proc.stdout)

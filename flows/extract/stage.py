@@ -11,22 +11,20 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from flows.document import Document, Reject, reject
 from flows.extract.chrome import headline, strip_chrome
-from flows.extract.options import HtmlOptions, HtmlResult
+from flows.extract.options import HtmlKnobs, HtmlOptions, HtmlResult
 from flows.extract.sandbox import ExtractTimeout, Sandbox, SandboxError, discard_for_thread, for_thread
 from flows.normalize import normalize_text
 
 STAGE = "extract"
-Strategy = Literal["combined", "default", "recall", "precision", "fast"]
 
 
-class ExtractConfig(BaseModel):
-    """Knobs of the extract stage; the defaults are the best measured by ``bench/extraction.py``."""
+class _Sandboxing(BaseModel):
+    """The per-page limit and the process that enforces it (first among ``ExtractConfig``'s fields)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
@@ -34,46 +32,17 @@ class ExtractConfig(BaseModel):
     """Per-page limit for HTML extraction; a page over it becomes an ``extract_timeout`` reject."""
     sandbox: bool = True
     """Extract HTML in a child process so ``timeout_s`` can be enforced (off: in-process, no limit)."""
-    strategy: Strategy = "combined"
-    """``combined``: per page, trafilatura ``fast`` where the page marks up its article, else the default
-    mode's text where it holds much of the page, or ``favor_recall`` (justext's text where it finds much
-    more, the default mode's where that is nearly as long); the others: one stock mode each."""
-    include_tables: bool = True
-    """Keep tables that belong to the article (as ``| cell | cell |`` rows)."""
-    justext_min_ratio: float = Field(default=1.5, gt=0)
-    """``combined``, pages without article markup: take justext's text over favor_recall's when it is
-    this many times longer..."""
-    justext_min_cover: float = Field(default=0.6, ge=0, le=1)
-    """...and contains at least this share of favor_recall's words."""
-    justext_min_chars: int = Field(default=200, ge=0)
-    """``combined``: where trafilatura finds no text, justext's must be this many characters to count."""
-    short_text_chars: int = Field(default=1000, ge=0)
-    """``combined``, pages with article markup: a fast-mode text shorter than this is compared with
-    the default mode's..."""
-    short_text_ratio: float = Field(default=1.1, gt=0)
-    """...which replaces it when it is this many times longer."""
-    default_page_share: float = Field(default=0.5, ge=0)
-    """``combined``, pages without article markup: the default mode's text is taken as it is when it
-    holds at least this share of the page's text (favor_recall and justext are then skipped)..."""
-    recall_default_share: float = Field(default=0.8, ge=0)
-    """...else, where favor_recall's text is kept, the default mode's replaces it when at least this
-    share of its length (favor_recall's extra is then chrome)."""
+
+
+class ExtractConfig(HtmlKnobs, _Sandboxing):
+    """Knobs of the extract stage; the defaults are the best measured by ``bench/extraction.py``.
+
+    The HTML knobs are declared once, in ``HtmlKnobs``; the bases in this order keep the fields in the
+    order they always had (``timeout_s``, ``sandbox``, the HTML knobs, ``strip_text_chrome``).
+    """
+
     strip_text_chrome: bool = True
     """Remove chrome lines (share bars, captions, bylines, counters) from plain-text inputs."""
-
-
-def _html_options(config: ExtractConfig) -> HtmlOptions:
-    return HtmlOptions(
-        strategy=config.strategy,
-        include_tables=config.include_tables,
-        justext_min_ratio=config.justext_min_ratio,
-        justext_min_cover=config.justext_min_cover,
-        justext_min_chars=config.justext_min_chars,
-        short_text_chars=config.short_text_chars,
-        short_text_ratio=config.short_text_ratio,
-        default_page_share=config.default_page_share,
-        recall_default_share=config.recall_default_share,
-    )
 
 
 def _extract_html(doc: Document, config: ExtractConfig, sandbox: Sandbox | None) -> HtmlResult:
@@ -82,7 +51,7 @@ def _extract_html(doc: Document, config: ExtractConfig, sandbox: Sandbox | None)
         return sandbox.result(config.timeout_s)
     from flows.extract.html_modes import extract_html  # in-process: only now is trafilatura needed
 
-    return extract_html(doc.text, _html_options(config))
+    return extract_html(doc.text, HtmlOptions.of(config))
 
 
 # libxml2, which trafilatura parses with, keeps 255 levels of nesting and text nodes up to 10 MB.
@@ -97,6 +66,7 @@ _FLAT_TAGS = frozenset([
 
 
 def _nesting_depth(html: str) -> int:
+    """How deep the page nests elements, counting only tags that can nest."""
     depth = deepest = 0
     for closing, name, self_closing in _TAG.findall(html):
         if name.lower() in _FLAT_TAGS or self_closing:
@@ -155,7 +125,7 @@ def start_extraction(docs: list[Document], config: ExtractConfig) -> StartedExtr
     extracted while the caller does other work; ``finish_extraction`` collects them (same thread)."""
     sandbox = for_thread() if config.sandbox else None
     if sandbox is not None:
-        options = _html_options(config)
+        options = HtmlOptions.of(config)
         for doc in docs:
             if doc.kind == "html":
                 sandbox.submit(doc.text, options)

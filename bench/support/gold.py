@@ -1,7 +1,7 @@
-"""Gold-set loading and scoring shared by ``bench/extraction.py`` and the F1-floor test.
+"""The extraction gold sets: loading, decoding and scoring, shared by ``bench.extraction`` and the F1-floor test.
 
-The corpora live outside the repository (``../shared/corpora`` or ``$SIFTLAKE_CORPORA``) and are
-read in place, never copied. Scoring follows the corpora README: bag-of-words P/R/F1 per page,
+The corpora live outside the repository (``bench.support.paths.corpora_dir``) and are read in place,
+never copied. Scoring follows the corpora README: bag-of-words P/R/F1 per page,
 macro-averaged, for the text-gold sets; snippet substring tests for trafilatura_eval.
 """
 
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import re
 import unicodedata
 from collections import Counter
@@ -20,20 +19,15 @@ from pathlib import Path
 import ftfy
 from charset_normalizer import from_bytes
 
+from bench.support.paths import corpora_dir
+
 BOW_SETS = ("scrapinghub_aeb", "mozilla_readability", "cleaneval", "cleanportaleval")
 SNIPPET_SETS = ("trafilatura_eval",)
 GOLD_SETS = BOW_SETS + SNIPPET_SETS
 
-_REPO = Path(__file__).resolve().parent.parent
 _WORD = re.compile(r"\w+")
 _SPACE = re.compile(r"\s+")
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
-
-
-def corpora_dir() -> Path:
-    """The gold corpora folder: ``$SIFTLAKE_CORPORA`` or ``../shared/corpora`` beside the repo."""
-    env = os.environ.get("SIFTLAKE_CORPORA")
-    return Path(env) if env else (_REPO.parent / "shared" / "corpora").resolve()
 
 
 @dataclass(slots=True)

@@ -1,16 +1,16 @@
 """End-to-end throughput and memory: siftlake vs datatrove vs extraction alone, on one corpus.
 
-    python bench/e2e.py                         # 20,000 documents, one round of each contestant
-    python bench/e2e.py --docs 2000 --rounds 2  # quick iteration
-    python bench/e2e.py --docs 100000 --only siftlake   # the memory check at 5x the size
-    python bench/e2e.py --docs 2000 --only siftlake siftlake-s3   # object storage: S3 into S3 vs local
+    python -m bench.e2e                         # 20,000 documents, one round of each contestant
+    python -m bench.e2e --docs 2000 --rounds 2  # quick iteration
+    python -m bench.e2e --docs 100000 --only siftlake   # the memory check at 5x the size
+    python -m bench.e2e --docs 2000 --only siftlake siftlake-s3   # object storage: S3 into S3 vs local
 
 Builds (once, cached under bench/out/e2e/) a JSONL corpus from every page of ../shared/corpora/*/html
-with exact and near duplicates (bench/_e2e_corpus.py), then times, alternating round by round:
+with exact and near duplicates (bench/e2e/corpus.py), then times, alternating round by round:
 (a) ``siftlake ingest CORPUS --lake LAKE --json`` (the CLI, the whole Prefect flow, its own temporary API);
-(b) datatrove 0.10.1 doing the same work with its local executor (bench/_e2e_datatrove.py), in its own
+(b) datatrove 0.10.1 doing the same work with its local executor (bench/e2e/datatrove_baseline.py), in its own
     virtual environment bench/out/datatrove-venv (created here with pip when missing);
-(c) trafilatura extraction alone with siftlake's extract settings (bench/_e2e_extract.py);
+(c) trafilatura extraction alone with siftlake's extract settings (bench/e2e/extract_alone.py);
 (d) ``siftlake-s3``: the same CLI run with the corpus in a bucket and the lake in a bucket, on an S3 server
     (moto) on 127.0.0.1 started for the run; the server's own CPU competes with the run on this machine,
     which real S3 would not, and its memory is not counted (it is not part of siftlake's process tree).
@@ -28,118 +28,26 @@ import argparse
 import contextlib
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 import psutil
 
-BENCH = Path(__file__).resolve().parent
-REPO = BENCH.parent
+from bench.e2e.corpus import build
+from bench.support.meters import Result, moto_server, run_measured
+from bench.support.paths import REPO
+
+E2E = Path(__file__).resolve().parent
+BENCH = E2E.parent
 OUT = BENCH / "out" / "e2e"
 DT_VENV = BENCH / "out" / "datatrove-venv"
 DT_PACKAGES = ["datatrove[processing]==0.10.1", "orjson", "spacy", "pyarrow", "lxml_html_clean"]
 CONTESTANTS = ("siftlake", "datatrove", "extract", "siftlake-s3")
-
-
-@dataclass
-class Result:
-    seconds: float
-    peak_rss: int
-    output: str
-    detail: dict[str, object] = field(default_factory=dict)
-    peak_pss: int = 0
-    """Peak proportional set size of the tree: pages shared between its processes counted once."""
-    cpu_seconds: float = 0.0
-    """User + system CPU of the whole process tree (and of any helper server the run used)."""
-
-    def cores_busy(self) -> float:
-        """Average cores busy over the wall time: idle cores show up on any machine."""
-        return self.cpu_seconds / self.seconds if self.seconds else 0.0
-
-
-def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> Result:
-    """Run ``cmd``; return its wall time, the peak RSS of its process tree and its stdout.
-
-    Output goes to files, not pipes, so a straggling grandchild cannot hold the run open; processes of
-    the tree still alive when the command exits are ended (they are this run's own).
-    """
-    OUT.mkdir(parents=True, exist_ok=True)
-    out_path, err_path = OUT / "last.stdout", OUT / "last.stderr"
-    seen: dict[int, psutil.Process] = {}
-    cpu_seen: dict[int, float] = {}
-    peak, peak_pss = [0], [0]
-    stop = threading.Event()
-    cpu_before = _children_cpu()
-    start = time.perf_counter()
-    with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        proc = psutil.Popen(cmd, stdout=out, stderr=err, env=env, cwd=REPO)
-
-        def poll() -> None:
-            rounds = 0
-            while not stop.is_set():
-                peak[0] = max(peak[0], _sample_tree(proc, seen, cpu_seen))
-                if rounds % 5 == 0:  # reading smaps costs more: every 0.5 s
-                    peak_pss[0] = max(peak_pss[0], _tree_pss(proc))
-                rounds += 1
-                stop.wait(0.1)
-
-        watcher = threading.Thread(target=poll, daemon=True)
-        watcher.start()
-        code = proc.wait()
-        seconds = time.perf_counter() - start
-        stop.set()
-        watcher.join()
-    # Processes that were never waited for (a pool terminated at exit) are missing from the first figure;
-    # the second, polled every 0.1 s, misses each process's last moments: the larger is the closer.
-    cpu_seconds = max(_children_cpu() - cpu_before, sum(cpu_seen.values()))
-    for leftover in seen.values():
-        with contextlib.suppress(psutil.Error):
-            leftover.kill()
-    if code != 0:
-        raise SystemExit(f"{cmd[:3]} failed ({code}):\n{err_path.read_text(errors='replace')[-3000:]}")
-    return Result(seconds, peak[0], out_path.read_text(), peak_pss=peak_pss[0], cpu_seconds=cpu_seconds)
-
-
-def _children_cpu() -> float:
-    """CPU seconds of every waited-for descendant so far: each process of a contestant's tree waits for
-    its own children, so their time adds up into the contestant's when it exits."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _tree_pss(proc: psutil.Process) -> int:
-    total = 0
-    with contextlib.suppress(psutil.Error):
-        for p in [proc, *proc.children(recursive=True)]:
-            with contextlib.suppress(psutil.Error):
-                total += p.memory_full_info().pss
-    return total
-
-
-def _sample_tree(proc: psutil.Process, seen: dict[int, psutil.Process], cpu_seen: dict[int, float]) -> int:
-    """One sample of the tree: returns its RSS now, notes each process in ``seen`` and its CPU seconds so
-    far in ``cpu_seen``."""
-    total = 0
-    try:
-        tree = [proc, *proc.children(recursive=True)]
-    except psutil.Error:
-        return 0
-    for p in tree:
-        seen.setdefault(p.pid, p)
-        with contextlib.suppress(psutil.Error):
-            total += p.memory_info().rss
-            times = p.cpu_times()
-            cpu_seen[p.pid] = times.user + times.system
-    return total
 
 
 def ensure_datatrove() -> Path:
@@ -193,7 +101,7 @@ def run_siftlake(corpus: Path, workers: int, tag: str) -> Result:
     env = siftlake_env()
     server_before = server_cpu(env)
     command = siftlake_cli("ingest", str(corpus), "--lake", str(lake), "--config", str(config), "--json")
-    result = run_measured(command, env)
+    result = run_measured(command, OUT, env)
     result.cpu_seconds += server_cpu(env) - server_before
     manifest = json.loads(next((lake / "_runs").glob("*.json")).read_text())
     flow_s = (datetime.fromisoformat(manifest["finished_at"]) - datetime.fromisoformat(manifest["started_at"]))
@@ -205,35 +113,10 @@ def run_siftlake(corpus: Path, workers: int, tag: str) -> Result:
     return result
 
 
-@contextlib.contextmanager
-def s3_server() -> Iterator[dict[str, str]]:
-    """moto's S3 server on a free port of 127.0.0.1; yields the environment that points clients at it."""
-    import socket
-    import urllib.request
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "bench",
-           "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
-    server = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(150):
-            with contextlib.suppress(OSError):
-                urllib.request.urlopen(f"{env['AWS_ENDPOINT_URL']}/moto-api/", timeout=1).close()
-                break
-            time.sleep(0.2)
-        yield env
-    finally:
-        server.terminate()
-        server.wait(10)
-
-
 def run_siftlake_s3(corpus: Path, workers: int, tag: str) -> Result:
     import boto3
 
-    with s3_server() as s3_env:
+    with moto_server() as s3_env:
         client = boto3.client("s3", endpoint_url=s3_env["AWS_ENDPOINT_URL"], aws_access_key_id="bench",
                               aws_secret_access_key="bench", region_name="us-east-1")
         for bucket in ("bench-raw", "bench-lake"):
@@ -247,7 +130,7 @@ def run_siftlake_s3(corpus: Path, workers: int, tag: str) -> Result:
         env = siftlake_env(SIFTLAKE_CACHE=str(cache), SIFTLAKE_SCRATCH=str(OUT / f"s3-scratch-{tag}"), **s3_env)
         server_before = server_cpu(env)
         result = run_measured(siftlake_cli("ingest", "s3://bench-raw/corpus", "--lake", "s3://bench-lake/lake",
-                                           "--config", str(config), "--json"), env)
+                                           "--config", str(config), "--json"), OUT, env)
         result.cpu_seconds += server_cpu(env) - server_before
         cache_bytes = sum(p.stat().st_size for p in cache.rglob("*") if p.is_file())
         result.detail = {"counts": json.loads(result.output.strip().splitlines()[-1]),
@@ -259,14 +142,14 @@ def run_siftlake_s3(corpus: Path, workers: int, tag: str) -> Result:
 def run_datatrove(corpus: Path, workers: int, tag: str) -> Result:
     python = ensure_datatrove()
     work = OUT / f"datatrove-{tag}"
-    result = run_measured([str(python), str(BENCH / "_e2e_datatrove.py"), str(corpus), str(work), str(workers)])
+    result = run_measured([str(python), str(E2E / "datatrove_baseline.py"), str(corpus), str(work), str(workers)], OUT)
     result.detail = json.loads(result.output.strip().splitlines()[-1])
     shutil.rmtree(work, ignore_errors=True)
     return result
 
 
 def run_extract(corpus: Path, workers: int, tag: str) -> Result:
-    result = run_measured([sys.executable, str(BENCH / "_e2e_extract.py"), str(corpus), str(workers)])
+    result = run_measured([sys.executable, "-m", "bench.e2e.extract_alone", str(corpus), str(workers)], OUT)
     result.detail = json.loads(result.output.strip().splitlines()[-1])
     return result
 
@@ -282,9 +165,6 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--only", nargs="+", choices=CONTESTANTS, default=list(CONTESTANTS[:3]))
     args = parser.parse_args()
-
-    sys.path.insert(0, str(BENCH))
-    from _e2e_corpus import build
 
     corpus = build(OUT / f"corpus-{args.docs}", args.docs)
     size = sum(p.stat().st_size for p in corpus.glob("*.jsonl"))

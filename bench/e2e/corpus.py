@@ -1,7 +1,7 @@
 """Build the end-to-end benchmark corpus: JSONL shards of HTML pages, with exact and near duplicates.
 
-Every ``*/html/*`` page of ``../shared/corpora`` (gunzipped when it ends in ``.gz``) is decoded once
-with siftlake's decoder, so siftlake and datatrove read the very same strings. The corpus cycles over
+Every ``*/html/*`` page of the corpora (``bench.support.paths.corpora_dir``; gunzipped when it ends in ``.gz``) is
+decoded once with siftlake's decoder, so siftlake and datatrove read the very same strings. The corpus cycles over
 the pages in a shuffled order: the first pass is the pages as they are; later passes are exact
 copies (30%) or copies with 0.5-3% of the words of their text nodes replaced (70%), i.e. near
 duplicates. Each JSONL line is ``{"id", "url", "html"}``.
@@ -16,12 +16,9 @@ import re
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from bench.support.paths import corpora_dir
+from flows.read import DecodeError, decode_bytes
 
-from flows.read import DecodeError, decode_bytes  # noqa: E402
-
-CORPORA = REPO.parent / "shared" / "corpora"
 DOCS_PER_FILE = 100
 _TEXT_NODE = re.compile(r">([^<]{20,})<")
 _WORD = re.compile(r"[A-Za-z]{3,}")
@@ -32,7 +29,7 @@ _VOCAB = ("river", "quantum", "lantern", "orchard", "velvet", "harbor", "meadow"
 def load_pages() -> list[str]:
     """The throughput corpus: every page under ``*/html/``, decoded (undecodable pages left out)."""
     pages = []
-    for path in sorted(CORPORA.glob("*/html/*")):
+    for path in sorted(corpora_dir().glob("*/html/*")):
         raw = path.read_bytes()
         if path.name.endswith(".gz"):
             raw = gzip.decompress(raw)

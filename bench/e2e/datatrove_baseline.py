@@ -1,6 +1,6 @@
 """Baseline (b): datatrove 0.10 doing siftlake's work, run in datatrove's own virtual environment.
 
-    bench/out/datatrove-venv/bin/python bench/_e2e_datatrove.py CORPUS_DIR WORK_DIR WORKERS
+    bench/out/datatrove-venv/bin/python bench/e2e/datatrove_baseline.py CORPUS_DIR WORK_DIR WORKERS
 
 FineWeb-style, on the local executor with WORKERS processes:
 1. JsonlReader (the ``html`` field) -> Trafilatura(favour_precision=True) -> GopherRepetitionFilter ->
@@ -8,7 +8,8 @@ FineWeb-style, on the local executor with WORKERS processes:
 2. MinhashDedupSignature; 3. MinhashDedupBuckets; 4. MinhashDedupCluster;
 5. MinhashDedupFilter -> ParquetWriter (the final output).
 Prints one JSON line: documents in, documents written.
-Imports nothing from siftlake (datatrove pins trafilatura 1.x; siftlake needs 2.x).
+Imports nothing from siftlake or bench (datatrove pins trafilatura 1.x; siftlake needs 2.x), so it runs by
+its path, not as a module of the bench package.
 """
 
 from __future__ import annotations

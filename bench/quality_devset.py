@@ -1,4 +1,5 @@
-"""Build the labelled quality dev set from the dev corpora and fit ``flows/data/quality_model.json``.
+"""The labelled quality dev set, built from the dev corpora: what ``tools/train_quality.py`` fits the shipped
+model on and ``bench.quality`` measures it with.
 
 Good = gold article texts (scrapinghub_aeb, mozilla_readability, cleaneval, cleanportaleval; >= 50 words;
 Readability's lorem-ipsum test fixtures are junk, not articles) plus trafilatura_eval pages whose
@@ -8,46 +9,33 @@ trafilatura_eval's human-labelled ``without`` boilerplate, cookie/legal banners,
 repeated, a passage repeated, number tables, product listings, logs, base64/hex blobs, fragments too short
 to be a document, shuffled word salad and lorem-ipsum placeholders.
 
-The model is a weighted logistic regression (Newton's method, numpy only) over ``flows.quality.features``;
-an active-set loop keeps every weight on the side ``FEATURE_SIGNS`` gives it (or at zero).
-
 Every example carries the source document it came from (``group``); the train/test split is by group, so a
 page's article, its navigation and its word salad all land on the same side. Everything random is seeded,
-so ``python bench/train_quality.py`` rebuilds the same model. The built set is cached (corpora parsing and
+so ``python -m tools.train_quality`` rebuilds the same model. The built set is cached (corpora parsing and
 trafilatura extraction take a minute or two); delete the cache or pass ``--rebuild`` to redo it.
-
-Usage: ``.venv/bin/python bench/train_quality.py [--rebuild]`` from the repository root.
 """
 
 from __future__ import annotations
 
-import argparse
 import base64
 import gzip
 import hashlib
 import json
-import os
 import random
 import re
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from flows.language import detect_language  # noqa: E402
-from flows.quality import FEATURE_COUNT, FEATURE_NAMES, FEATURE_SIGNS, features, quality_signals  # noqa: E402
+from bench.support.paths import cache_dir, corpora_dir
+from flows.language import detect_language
+from flows.quality import quality_signals
 
 SEED = 20261123
 TEST_PERCENT = 30
 DATASET_VERSION = 7  # 7: languages and scores from fastText lid.176 (was py3langid)
 MIN_GOOD_WORDS = 50
-MODEL_PATH = ROOT / "flows" / "data" / "quality_model.json"
 GOLD_SETS = ("scrapinghub_aeb", "mozilla_readability", "cleaneval", "cleanportaleval")
 HTML_SETS = ("scrapinghub_aeb", "cleaneval", "trafilatura_eval")
 # Junk kinds the model is trained against; good examples have kind "gold".
@@ -67,23 +55,13 @@ JUNK_KINDS = (
     "word_salad",
     "lorem_ipsum",
 )
-# L2 penalty on standardised weights, and how much more a good article weighs than junk in the fit
-# (pushes the 0.5 cut towards keeping good text in under-represented languages).
-L2 = 1.0
-GOOD_WEIGHT = 4.0
-# Junk harvested from real pages is what a crawler meets most; it weighs more than each synthetic kind.
-HARVESTED_WEIGHT = 2.0
+# Junk harvested from real pages: what a crawler meets most (the fit weighs it more than each synthetic kind).
 HARVESTED_KINDS = ("navigation", "footer", "boilerplate_snippets")
 
 
-def corpora_dir() -> Path:
-    """The dev corpora: ``../shared/corpora`` from the repo root, or ``$SIFTLAKE_CORPORA``."""
-    return Path(os.environ.get("SIFTLAKE_CORPORA", ROOT.parent / "shared" / "corpora"))
-
-
 def cache_path() -> Path:
-    base = Path(os.environ.get("SIFTLAKE_CACHE", Path.home() / ".cache" / "siftlake"))
-    return base / f"quality_devset_v{DATASET_VERSION}_{SEED}.json"
+    """Where the built dev set is cached (its name holds what it depends on: the version and the seed)."""
+    return cache_dir() / f"quality_devset_v{DATASET_VERSION}_{SEED}.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -482,101 +460,3 @@ def load_dataset(rebuild: bool = False) -> list[Example]:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps([asdict(e) for e in examples], ensure_ascii=False), encoding="utf-8")
     return examples
-
-
-# ---------------------------------------------------------------------------------------- training
-
-
-def feature_matrix(examples: list[Example]) -> np.ndarray:
-    rows = [features(quality_signals(e.text, e.lang, e.lang_score), e.lang) for e in examples]
-    return np.asarray(rows, dtype=np.float64).reshape(len(examples), FEATURE_COUNT)
-
-
-def sample_weights(examples: list[Example]) -> np.ndarray:
-    """Good and junk weigh the same in total (good x GOOD_WEIGHT); every junk kind weighs the same."""
-    kinds = [e.kind for e in examples]
-    counts = {k: kinds.count(k) for k in set(kinds)}
-    junk_kinds = len(counts) - ("gold" in counts)
-    weights = [
-        GOOD_WEIGHT / counts[k]
-        if k == "gold"
-        else (HARVESTED_WEIGHT if k in HARVESTED_KINDS else 1.0) / (junk_kinds * counts[k])
-        for k in kinds
-    ]
-    w = np.asarray(weights, dtype=np.float64)
-    normalised: np.ndarray = w * len(w) / w.sum()
-    return normalised
-
-
-def fit_logistic(x: np.ndarray, y: np.ndarray, w: np.ndarray, l2: float) -> tuple[np.ndarray, float]:
-    """Weighted, L2-regularised logistic regression by Newton's method (deterministic, exact)."""
-    design = np.hstack([x, np.ones((x.shape[0], 1))])
-    beta = np.zeros(design.shape[1])
-    penalty = np.full(design.shape[1], l2)
-    penalty[-1] = 0.0  # the intercept is not shrunk
-    for _ in range(50):
-        p = 1.0 / (1.0 + np.exp(-np.clip(design @ beta, -50, 50)))
-        grad = design.T @ (w * (p - y)) + penalty * beta
-        hess = (design * (w * p * (1 - p))[:, None]).T @ design + np.diag(penalty)
-        step = np.linalg.solve(hess, grad)
-        beta -= step
-        if np.abs(step).max() < 1e-9:
-            break
-    return beta[:-1], float(beta[-1])
-
-
-def fit_signed(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, float]:
-    """Logistic regression whose weights respect ``FEATURE_SIGNS``.
-
-    Active-set loop: fit, drop the feature whose weight is most on the wrong side, refit, until every
-    weight agrees with the literature direction (dropped features get weight 0).
-    """
-    signs = np.asarray([FEATURE_SIGNS[name] for name in FEATURE_NAMES])
-    active = np.ones(signs.size, dtype=bool)
-    while True:
-        weights = np.zeros(signs.size)
-        fitted, bias = fit_logistic(x[:, active], y, w, L2)
-        weights[active] = fitted
-        wrong = np.where(signs * weights < 0, np.abs(weights), 0.0)
-        if not wrong.any():
-            return weights, bias
-        active[int(wrong.argmax())] = False
-
-
-def train(examples: list[Example]) -> dict[str, object]:
-    """Fit on the training side of the split; return the model document for quality_model.json."""
-    rows = [e for e in examples if not is_test(e.group)]
-    x = feature_matrix(rows)
-    y = np.asarray([e.label for e in rows], dtype=np.float64)
-    mean = x.mean(axis=0)
-    scale = x.std(axis=0)
-    scale[scale < 1e-9] = 1.0
-    weights, bias = fit_signed((x - mean) / scale, y, sample_weights(rows))
-    kinds = sorted({e.kind for e in rows})
-    return {
-        "about": "Logistic regression over flows.quality.features(); rebuild with bench/train_quality.py.",
-        "seed": SEED,
-        "dataset_version": DATASET_VERSION,
-        "l2": L2,
-        "good_weight": GOOD_WEIGHT,
-        "train_rows": {k: sum(e.kind == k for e in rows) for k in kinds},
-        "features": list(FEATURE_NAMES),
-        "mean": [round(float(v), 8) for v in mean],
-        "scale": [round(float(v), 8) for v in scale],
-        "weights": [round(float(v), 8) for v in weights],
-        "bias": round(bias, 8),
-    }
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rebuild", action="store_true", help="rebuild the cached dev set")
-    args = parser.parse_args()
-    examples = load_dataset(args.rebuild)
-    model = train(examples)
-    MODEL_PATH.write_text(json.dumps(model, indent=1) + "\n", encoding="utf-8")
-    print(f"wrote {MODEL_PATH.relative_to(ROOT)} from {sum(model['train_rows'].values())} training rows")  # type: ignore[attr-defined]
-
-
-if __name__ == "__main__":
-    main()

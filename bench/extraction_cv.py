@@ -17,20 +17,19 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import os
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import cache
 from multiprocessing import Pool
 from pathlib import Path
 
 import numpy as np
 import trafilatura
-from trafilatura.utils import load_html
 
-from flows._extract_eval import SNIPPET_SETS, GoldPage, bow_prf, decode_html, load_set, snippet_counts
-from flows.extract.html_modes import _DOCUMENT_MARKUP, _drop_hidden, _PageCandidates, choose
-from flows.extract.stage import HtmlOptions
+from bench.support.gold import SNIPPET_SETS, GoldPage, bow_prf, decode_html, load_set, snippet_counts
+from bench.support.paths import cache_dir
+from flows.extract import HtmlOptions
+from flows.extract.html_modes import choose, page_candidates
 from flows.normalize import normalize_chars, normalize_text
 from flows.read import DecodeError, decode_bytes
 
@@ -86,16 +85,10 @@ def _score(page: GoldPage, text: str) -> list[float]:
 
 def page_scores(page: GoldPage, html: str) -> PageScores:
     """Every candidate of one page, computed in-process exactly as ``extract_html`` would."""
-    options = HtmlOptions()
-    tree = load_html(html)
-    if tree is None and not _DOCUMENT_MARKUP.search(html):
-        html = f"<html><body>{html}</body></html>"
-        tree = load_html(html)
     texts = dict.fromkeys(MODES, "")
     page_chars, cover, has_markup = 0, 1.0, False
-    if tree is not None:
-        _drop_hidden(tree)
-        candidates = _PageCandidates(html, tree, options)
+    candidates = page_candidates(html, HtmlOptions())
+    if candidates is not None:
         has_markup = candidates.has_markup
         texts = {"fast": candidates.fast, "default": candidates.default, "recall": candidates.recall}
         page_chars = candidates.page_chars
@@ -133,8 +126,7 @@ def _cache_file(sets: Iterable[str]) -> Path:
     # What the cache holds depends on how candidates are computed (not on ``choose``): raise CACHE_VERSION
     # when ``page_scores`` or the extraction modes change; trafilatura's version and the sets are in the key.
     key = hashlib.sha1(f"v{CACHE_VERSION} {trafilatura.__version__} {','.join(sets)}".encode()).hexdigest()[:12]
-    base = Path(os.environ.get("SIFTLAKE_CACHE", Path.home() / ".cache" / "siftlake"))
-    return base / f"extraction_candidates_{key}.json"
+    return cache_dir() / f"extraction_candidates_{key}.json"
 
 
 def load_scores(sets: list[str], workers: int = 2) -> list[PageScores]:
@@ -251,7 +243,7 @@ def candidates_for(rules: Iterable[str]) -> list[HtmlOptions]:
             fixed.update(RULE_OFF[rule])
     axes = [(key, values) for rule in GRID if rule in on for key, values in GRID[rule].items()]
     keys = [key for key, _ in axes]
-    return [replace(HtmlOptions(), **fixed, **dict(zip(keys, combo, strict=True)))
+    return [HtmlOptions(**fixed, **dict(zip(keys, combo, strict=True)))
             for combo in itertools.product(*(values for _, values in axes))]
 
 

@@ -1,6 +1,6 @@
 """Baseline (c): trafilatura extraction alone, with siftlake's extract settings, on N processes.
 
-    python bench/_e2e_extract.py CORPUS_DIR WORKERS
+    python -m bench.e2e.extract_alone CORPUS_DIR WORKERS
 
 Each worker reads whole JSONL files and extracts every page in-process with
 ``flows.extract.html_modes.extract_html`` and the options of the default ``ExtractConfig`` (no sandbox,
@@ -15,17 +15,13 @@ import sys
 from multiprocessing import get_context
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from flows.extract import ExtractConfig  # noqa: E402
-from flows.extract.html_modes import extract_html  # noqa: E402
-from flows.extract.stage import HtmlOptions, _html_options  # noqa: E402
+from flows.extract import ExtractConfig, HtmlOptions
+from flows.extract.html_modes import extract_html
 
 
 def _options() -> HtmlOptions:
     """Exactly the options the extract stage hands to ``extract_html`` under the default config."""
-    return _html_options(ExtractConfig())
+    return HtmlOptions.of(ExtractConfig())
 
 
 def extract_file(path: str) -> tuple[int, int]:

@@ -1,0 +1,1 @@
+"""End-to-end benchmark (``python -m bench.e2e``): siftlake against datatrove and extraction alone, one corpus."""
