@@ -48,7 +48,6 @@ from bench.support.paths import REPO, corpora_dir
 from flows.dedup.fingerprint import TOKEN_RE
 
 
-
 def load_gold_texts() -> list[str]:
     with open(corpora_dir() / "scrapinghub_aeb" / "gold.jsonl", encoding="utf-8") as f:
         rows = [json.loads(line) for line in f]

@@ -12,6 +12,7 @@ Usage: ``.venv/bin/python -m bench.language [--rebuild]`` from the repository ro
 from __future__ import annotations
 
 import argparse
+import functools
 import gzip
 import json
 import re
@@ -20,7 +21,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 
 from bench.support.paths import cache_dir, corpora_dir
-from flows.language import _SAMPLE_CHARS, detect_language
+from flows.language import SAMPLE_CHARS, detect_language
 
 CACHE = cache_dir() / "language_devset_v1.json"
 HTML_SETS = ("scrapinghub_aeb", "mozilla_readability", "cleaneval", "cleanportaleval", "trafilatura_eval",
@@ -96,10 +97,10 @@ def py3langid() -> Identifier:
 
 def fasttext_whole() -> Identifier:
     """fastText on the whole text, as datatrove runs it (for reference: siftlake reads a sample)."""
-    from flows.language import _model
+    from flows.language import model
 
     def identify(text: str) -> tuple[str | None, float]:
-        labels, scores = _model().predict(text.replace("\n", " "), k=1)
+        labels, scores = model().predict(text.replace("\n", " "), k=1)
         return str(labels[0]).removeprefix("__label__"), float(scores[0])
 
     return identify
@@ -126,7 +127,7 @@ def main() -> None:
     print(f"{len(labelled)} pages declare a language: " +
           ", ".join(f"{lang} {n}" for lang, n in Counter(labels).most_common(12)))
     systems = {"py3langid (baseline)": py3langid(), "fastText, whole text": fasttext_whole(),
-               f"fastText, first {_SAMPLE_CHARS} (siftlake)": detect_language}
+               f"fastText, first {SAMPLE_CHARS} (siftlake)": detect_language}
     print(f"\n{'texts':<18}{'system':<32}{'accuracy':>9}{'ms/text':>9}{'speed-up':>9}{'median score':>13}")
     for title, cut in [("whole pages", None), *((f"first {n} chars", n) for n in SHORT)]:
         texts = [text[:cut] if cut else text for _, _, text in labelled]
@@ -147,20 +148,15 @@ def report_samples(texts: list[str], labels: list[str]) -> None:
     reference = [whole(text) for text in texts]
     print(f"\nfastText on the first N characters vs on the whole text ({len(texts)} pages)")
     print(f"{'N':>6}{'accuracy':>10}{'ms/text':>9}{'mean |score diff|':>19}{'same keep at 0.65':>19}")
-    configured = language._SAMPLE_CHARS
-    try:
-        for chars in SAMPLES:
-            language._SAMPLE_CHARS = chars
-            accuracy, ms, _ = measure(language.detect_language, texts, labels)
-            results = [language.detect_language(text) for text in texts]
-            diff = sum(abs(s - w) for (_, s), (_, w) in zip(results, reference, strict=True)) / len(texts)
-            same = sum((lang == wl and s >= 0.65) == (w >= 0.65)
-                       for (lang, s), (wl, w) in zip(results, reference, strict=True)) / len(texts)
-            mark = " (siftlake)" if chars == configured else ""
-            print(f"{chars:>6}{accuracy:>10.3f}{ms:>9.3f}{diff:>19.4f}{same:>19.4f}{mark}")
-    finally:
-        language._SAMPLE_CHARS = configured
-
+    for chars in SAMPLES:
+        detect = functools.partial(language.detect_language, sample_chars=chars)
+        accuracy, ms, _ = measure(detect, texts, labels)
+        results = [detect(text) for text in texts]
+        diff = sum(abs(s - w) for (_, s), (_, w) in zip(results, reference, strict=True)) / len(texts)
+        same = sum((lang == wl and s >= 0.65) == (w >= 0.65)
+                   for (lang, s), (wl, w) in zip(results, reference, strict=True)) / len(texts)
+        mark = " (siftlake)" if chars == language.SAMPLE_CHARS else ""
+        print(f"{chars:>6}{accuracy:>10.3f}{ms:>9.3f}{diff:>19.4f}{same:>19.4f}{mark}")
 
 if __name__ == "__main__":
     main()

@@ -57,9 +57,9 @@ def test_the_model_loads_without_any_network_access(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
-    language._model.cache_clear()
+    language.model.cache_clear()
     try:
         assert detect_language(SENTENCES["fr"])[0] == "fr"
     finally:
-        language._model.cache_clear()
+        language.model.cache_clear()
     assert attempts == []
