@@ -34,7 +34,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, os.environ.get("SIFTLAKE_BENCH_CODE", str(REPO)))  # another checkout's code, for before/after
 
-from flows.read import units as read  # noqa: E402
+from flows import read  # noqa: E402
 
 CORPORA = Path(os.environ.get("SIFTLAKE_CORPORA", REPO.parent / "shared" / "corpora"))
 HAS_OPTIONS = "options" in inspect.signature(read.read_shard).parameters
