@@ -1,14 +1,13 @@
 """Text fidelity (issue 15): every word the source says, repaired, lands in the lake.
 
 ftfy's own test cases (``../shared/corpora/ftfy_cases``) come out of ``normalize_text`` and out of the real
-CLI as ``ftfy.fix_text`` fixes them; stray NULs do not make text binary; HTML fragments are pages.
+CLI as ``ftfy.fix_text`` fixes them; HTML fragments are pages (stray NULs: tests/read/test_decode.py).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import random
 import re
 import subprocess
 import sys
@@ -18,13 +17,10 @@ from typing import Any
 import duckdb
 import ftfy
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from flows.document import Document
 from flows.extract import ExtractConfig, extract_batch
 from flows.normalize import normalize_text
-from flows.read import DecodeError, decode_bytes
 
 # What siftlake keeps differently from ftfy's defaults on purpose (README, Normalize): curly quotes, full-width
 # forms and ligatures are kept; whitespace is laid out as paragraphs; control characters are removed.
@@ -51,29 +47,6 @@ def test_every_ftfy_pass_case_is_normalized_as_ftfy_fixes_it(corpora: Path) -> N
     wrong = {case["label"]: (normalize_text(case["original"]), case["fixed"]) for case in cases
              if fold(normalize_text(case["original"])) != fold(case["fixed"])}
     assert not wrong, wrong
-
-
-# -- binary by evidence ------------------------------------------------------------------------------------------
-
-_WORDS = st.lists(st.sampled_from(["the", "council", "met", "café", "on", "Tuesday", "naïve", "budget", "“quoted”"]),
-                  min_size=40, max_size=200).map(" ".join)
-
-
-@given(_WORDS, st.integers(1, 4), st.sampled_from(["utf-8", "cp1252"]), st.randoms(use_true_random=False))
-def test_a_few_stray_nuls_do_not_make_text_binary(text: str, nuls: int, encoding: str, rng: random.Random) -> None:
-    payload = bytearray(text.encode(encoding))
-    spaces = [at for at, byte in enumerate(payload) if byte == 0x20]
-    for at in sorted(rng.sample(spaces, nuls), reverse=True):  # stray NULs between words
-        payload.insert(at, 0)
-    decoded = decode_bytes(bytes(payload), is_html=False)
-    assert normalize_text(decoded) == normalize_text(text)
-
-
-@given(st.binary(min_size=256, max_size=4096))
-def test_random_bytes_are_binary(payload: bytes) -> None:
-    with pytest.raises(DecodeError) as err:
-        decode_bytes(payload, is_html=False)
-    assert err.value.reason == "binary"
 
 
 # -- HTML fragments ----------------------------------------------------------------------------------------------

@@ -13,8 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from s3fs import S3FileSystem
 
-from flows.read import InputFile, ReadConfig, SourceError, discover, plan_shards, read_shard
-from flows.read import units as read
+from flows.read import InputFile, ReadConfig, SourceError, discover, plan_shards, read_shard, streams
 from flows.storage import StorageError
 
 
@@ -96,7 +95,7 @@ def test_objects_carry_their_uri_size_and_etag_and_local_files_none(s3_server: A
 @pytest.mark.parametrize("block", [16 << 20, 4096], ids=["whole-objects", "ranged-reads"])
 def test_every_kind_reads_from_s3_as_from_disk(tree: Path, bucket: str, block: int,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(read, "_REMOTE_BLOCK", block)  # 4 KiB: every object but the smallest is streamed
+    monkeypatch.setattr(streams, "_REMOTE_BLOCK", block)  # 4 KiB: every object but the smallest is streamed
     local_docs, local_rejects = units(str(tree))
     remote_docs, remote_rejects = units(bucket)
     assert remote_docs == local_docs
@@ -110,7 +109,7 @@ def test_every_kind_reads_from_s3_as_from_disk(tree: Path, bucket: str, block: i
 @pytest.mark.parametrize("block", [16 << 20, 4096], ids=["whole-objects", "ranged-reads"])
 def test_big_jsonl_and_parquet_objects_are_cut_into_shards_read_with_seeks(
         tree: Path, bucket: str, block: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(read, "_REMOTE_BLOCK", block)
+    monkeypatch.setattr(streams, "_REMOTE_BLOCK", block)
     config = CONFIG.model_copy(update={"shard_bytes": 3_000})
     for name in ("2026-12-01/dump.jsonl", "2026-12-02/rows.parquet"):
         remote_shards = plan_shards(discover(f"{bucket}/{name}", {}).files, config, {})

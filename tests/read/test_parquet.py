@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from flows.document import Document, Reject
 from flows.read import ReadConfig, discover, iter_units, plan_shards, read_shard
-from flows.read import units as read
 
 
 def write(path: Path, columns: dict[str, Any], **options: Any) -> Path:
@@ -111,21 +111,6 @@ def test_a_parquet_file_is_read_a_row_group_at_a_time(tmp_path: Path) -> None:
     assert peak < 4 * group_bytes  # measured: ~3 (a row group's stored bytes, a decoded batch, its copy)
 
 
-def test_a_large_parquet_file_is_cut_into_shards_between_row_groups(tmp_path: Path) -> None:
-    rows = [f"Document {i}. " + "word " * 200 for i in range(40)]
-    path = write(tmp_path / "dump.parquet", {"text": rows}, row_group_size=5, compression="none")
-    config = ReadConfig(shard_bytes=10_000)  # two row groups (~5,100 bytes each) a piece
-    shards = plan_shards(discover(str(path)).files, config)
-    assert len(shards) == 4
-    assert [(item.start, item.stop, item.first_line) for shard in shards for item in shard] == [
-        (0, 2, 1), (2, 4, 11), (4, 6, 21), (6, None, 31)]
-    assert sum(item.size for shard in shards for item in shard) == sum(
-        read.stored_size(pq.ParquetFile(path).metadata.row_group(g)) for g in range(8))
-    whole = read_all(path)[0]
-    pieces = [d for shard in shards for d in read_shard(shard, config)[0]]
-    assert [(d.doc_id, d.source_uri, d.text) for d in pieces] == [(d.doc_id, d.source_uri, d.text) for d in whole]
-
-
 @settings(max_examples=40, deadline=None)
 @given(texts=st.lists(st.text(max_size=60), max_size=40), row_group_size=st.integers(1, 12),
        shard_bytes=st.integers(1, 3_000))
@@ -139,6 +124,6 @@ def test_parquet_rows_round_trip_to_one_unit_each(texts: list[str], row_group_si
     assert [u.source_uri for u in units] == [f"rows.parquet#R{n}" for n in range(1, len(texts) + 1)]
     for unit, text in zip(units, texts, strict=True):
         if text.strip():
-            assert isinstance(unit, read.Document) and unit.text == text
+            assert isinstance(unit, Document) and unit.text == text
         else:
-            assert isinstance(unit, read.Reject) and unit.reason == "empty"
+            assert isinstance(unit, Reject) and unit.reason == "empty"

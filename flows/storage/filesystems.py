@@ -1,0 +1,128 @@
+"""Which filesystem a URI names, with what options: schemes, ``env:`` options, secrets redacted, fsspec made.
+
+Local paths and ``file://`` URIs are local folders; ``s3://``, ``gs://``, ``az://`` / ``abfs://`` (and
+fsspec's ``memory://``) are object stores.
+
+Why fsspec: pandas, duckdb (``register_filesystem``), polars, pyarrow (``PyFileSystem``) and Dask take
+its filesystems, so one set of ``storage_options`` serves the flow and the lake's readers, and
+s3fs / gcsfs / adlfs take credentials the standard way (the AWS chain and ``AWS_ENDPOINT_URL``,
+``GOOGLE_APPLICATION_CREDENTIALS``, ``AZURE_STORAGE_*``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+from flows.storage.errors import StorageError
+
+REMOTE_SCHEMES = ("s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "memory")
+# Options whose values are secrets: never logged, never written to a manifest.
+SECRET_OPTION_WORDS = ("key", "secret", "token", "password", "credential", "sas", "connection_string", "signature")
+REDACTED = "***"
+ENV_PREFIX = "env:"
+"""An option value ``env:NAME`` is read from the environment variable NAME when the run starts, so a
+deployment's parameters hold the variable's name, not the secret."""
+
+
+def scheme(uri: str) -> str:
+    """The URI's scheme (``s3``, ``gs``...), or ``""`` for a local path or ``file://``."""
+    head, sep, _ = uri.partition("://")
+    return head.lower() if sep and head.lower() != "file" else ""
+
+
+def is_remote(uri: str) -> bool:
+    return scheme(uri) in REMOTE_SCHEMES
+
+
+def local_path(uri: str) -> str:
+    """A local path or ``file://`` URI as a plain path."""
+    return uri[len("file://"):] if uri.lower().startswith("file://") else uri
+
+
+def split_object_uri(uri: str) -> tuple[str, str]:
+    """An object's URI as its bucket (or top folder), a store's URI, and its key in that store."""
+    head, _, rest = uri.partition("://")
+    bucket, _, key = rest.partition("/")
+    return f"{head}://{bucket}", key
+
+
+def resolve_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Storage options with ``env:NAME`` values read from the environment (see ``ENV_PREFIX``)."""
+    resolved: dict[str, Any] = {}
+    for name, value in options.items():
+        if isinstance(value, str) and value.startswith(ENV_PREFIX):
+            variable = value[len(ENV_PREFIX):]
+            if variable not in os.environ:
+                raise StorageError(f"storage option {name!r} names the environment variable {variable!r}, "
+                                   "which is not set: set it where the run executes (e.g. the work pool's env)")
+            value = os.environ[variable]
+        elif isinstance(value, Mapping):
+            value = resolve_options(value)
+        resolved[name] = value
+    return resolved
+
+
+def redact(options: Any) -> Any:
+    """``options`` with every secret-looking value replaced by ``***`` (for manifests and logs)."""
+    if isinstance(options, Mapping):
+        return {name: (REDACTED if _is_secret(str(name), value) else redact(value)) for name, value in options.items()}
+    if isinstance(options, list):
+        return [redact(item) for item in options]
+    return options
+
+
+def _is_secret(name: str, value: Any) -> bool:
+    lowered = name.lower()
+    plain = isinstance(value, str) and not value.startswith(ENV_PREFIX)
+    return plain and any(word in lowered for word in SECRET_OPTION_WORDS)
+
+
+# botocore retries throttling, 5xx and dropped connections with backoff (5 attempts, adaptive); s3fs
+# retries a few errors botocore does not (a body cut off mid-read) on top: each of its retries runs
+# botocore's again, so it stays small. A store that is gone fails a call after about a minute.
+_S3FS_RETRIES = 2
+
+
+def filesystem(uri: str, options: Mapping[str, Any] | None = None) -> tuple[fsspec.AbstractFileSystem, str]:
+    """The fsspec filesystem for ``uri`` and the path inside it."""
+    if not is_remote(uri):
+        return LocalFileSystem(), str(Path(local_path(uri)).absolute())
+    kwargs = resolve_options(options or {})
+    s3fs_retries = kwargs.pop("retries", _S3FS_RETRIES)
+    if scheme(uri) in ("s3", "s3a"):
+        # Retries with backoff for throttling and 5xx come from botocore; bound connection waits so an
+        # unreachable endpoint fails the run instead of hanging it.
+        config = dict(kwargs.pop("config_kwargs", None) or {})
+        config.setdefault("connect_timeout", 10)
+        config.setdefault("read_timeout", 60)
+        config.setdefault("retries", {"max_attempts": 5, "mode": "adaptive"})
+        kwargs["config_kwargs"] = config
+        # fsspec reuses a filesystem made with the same options: name the endpoint the environment gives,
+        # so a process whose AWS_ENDPOINT_URL changes does not keep talking to the old one.
+        if os.environ.get("AWS_ENDPOINT_URL") and "endpoint_url" not in kwargs:
+            kwargs["endpoint_url"] = os.environ["AWS_ENDPOINT_URL"]
+        # Other runs and workers change the lake: list it afresh every time.
+        kwargs.setdefault("use_listings_cache", False)
+    try:
+        fs, path = fsspec.core.url_to_fs(uri, **kwargs)
+    except ImportError as err:
+        raise StorageError(f"{uri}: the filesystem library for {scheme(uri)}:// is not installed ({err}); "
+                           "install siftlake with its 'cloud' extra: pip install 'siftlake[cloud]'") from err
+    if scheme(uri) in ("s3", "s3a"):
+        fs.retries = s3fs_retries
+    return fs, str(path).rstrip("/")
+
+
+# The reachability check asks once, briefly: a wrong endpoint must fail the run in seconds, not after
+# the minutes of retries that a transient error deserves mid-run.
+PROBE_OPTIONS: dict[str, dict[str, Any]] = {
+    "s3": {"skip_instance_cache": True, "retries": 1,
+           "config_kwargs": {"connect_timeout": 3, "read_timeout": 10, "retries": {"max_attempts": 1}}},
+}
+PROBE_OPTIONS["s3a"] = PROBE_OPTIONS["s3"]
