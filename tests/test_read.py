@@ -195,7 +195,7 @@ def test_the_last_shards_are_smaller_so_that_workers_finish_together(tmp_path: P
 
 
 def test_a_file_larger_than_a_shard_is_read_in_chunks_of_about_the_shard_size(tmp_path: Path) -> None:
-    from flows.pipeline import read_chunks
+    from flows.shard import read_chunks
 
     lines = [json.dumps({"text": f"Document {i}. " + "word " * 200}) for i in range(40)]
     lines.insert(7, "not json")
