@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import hostile_corpus as hc
 import numpy as np
 import pytest
 
@@ -26,6 +25,7 @@ from flows.document import Document, Reject
 from flows.extract import ExtractConfig, extract_batch
 from flows.quality import QualityConfig
 from flows.read import ReadConfig, discover, read_shard
+from tests import hostile_corpus as hc
 
 LAKE_ENTRIES = {"documents", "rejects", "_runs", "_index", "_lock"}
 LOW_QUALITY = 0.3
