@@ -51,7 +51,7 @@ def test_run_markdown_of_a_run_without_documents(tmp_path: Path) -> None:
 
 
 def test_run_counts_add_up_every_staged_shard_and_the_listing_rejects(tmp_path: Path) -> None:
-    paths = lakefs.RunPaths(tmp_path, RUN_ID, "2026-01-01")
+    paths = lakefs.RunPaths(Store(str(tmp_path)), RUN_ID, "2026-01-01")
     for number, units in ((0, 3), (1, 2)):
         summary = {"counts": {"files": 1, "units": units, "skipped_known": 0, "normalize_in": units,
                               "normalize_out": units},
