@@ -1,19 +1,18 @@
 """The Prefect flow ``ingest``: read, normalize, extract, score, dedup, write, one task per stage and shard.
 
-Thin by design: every task calls one function of the pure core (``flows.pipeline``); this module
-only schedules shards, reports progress and publishes artifacts. Prefect loads this file with
-``flows/`` on ``sys.path``, so siftlake modules are always imported as ``flows.<module>``.
+Thin by design: every task calls one function of the pure core (a shard's stages in ``flows.shard``,
+the run's lifecycle in ``flows.run``); this module only schedules shards, reports progress, logs and
+publishes artifacts. Prefect loads this file with ``flows/`` on ``sys.path``, so siftlake modules are
+always imported as ``flows.<module>``.
 """
 
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 from uuid import UUID
 
-import numpy as np
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import (
     create_markdown_artifact,
@@ -28,7 +27,7 @@ from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTa
 from prefect.utilities.annotations import quote
 
 from flows import lake as lakefs
-from flows import pipeline, report
+from flows import report, run, shard
 from flows.config import IngestConfig, RunnerConfig
 from flows.dedup import DedupConfig
 from flows.dedup import cache as index_cache
@@ -43,50 +42,45 @@ _IO_RETRY_DELAYS = [1.0, 5.0]
 
 
 @task(name="read", cache_policy=NO_CACHE, persist_result=False, retries=2, retry_delay_seconds=_IO_RETRY_DELAYS)
-def read_task(number: int, files: list[InputFile], config: IngestConfig, paths: lakefs.RunPaths) -> pipeline.ShardBatch:
-    known = pipeline.load_known_ids(paths)
-    return pipeline.read_stage(number, files, config.read, known, config.storage.options)
+def read_task(number: int, files: list[InputFile], config: IngestConfig, paths: lakefs.RunPaths) -> shard.ShardBatch:
+    known = shard.load_known_ids(paths)
+    return shard.read_stage(number, files, config.read, known, config.storage.options)
 
 
 @task(name="normalize", cache_policy=NO_CACHE, persist_result=False)
-def normalize_task(batch: pipeline.ShardBatch) -> pipeline.ShardBatch:
-    return pipeline.normalize_stage(batch)
+def normalize_task(batch: shard.ShardBatch) -> shard.ShardBatch:
+    return shard.normalize_stage(batch)
 
 
 @task(name="extract", cache_policy=NO_CACHE, persist_result=False)
-def extract_task(batch: pipeline.ShardBatch, config: ExtractConfig) -> pipeline.ShardBatch:
-    return pipeline.extract_stage(batch, config)
+def extract_task(batch: shard.ShardBatch, config: ExtractConfig) -> shard.ShardBatch:
+    return shard.extract_stage(batch, config)
 
 
 @task(name="score", cache_policy=NO_CACHE, persist_result=False)
-def score_task(batch: pipeline.ShardBatch, config: QualityConfig) -> pipeline.ShardBatch:
-    return pipeline.score_stage(batch, config)
+def score_task(batch: shard.ShardBatch, config: QualityConfig) -> shard.ShardBatch:
+    return shard.score_stage(batch, config)
 
 
 @task(name="fingerprint", cache_policy=NO_CACHE, persist_result=False)
-def fingerprint_task(batch: pipeline.ShardBatch, config: DedupConfig) -> pipeline.ShardBatch:
-    return pipeline.fingerprint_stage(batch, config)
+def fingerprint_task(batch: shard.ShardBatch, config: DedupConfig) -> shard.ShardBatch:
+    return shard.fingerprint_stage(batch, config)
 
 
 @task(name="stage", cache_policy=NO_CACHE, persist_result=False, retries=2, retry_delay_seconds=_IO_RETRY_DELAYS)
-def stage_task(batch: pipeline.ShardBatch, paths: lakefs.RunPaths) -> pipeline.ShardSummary:
-    return pipeline.stage_shard(batch, paths)
+def stage_task(batch: shard.ShardBatch, paths: lakefs.RunPaths) -> shard.ShardSummary:
+    return shard.stage_shard(batch, paths)
 
 
 @task(name="dedup", cache_policy=NO_CACHE, persist_result=False, retries=2, retry_delay_seconds=_IO_RETRY_DELAYS)
 def dedup_task(paths: lakefs.RunPaths, config: DedupConfig, index_dir: str) -> dict[str, int]:
-    return pipeline.dedup_stage(paths, config, Path(index_dir))
+    return run.dedup_stage(paths, config, Path(index_dir))
 
 
 @task(name="write", cache_policy=NO_CACHE, persist_result=False, retries=2, retry_delay_seconds=_IO_RETRY_DELAYS)
 def write_task(paths: lakefs.RunPaths, manifest: dict[str, Any], config: IngestConfig,
                lease: lakefs.LeaseLock | None) -> list[str]:
-    moves = pipeline.write_stage(paths, manifest)
-    index_cache.cache_segment(paths, index_cache.segment_of(paths), config.storage.cache_dir)
-    if lease is not None:
-        lease.check()  # never commit into a lake another run has taken over
-    lakefs.commit(paths, moves)
-    return moves
+    return run.commit_run(paths, manifest, config.storage.cache_dir, lease)
 
 
 def task_runner(config: RunnerConfig, sandboxed_extraction: bool) -> TaskRunner[Any]:
@@ -113,7 +107,7 @@ def _share_api_with_workers() -> None:
 
 
 def process_shards(config: IngestConfig, shards: list[list[InputFile]], paths: lakefs.RunPaths,
-                   done: list[int]) -> list[pipeline.ShardSummary]:
+                   done: list[int]) -> list[shard.ShardSummary]:
     """Run the per-shard stages on the configured task runner, a bounded number of shards in flight,
     reporting progress. The runner is used directly, not through a subflow: a subflow run costs ~1 s
     (its creation, and the wait for its heartbeat thread at the end)."""
@@ -122,8 +116,8 @@ def process_shards(config: IngestConfig, shards: list[list[InputFile]], paths: l
     todo = [n for n in range(len(shards)) if n not in done]
     progress = cast(UUID, create_progress_artifact(progress=_percent(len(done), len(shards)), key="ingest-progress",
                                         description=f"shards staged, run {paths.run_id}"))
-    in_flight: list[PrefectFuture[pipeline.ShardSummary]] = []
-    summaries: list[pipeline.ShardSummary] = []
+    in_flight: list[PrefectFuture[shard.ShardSummary]] = []
+    summaries: list[shard.ShardSummary] = []
     with task_runner(config.runner, config.extract.sandbox) as runner:
         for number in todo:
             in_flight.append(_submit_shard(runner, number, shards[number], config, paths))
@@ -137,23 +131,24 @@ def process_shards(config: IngestConfig, shards: list[list[InputFile]], paths: l
 
 @task(name="shard", cache_policy=NO_CACHE, persist_result=False, retries=2, retry_delay_seconds=_IO_RETRY_DELAYS)
 def shard_task(number: int, files: list[InputFile], config: IngestConfig,
-               paths: lakefs.RunPaths) -> pipeline.ShardSummary:
+               paths: lakefs.RunPaths) -> shard.ShardSummary:
     """Every stage of one shard, in the worker that reads it: the shard's pages never travel back to
     the flow's process. The shard goes through the stages a chunk at a time, extraction overlapping
-    the other stages (``pipeline.process_shard``). A retry (an I/O error while reading or staging)
+    the other stages (``shard.process_shard``). A retry (an I/O error while reading or staging)
     redoes the shard.
 
     The stages are plain calls: a Prefect task run costs ~9 ms of CPU between the client and the
     server, and one per stage took 7% of a run's CPU (bench/e2e.py). ``runner.stage_tasks`` makes
     each stage its own task run instead, with its state and time in the Prefect UI.
     """
+    lakefs.use_system_memory_pool()  # this worker's process, as the flow's
     if config.runner.stage_tasks:
         return _stages_as_tasks(number, files, config, paths)
-    return pipeline.process_shard(number, files, config, paths)
+    return shard.process_shard(number, files, config, paths)
 
 
 def _stages_as_tasks(number: int, files: list[InputFile], config: IngestConfig,
-                     paths: lakefs.RunPaths) -> pipeline.ShardSummary:
+                     paths: lakefs.RunPaths) -> shard.ShardSummary:
     """The same stages, each a nested task run, over the whole shard at once (not chunked). A batch is
     passed ``quote``d: Prefect would otherwise walk every document of it looking for futures before
     each stage (~1.5 ms of CPU per page)."""
@@ -165,20 +160,20 @@ def _stages_as_tasks(number: int, files: list[InputFile], config: IngestConfig,
     return stage_task(_quoted(batch), paths)
 
 
-def _quoted(batch: pipeline.ShardBatch) -> pipeline.ShardBatch:
+def _quoted(batch: shard.ShardBatch) -> shard.ShardBatch:
     """``quote(batch)``, typed as what the task receives (Prefect unwraps it)."""
-    return cast(pipeline.ShardBatch, quote(batch))
+    return cast(shard.ShardBatch, quote(batch))
 
 
 def _submit_shard(runner: TaskRunner[Any], number: int, files: list[InputFile], config: IngestConfig,
-                  paths: lakefs.RunPaths) -> PrefectFuture[pipeline.ShardSummary]:
+                  paths: lakefs.RunPaths) -> PrefectFuture[shard.ShardSummary]:
     """Submit a shard to the task runner: only its file list goes out and a small summary comes back.
 
     Submitting each stage from the flow instead would send every shard's pages through the flow's
     process five times (a process pool returns each result to it): 3.0 GB peak RSS at 1,000 documents
     against 1.5 GB this way (bench/e2e.py).
     """
-    summary: PrefectFuture[pipeline.ShardSummary] = runner.submit(
+    summary: PrefectFuture[shard.ShardSummary] = runner.submit(
         shard_task, {"number": number, "files": files, "config": config, "paths": paths})
     return summary
 
@@ -190,6 +185,7 @@ def _percent(done: int, total: int) -> float:
 @flow(name="ingest", log_prints=True)
 def ingest(config: IngestConfig = IngestConfig()) -> dict[str, Any]:  # noqa: B008 - pydantic default is immutable
     """Ingest ``config.source`` into the lake at ``config.lake``; return the run's counts."""
+    lakefs.use_system_memory_pool()
     logger = get_run_logger()
     lake = Store(config.lake, config.storage.options)
     lake.check_reachable()
@@ -199,10 +195,13 @@ def ingest(config: IngestConfig = IngestConfig()) -> dict[str, Any]:  # noqa: B0
         discovery = discover(config.source, config.storage.options)
         files, unchanged = lakefs.changed_inputs(lake, discovery.root, discovery.files)
         shards = plan_shards(files, config.read, config.storage.options)
-        paths, started = _open_run(lake, config, shards)
-        _save_known_ids(paths, discovery.rejects)
+        opened = run.open_run(lake, config, shards)
+        for note in opened.left_alone:
+            logger.warning("%s", note)
+        paths, started = opened.paths, opened.started
+        run.save_known_ids(paths, discovery.rejects)
         lakefs.save_inputs(paths, discovery.root, files)
-        done = sorted(pipeline.staged_shards(paths))
+        done = sorted(shard.staged_shards(paths))
         if done:
             logger.info("resuming run %s: %d of %d shards already staged", paths.run_id, len(done), len(shards))
         process_shards(config, shards, paths, done)
@@ -210,7 +209,7 @@ def ingest(config: IngestConfig = IngestConfig()) -> dict[str, Any]:  # noqa: B0
         dedup = dedup_task(paths, config.dedup, str(index_dir))
         counts, seconds = report.run_counts(paths, dedup)
         counts.update(shards=len(shards), shards_resumed=len(done), files_unchanged=unchanged, **fetched)
-        manifest = pipeline.manifest_for(config, paths.run_id, counts, seconds, started)
+        manifest = run.manifest_for(config, paths.run_id, counts, seconds, started)
         write_task(paths, manifest, config, lease)
         _compact_index(lake, index_dir, config.dedup, paths.run_id)
     _publish(lake, manifest)
@@ -230,35 +229,6 @@ def _compact_index(lake: Store, index_dir: Path, config: DedupConfig, run_id: st
     merged = index_cache.compact_if_needed(lake, index_dir, config, run_id)
     if merged is not None:
         get_run_logger().info("compacted the near-duplicate index into %s", merged)
-
-
-def _open_run(lake: Store, config: IngestConfig, shards: list[list[InputFile]]) -> tuple[lakefs.RunPaths, datetime]:
-    """Resume the unfinished run of the same source and plan, or start a new one."""
-    plan_key = report.plan_key(config, shards)
-    scratch = config.storage.scratch_dir
-    for run_id in lakefs.unfinished_runs(lake):
-        state = lakefs.read_run_state(lake, run_id)
-        if state.get("plan_key") == plan_key:
-            started = datetime.fromisoformat(state["started_at"])
-            return lakefs.RunPaths(lake, run_id, state["ingest_date"], scratch), started
-        get_run_logger().warning(
-            "run %s (source %s) stopped before its commit; ingest that source again with the same config to "
-            "finish it, or %s to abandon it", run_id, state.get("source", "?"), lakefs.abandon_hint(lake, run_id))
-    started = datetime.now(UTC)
-    paths = lakefs.RunPaths(lake, pipeline.new_run_id(started), started.date().isoformat(), scratch)
-    lakefs.write_run_state(paths, {"plan_key": plan_key, "ingest_date": paths.ingest_date,
-                                   "started_at": started.isoformat(), "source": config.source})
-    return paths, started
-
-
-def _save_known_ids(paths: lakefs.RunPaths, discovery_rejects: list[Any]) -> None:
-    """Store the lake's unit ids once for the workers, and stage the rejects found while listing."""
-    known = lakefs.known_unit_ids(paths.lake)
-    paths.staging.mkdir(parents=True, exist_ok=True)
-    np.save(paths.known_ids, known)
-    fresh = [r for r in discovery_rejects if not lakefs.is_known(known, r.unit_id)]
-    lakefs.write_parquet_atomic(lakefs.rejects_table(fresh, paths.run_id), paths.staging / "run.rejects.parquet")
-    lakefs.persist(paths, paths.known_ids)  # workers on other machines read it from the store
 
 
 def _publish(lake: Store, manifest: dict[str, Any]) -> None:

@@ -1,4 +1,4 @@
-"""Run reports: the plan's key, counts per stage, artifact contents (the run state itself is in ``flows.lake``)."""
+"""Run reports: whole-run counts per stage and reject reason, and the contents of the run's artifacts."""
 
 from __future__ import annotations
 
@@ -9,32 +9,11 @@ from typing import Any
 
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-import xxhash
 
 from flows import lake as lakefs
-from flows.config import IngestConfig
-from flows.read import InputFile
 from flows.storage import Store
 
-_STATE = "run_state.json"
 STAGES = ("read", "normalize", "extract", "score", "fingerprint", "stage")
-
-
-def plan_key(config: IngestConfig, shards: list[list[InputFile]]) -> str:
-    """Identifies a run's work: same output-shaping config and same files (paths, sizes) give the same key.
-
-    Where the tasks run, how long to wait for the lock and the local cache and scratch folders do not
-    change the output, so a killed run can be resumed with other runner or storage settings.
-    """
-    shaping = config.model_dump_json(exclude={"runner", "lock_wait_s", "storage"})
-    digest = xxhash.xxh3_128(shaping.encode())
-    for number, shard in enumerate(shards):
-        for item in shard:
-            piece = f"\0{item.start}" if item.start else ""  # where a piece of a split file begins
-            # An object replaced by another of the same size is other work: its ETag changes.
-            version = f"\0{item.etag}" if item.etag else ""
-            digest.update(f"{number}\0{item.rel}\0{item.size}{piece}{version}\n".encode("utf-8", "surrogateescape"))
-    return digest.hexdigest()
 
 
 def run_counts(paths: lakefs.RunPaths, dedup: dict[str, int]) -> tuple[dict[str, Any], dict[str, float]]:

@@ -202,7 +202,7 @@ def test_a_file_larger_than_a_shard_is_cut_or_chunked_and_gives_the_same_lake(
         tmp_path: Path, seeds_dir: Path, monkeypatch: pytest.MonkeyPatch, name: str, expected_shards: int) -> None:
     """A big JSONL file is cut into shards at line starts (every worker takes part); a compressed one
     cannot be, and goes through its one shard in chunks (a worker holds one chunk of it at a time)."""
-    from flows import pipeline
+    from flows import shard
 
     texts = [p.read_text() for p in sorted(seeds_dir.iterdir())]
     texts.append(texts[0].replace("the", "this", 2))  # a near-copy of the first seed
@@ -210,14 +210,14 @@ def test_a_file_larger_than_a_shard_is_cut_or_chunked_and_gives_the_same_lake(
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / name).write_bytes(gzip.compress(content) if name.endswith(".gz") else content)
     chunk_sizes: list[int] = []
-    read_chunks = pipeline.read_chunks
+    read_chunks = shard.read_chunks
 
     def counted(*args: Any) -> Any:
         for chunk in read_chunks(*args):
             chunk_sizes.append(len(chunk.docs))
             yield chunk
 
-    monkeypatch.setattr(pipeline, "read_chunks", counted)
+    monkeypatch.setattr(shard, "read_chunks", counted)
     threads = {"kind": "thread"}  # the shards run in this process, where read_chunks is counted
     whole = ingest(tmp_path / "src", tmp_path / "whole", runner=threads)
     assert whole["shards"] == 1 and chunk_sizes == [len(texts)]

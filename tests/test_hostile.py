@@ -18,7 +18,7 @@ import duckdb
 import numpy as np
 import pytest
 
-from flows import pipeline
+from flows import shard
 from flows.config import IngestConfig
 from flows.dedup import DedupConfig
 from flows.document import Document, Reject
@@ -84,11 +84,11 @@ def run_stages(corpus: hc.Corpus) -> tuple[list[Document], list[Reject]]:
     """The per-shard stages of the pipeline on the whole corpus, as one shard, without Prefect."""
     config = IngestConfig.model_validate({"source": str(corpus.source), **corpus.config()})
     found = discover(str(corpus.source))
-    batch = pipeline.read_stage(0, found.files, config.read, np.empty(0, np.uint64))
-    batch = pipeline.normalize_stage(batch)
-    batch = pipeline.extract_stage(batch, config.extract)
-    batch = pipeline.score_stage(batch, QualityConfig())
-    batch = pipeline.fingerprint_stage(batch, DedupConfig())
+    batch = shard.read_stage(0, found.files, config.read, np.empty(0, np.uint64))
+    batch = shard.normalize_stage(batch)
+    batch = shard.extract_stage(batch, config.extract)
+    batch = shard.score_stage(batch, QualityConfig())
+    batch = shard.fingerprint_stage(batch, DedupConfig())
     return batch.docs, batch.rejects + found.rejects
 
 

@@ -10,13 +10,8 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from flows.normalize import normalize_text
-from flows.read import DecodeError, ReadConfig, decode_bytes, discover, read_shard
-
-
-def read_all(source: Path | str, config: ReadConfig | None = None):
-    found = discover(str(source))
-    docs, rejects = read_shard(found.files, config or ReadConfig())
-    return docs, rejects + found.rejects
+from flows.read import DecodeError, decode_bytes
+from tests.read.helpers import read_all
 
 
 @pytest.mark.parametrize(

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from hypothesis import given, settings
@@ -16,12 +14,7 @@ from hypothesis import strategies as st
 
 from flows.read import ReadConfig, discover, plan_shards, read_shard
 from flows.read.shards import stored_size
-
-
-def read_all(source: Path | str, config: ReadConfig | None = None):
-    found = discover(str(source))
-    docs, rejects = read_shard(found.files, config or ReadConfig())
-    return docs, rejects + found.rejects
+from tests.read.helpers import read_all
 
 
 def write(path: Path, columns: dict[str, Any], **options: Any) -> Path:
@@ -50,24 +43,6 @@ def test_the_last_shards_are_smaller_so_that_workers_finish_together(tmp_path: P
     assert all(size < 25_000 / 4 + 1_100 for size in sizes[8 - 4:])  # a piece ends at the line that reaches it
     assert [d.doc_id for shard in shards for d in read_shard(shard, config)[0]] == [
         d.doc_id for d in read_shard(found.files, config)[0]]
-
-
-def test_a_file_larger_than_a_shard_is_read_in_chunks_of_about_the_shard_size(tmp_path: Path) -> None:
-    from flows.pipeline import read_chunks
-
-    lines = [json.dumps({"text": f"Document {i}. " + "word " * 200}) for i in range(40)]
-    lines.insert(7, "not json")
-    (tmp_path / "dump.jsonl.gz").write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
-    config = ReadConfig(shard_bytes=5_000)
-    found = discover(str(tmp_path))
-    assert len(plan_shards(found.files, config)) == 1  # a compressed file cannot be cut: one shard
-    chunks = list(read_chunks(0, found.files, config, np.empty(0, np.uint64)))
-    assert len(chunks) > 1
-    assert all(sum(len(d.text) for d in c.docs) < config.shard_bytes + 1_100 for c in chunks)
-    assert [d.source_uri for c in chunks for d in c.docs] == [d.source_uri for d in read_all(tmp_path)[0]]
-    assert sum(len(c.rejects) for c in chunks) == 1
-    assert sum(c.counts["units"] for c in chunks) == 41
-    assert [c.counts["files"] for c in chunks] == [0] * (len(chunks) - 1) + [1]
 
 
 _LINE = st.one_of(

@@ -7,13 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from flows.read import ReadConfig, SourceError, discover, read_shard
-
-
-def read_all(source: Path | str, config: ReadConfig | None = None):
-    found = discover(str(source))
-    docs, rejects = read_shard(found.files, config or ReadConfig())
-    return docs, rejects + found.rejects
+from flows.read import SourceError, discover
+from tests.read.helpers import read_all
 
 
 def test_directory_is_read_recursively_with_posix_relative_uris(tmp_path: Path) -> None:

