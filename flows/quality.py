@@ -550,3 +550,12 @@ def score_batch(docs: list[Document], config: QualityConfig) -> None:
     for doc in docs:
         doc.signals = quality_signals(doc.text, doc.lang, doc.lang_score)
         doc.quality_score = quality_score(doc.signals, doc.lang)
+
+
+def feature_contributions(signals: Mapping[str, float], lang: str | None) -> dict[str, float]:
+    """Each model input's share of the score's logit (weight x standardized feature), by ``FEATURE_NAMES``:
+    the most negative ones are what pulls a document's score down (the lake report's "low-score drivers")."""
+    model = _model()
+    x = np.asarray(features(signals, lang), dtype=np.float64)
+    parts = (x - model["mean"]) / model["scale"] * np.asarray(model["weights"], dtype=np.float64)
+    return dict(zip(FEATURE_NAMES, (float(p) for p in parts), strict=True))
