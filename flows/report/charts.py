@@ -45,7 +45,8 @@ def to_svg(fig: Figure) -> str:
     """The figure as one scalable ``<svg>`` element with ids unique in the page."""
     buffer = io.StringIO()
     with _style():
-        fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
+        # One draw: fixed margins, no tight bbox or layout engine (each costs another draw of the figure).
+        fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
     svg = buffer.getvalue()
     svg = svg[svg.index("<svg"):]
     prefix = f"c{next(_counter)}-"
@@ -55,15 +56,30 @@ def to_svg(fig: Figure) -> str:
     return re.sub(r'<svg([^>]*?) width="[^"]*" height="[^"]*"', r'<svg\1 class="chart" role="img"', svg, count=1)
 
 
-def _figure(width: float, height: float) -> Figure:
+def _figure(width: float, height: float, left: float = 0.7, bottom: float = 0.55, top: float = 0.15) -> Figure:
+    """A figure with margins in inches (left for the y labels, bottom for the x labels, top for a legend)."""
     with _style():
-        return Figure(figsize=(width, height), layout="constrained")
+        fig = Figure(figsize=(width, height))
+        fig.subplots_adjust(left=left / width, right=1 - 0.15 / width, bottom=bottom / height,
+                            top=1 - top / height)
+        return fig
+
+
+def _legend_above(ax: Any) -> None:
+    """The legend in a row above the plot, where it never hides a bar."""
+    ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.01), ncols=4, frameon=False, fontsize=8,
+              borderaxespad=0.0)
+
+
+def _label_inches(names: Sequence[Any]) -> float:
+    """Room for the longest y label (about 0.075 inch a character at the report's font size)."""
+    return 0.25 + 0.075 * max((len(label(n)) for n in names), default=4)
 
 
 def per_date(dates: Sequence[str], kept: Sequence[int], dups: Sequence[int], rejects: Sequence[int]) -> str:
     """Stacked bars per ingest date: kept documents, duplicates; rejects beside them."""
     with _style():
-        fig = _figure(7.5, 3.2)
+        fig = _figure(7.5, 3.4, bottom=0.9, top=0.4)
         ax = fig.add_subplot()
         xs = list(range(len(dates)))
         width = 0.4
@@ -73,7 +89,7 @@ def per_date(dates: Sequence[str], kept: Sequence[int], dups: Sequence[int], rej
         _date_ticks(ax, dates)
         ax.set_ylabel("rows")
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.legend(loc="upper left", frameon=False, fontsize=8)
+        _legend_above(ax)
         return to_svg(fig)
 
 
@@ -86,13 +102,13 @@ def _date_ticks(ax: Any, dates: Sequence[str]) -> None:
 def volume_per_date(dates: Sequence[str], characters: Sequence[int], stored: Sequence[int]) -> str:
     """Characters of text and bytes of Parquet stored per ingest date (millions)."""
     with _style():
-        fig = _figure(7.5, 3.0)
+        fig = _figure(7.5, 3.2, bottom=0.9, top=0.4)
         ax = fig.add_subplot()
         xs = list(range(len(dates)))
         ax.bar([x - 0.2 for x in xs], [c / 1e6 for c in characters], 0.4, color=PALETTE[2], label="characters (M)")
         ax.bar([x + 0.2 for x in xs], [b / 1e6 for b in stored], 0.4, color=PALETTE[4], label="stored MB (Parquet)")
         _date_ticks(ax, dates)
-        ax.legend(loc="upper left", frameon=False, fontsize=8)
+        _legend_above(ax)
         return to_svg(fig)
 
 
@@ -100,7 +116,7 @@ def hbars(names: Sequence[Any], values: Sequence[float], xlabel: str, colors: Se
           second: Sequence[float] | None = None, second_label: str = "") -> str:
     """Horizontal bars, largest on top (``second``: a lighter overlay such as the unique part)."""
     with _style():
-        fig = _figure(6.0, 0.8 + 0.28 * max(1, len(names)))
+        fig = _figure(6.0, 0.8 + 0.28 * max(1, len(names)), left=_label_inches(names))
         ax = fig.add_subplot()
         ys = list(range(len(names)))[::-1]
         ax.barh(ys, values, color=list(colors) if colors else PALETTE[0], alpha=0.45 if second else 1.0,
@@ -118,7 +134,7 @@ def hbars(names: Sequence[Any], values: Sequence[float], xlabel: str, colors: Se
 def lang_score_boxes(langs: Sequence[str], quantiles: Sequence[Sequence[float]]) -> str:
     """One box per language from duckdb's quantiles (5%, 25%, 50%, 75%, 95%) of ``q_lang_score``."""
     with _style():
-        fig = _figure(6.0, 0.8 + 0.3 * max(1, len(langs)))
+        fig = _figure(6.0, 0.8 + 0.3 * max(1, len(langs)), left=_label_inches(langs))
         ax = fig.add_subplot()
         stats = [{"whislo": q[0], "q1": q[1], "med": q[2], "q3": q[3], "whishi": q[4], "label": label(lang),
                   "fliers": []} for lang, q in zip(langs, quantiles, strict=True)][::-1]
@@ -134,7 +150,7 @@ def lang_score_boxes(langs: Sequence[str], quantiles: Sequence[Sequence[float]])
 def score_histogram(kept: Sequence[int], dups: Sequence[int], cut: float) -> str:
     """The quality score's histogram, kept documents and duplicates stacked, with the cut marked."""
     with _style():
-        fig = _figure(7.5, 3.0)
+        fig = _figure(7.5, 3.2, top=0.4)
         ax = fig.add_subplot()
         bins = len(kept)
         lefts = [i / bins for i in range(bins)]
@@ -146,26 +162,24 @@ def score_histogram(kept: Sequence[int], dups: Sequence[int], cut: float) -> str
         ax.set_xlabel("quality_score")
         ax.set_ylabel("documents")
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.legend(loc="upper left", frameon=False, fontsize=8)
+        _legend_above(ax)
         return to_svg(fig)
 
 
 def score_by_language(hists: Sequence[tuple[str, Sequence[int]]], cut: float) -> str:
-    """Small multiples: the kept documents' quality histogram for each top language."""
+    """The kept documents' quality histogram of each top language, as shares of that language (step lines
+    on one axes: comparable at a glance, and one axes draws fast)."""
     with _style():
-        columns = min(3, max(1, len(hists)))
-        rows = (len(hists) + columns - 1) // columns
-        fig = _figure(7.5, 1.9 * rows + 0.3)
-        axes = fig.subplots(rows, columns, squeeze=False, sharex=True)
-        for index, ax in enumerate(axes.flat):
-            if index >= len(hists):
-                ax.set_visible(False)
-                continue
-            lang, counts = hists[index]
-            bins = len(counts)
-            ax.bar([i / bins for i in range(bins)], counts, 1 / bins, align="edge", color=PALETTE[index % 8])
-            ax.axvline(cut, color="#444444", linestyle="--", linewidth=0.8)
-            ax.set_title(f"{label(lang)} ({sum(counts)})", fontsize=9)
-            ax.set_xlim(0, 1)
-            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        fig = _figure(7.5, 3.2, top=0.4)
+        ax = fig.add_subplot()
+        for index, (lang, counts) in enumerate(hists):
+            total = sum(counts) or 1
+            edges = [i / len(counts) for i in range(len(counts) + 1)]
+            ax.stairs([c / total for c in counts], edges, color=PALETTE[index % 8], linewidth=1.6,
+                      label=f"{label(lang)} ({total:,})")
+        ax.axvline(cut, color="#444444", linestyle="--", linewidth=0.8)
+        ax.set_xlim(0, 1)
+        ax.set_xlabel("quality_score")
+        ax.set_ylabel("share of the language's documents")
+        _legend_above(ax)
         return to_svg(fig)

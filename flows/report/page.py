@@ -31,6 +31,7 @@ h3{font-size:1rem;margin:.2rem 0 .5rem}
 .cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(9.5rem,1fr));gap:.6rem}
 .card,.panel{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:.7rem .9rem;min-width:0}
 .card b{display:block;font-size:1.3rem}
+.wide{grid-column:1/-1}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,34rem),1fr));gap:1rem}
 svg.chart{display:block;width:100%;height:auto;max-width:100%}
 .scroll{overflow-x:auto;-webkit-overflow-scrolling:touch;max-width:100%}
@@ -88,8 +89,9 @@ def _cell(index: int, value: Any, numeric: bool) -> str:
     return f"<td class=wrap>{esc(value)}</td>"
 
 
-def panel(title: str, body: str) -> str:
-    return f'<div class="panel"><h3>{esc(title)}</h3>{body}</div>'
+def panel(title: str, body: str, wide: bool = False) -> str:
+    """A titled box of the grid; ``wide`` spans every column (long tables)."""
+    return f'<div class="panel{" wide" if wide else ""}"><h3>{esc(title)}</h3>{body}</div>'
 
 
 def section(anchor: str, title: str, *panels: str, note: str = "") -> str:
@@ -144,7 +146,7 @@ def _per_date(data: ReportData) -> str:
     listing = table(["ingest_date", "documents", "duplicates", "rejects", "characters", "stored bytes"], rows,
                     numeric=(1, 2, 3, 4, 5))
     return section("dates", "Per ingest date", panel("Documents, duplicates and rejects", chart),
-                    panel("Characters and stored bytes", volume), panel("Per date", listing))
+                    panel("Characters and stored bytes", volume), panel("Per date", listing, wide=True))
 
 
 def _languages(data: ReportData) -> str:
@@ -206,7 +208,7 @@ def _duplicates(data: ReportData) -> str:
     kinds = charts.hbars(list(data.dup_kinds), list(data.dup_kinds.values()), "duplicates",
                          colors=[charts.PALETTE[i % 8] for i in range(len(data.dup_kinds))])
     panels = [panel("Duplicates by kind", kinds)]
-    panels += [panel(f"Cluster of {c['duplicates']:,} duplicate(s)", _cluster(c)) for c in data.clusters]
+    panels += [panel(f"Cluster of {c['duplicates']:,} duplicate(s)", _cluster(c), wide=True) for c in data.clusters]
     return section("duplicates", "Duplicates", *panels, note=esc(KEEP_POLICY))
 
 
@@ -251,7 +253,7 @@ def _rejects(data: ReportData) -> str:
                                 for e in r["examples"]))) for r in reasons]
     listing = table(["stage", "reason", "units", "examples (source_uri: detail)"], rows, numeric=(2,))
     return section("rejects", "Rejects by stage and reason", panel("Rejects", chart),
-                   panel("Reasons and examples", listing))
+                   panel("Reasons and examples", listing, wide=True))
 
 
 def _samples(data: ReportData) -> str:
