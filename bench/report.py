@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -25,11 +26,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from flows import lake as lakefs
+from flows.quality import SIGNAL_NAMES
 
-from flows import lake as lakefs  # noqa: E402
-from flows.quality import SIGNAL_NAMES  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 OUT = REPO / "bench" / "out"
 RUNS = 10
@@ -136,7 +136,7 @@ def time_report(lake: Path, out: Path) -> tuple[float, float, float]:
     (CPU seconds: what the wall time would be on an idle machine, give or take the threads' overlap)."""
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", _RUNNER, str(lake), str(out)], capture_output=True, text=True,
-                          cwd=REPO, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, check=False)
+                          cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, check=False)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"siftlake report failed:\n{done.stderr}")
