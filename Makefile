@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 LAKE ?= lake
 
-.PHONY: install run test lint bench bench-extraction bench-dedup bench-quality bench-e2e clean
+.PHONY: install chromium run test lint bench-report bench bench-extraction bench-dedup bench-quality bench-e2e clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +14,12 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
-install: $(STAMP)
+# The report's browser test drives Debian's Chromium (Playwright's own download is not used).
+chromium:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && (apt-get update && apt-get install -y chromium); } \
+	  || echo "make: chromium is missing and could not be installed here (needs root): run 'sudo apt-get install -y chromium'; the report's browser test is skipped without it"
+
+install: $(STAMP) chromium
 
 run: install
 	$(VENV)/bin/siftlake ingest seeds --lake $(LAKE)
@@ -37,6 +42,9 @@ bench-quality: install
 
 bench-e2e: install
 	$(PY) -m bench.e2e
+
+bench-report: install
+	$(PY) bench/report.py
 
 bench: bench-extraction bench-dedup bench-quality
 

@@ -1,4 +1,5 @@
-"""The ``siftlake`` command: ``siftlake ingest SOURCE [--lake DIR] [--json]``."""
+"""The ``siftlake`` command: ``siftlake ingest SOURCE [--lake DIR] [--json]``, ``siftlake report [--lake DIR]
+[--run RUN_ID] [--out FILE.html]``."""
 
 from __future__ import annotations
 
@@ -27,6 +28,15 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--config", help="JSON file with IngestConfig fields (see README: Configuration)")
     run.add_argument("--json", action="store_true", help="print the run's counts as one JSON object on the last line")
     commands.add_parser("config", help="print the default configuration as JSON (a starting point for --config)")
+    report = commands.add_parser("report", help="write one self-contained HTML page of charts about the lake or one "
+                                 "run (README: The lake report)")
+    report.add_argument("--lake", default="lake", help="root of the lake: a folder or a URI such as s3://bucket/lake "
+                        "(default: lake)")
+    report.add_argument("--run", metavar="RUN_ID", help="only this run's rows (its run_id) and its manifest "
+                        "(default: the whole lake)")
+    report.add_argument("--out", metavar="FILE.html", default="report.html",
+                        help="where to write the page (default: report.html in the current folder; each run's own "
+                        "page is also in the lake at LAKE/_reports/<run_id>.html)")
     server = commands.add_parser("server", help="the background Prefect API that runs share when no Prefect "
                                  "server is configured (README: Running it)")
     server.add_argument("action", choices=["start", "status", "stop"])
@@ -57,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
 
         print(IngestConfig().model_dump_json(indent=2))
         return 0
+    if args.command == "report":
+        return _report(args.lake, args.run, args.out)
     for key, value in _PREFECT_DEFAULTS.items():
         os.environ.setdefault(key, value)
     if args.command == "server":
@@ -106,6 +118,26 @@ def _ingest(config: Any, as_json: bool, api: local_api.LocalApi | None) -> int:
         print(json.dumps(counts, sort_keys=True))
     else:
         print(_summary(counts))
+    return 0
+
+
+def _report(lake_uri: str, run_id: str | None, out: str) -> int:
+    """``siftlake report``: no Prefect involved, only duckdb over the lake's files."""
+    from pathlib import Path
+
+    from flows.report import LakeNotFoundError, UnknownRunError, write_report
+    from flows.storage import StorageError, Store
+
+    try:
+        lake = Store(lake_uri)
+        lake.check_reachable()
+        data = write_report(lake, Path(out), run_id)
+    except (StorageError, LakeNotFoundError, UnknownRunError, OSError) as err:
+        print(f"siftlake: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    t = data.totals
+    print(f"wrote {out}: {t['documents']} documents ({t['duplicates']} duplicates), {t['rejects']} rejects, "
+          f"{t['runs']} run(s)")
     return 0
 
 

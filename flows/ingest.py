@@ -232,12 +232,21 @@ def _compact_index(lake: Store, index_dir: Path, config: DedupConfig, run_id: st
 
 
 def _publish(lake: Store, manifest: dict[str, Any]) -> None:
-    """Log the counts and publish them, with the quality and duplicate reports, as artifacts."""
+    """Log the counts and publish them as artifacts: the counts table, and the run summary (languages, sites,
+    quality, duplicates with titles, rejects) that links the run's HTML report, written into the lake at
+    ``_reports/<run_id>.html``. The run is committed already: a report that fails is logged, not raised."""
     logger = get_run_logger()
     counts = manifest["counts"]
-    logger.info("run %s: %s", manifest["run_id"], {k: v for k, v in counts.items() if not isinstance(v, dict)})
+    run_id = manifest["run_id"]
+    logger.info("run %s: %s", run_id, {k: v for k, v in counts.items() if not isinstance(v, dict)})
     create_table_artifact(table=report.count_rows(manifest), key="ingest-counts",
-                          description=f"Counts per stage and reject reason, run {manifest['run_id']}")
-    create_markdown_artifact(markdown=report.run_markdown(lake, manifest), key="ingest-report",
-                             description=f"Quality and duplicates, run {manifest['run_id']}")
-
+                          description=f"Counts per stage and reject reason, run {run_id}")
+    try:
+        where, data = report.write_run_report(lake, run_id)
+        markdown = report.summary_markdown(data, where)
+        logger.info("run report: %s", where)
+    except Exception as err:  # the report is a view: the run's data is committed already
+        logger.warning("the run's HTML report could not be written: %s", err)
+        markdown = report.run_markdown(lake, manifest)
+    create_markdown_artifact(markdown=markdown, key="ingest-report",
+                             description=f"Run summary: quality, languages, sites, duplicates, rejects; run {run_id}")

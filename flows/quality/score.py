@@ -134,13 +134,25 @@ def _model() -> dict[str, Any]:
     return model
 
 
-
 def quality_score(signals: Mapping[str, float], lang: str | None) -> float:
     """0..1, higher is better: the shipped logistic regression applied to ``features(signals, lang)``."""
     model = _model()
-    x = np.asarray(features(signals, lang), dtype=np.float64)
-    z = float(np.dot((x - model["mean"]) / model["scale"], model["weights"])) + float(model["bias"])
+    z = float(np.dot(_standardized(signals, lang), model["weights"])) + float(model["bias"])
     return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
+
+
+def _standardized(signals: Mapping[str, float], lang: str | None) -> np.ndarray:
+    model = _model()
+    x = np.asarray(features(signals, lang), dtype=np.float64)
+    standardized: np.ndarray = (x - model["mean"]) / model["scale"]
+    return standardized
+
+
+def feature_contributions(signals: Mapping[str, float], lang: str | None) -> dict[str, float]:
+    """Each model input's share of the score's logit, by ``FEATURE_NAMES``: the most negative ones are what
+    pulls a document's score down (the lake report's "low-score drivers")."""
+    parts = _standardized(signals, lang) * np.asarray(_model()["weights"], dtype=np.float64)
+    return dict(zip(FEATURE_NAMES, (float(p) for p in parts), strict=True))
 
 
 def score_batch(docs: list[Document], config: QualityConfig) -> None:
