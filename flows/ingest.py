@@ -8,7 +8,9 @@ always imported as ``flows.<module>``.
 
 from __future__ import annotations
 
+import importlib
 import os
+import threading
 from pathlib import Path
 from typing import Any, cast
 from uuid import UUID
@@ -186,6 +188,8 @@ def _percent(done: int, total: int) -> float:
 def ingest(config: IngestConfig = IngestConfig()) -> dict[str, Any]:  # noqa: B008 - pydantic default is immutable
     """Ingest ``config.source`` into the lake at ``config.lake``; return the run's counts."""
     lakefs.use_system_memory_pool()
+    # The run report's page builder (matplotlib, duckdb: ~1.5 s of imports) loads while the shards run.
+    threading.Thread(target=importlib.import_module, args=("flows.report.build",), daemon=True).start()
     logger = get_run_logger()
     lake = Store(config.lake, config.storage.options)
     lake.check_reachable()

@@ -5,9 +5,27 @@
 ``flows.report.page``: the self-contained HTML page (``siftlake report``).
 """
 
-from flows.report.build import report_key, summary_markdown, write_report, write_run_report
-from flows.report.queries import LakeNotFoundError, UnknownRunError
+from typing import TYPE_CHECKING, Any
+
 from flows.report.summary import STAGES, count_rows, print_progress, run_counts, run_markdown
+
+if TYPE_CHECKING:
+    from flows.report.build import report_key, summary_markdown, write_report, write_run_report
+    from flows.report.queries import LakeNotFoundError, UnknownRunError
+
+# The page builder needs matplotlib and duckdb (~1.5 s of imports): imported when first used, so that a run
+# does not pay for it at start-up (the flow imports it in the background while shards run).
+_PAGE_API = {"report_key": "build", "summary_markdown": "build", "write_report": "build",
+             "write_run_report": "build", "LakeNotFoundError": "queries", "UnknownRunError": "queries"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PAGE_API:
+        import importlib
+
+        return getattr(importlib.import_module(f"flows.report.{_PAGE_API[name]}"), name)
+    raise AttributeError(f"module 'flows.report' has no attribute {name!r}")
+
 
 __all__ = [
     "STAGES",
