@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from flows import local_api
+from flows import export, local_api
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -30,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     server = commands.add_parser("server", help="the background Prefect API that runs share when no Prefect "
                                  "server is configured (README: Running it)")
     server.add_argument("action", choices=["start", "status", "stop"])
+    export.add_parser(commands)
     return parser
 
 
@@ -57,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
 
         print(IngestConfig().model_dump_json(indent=2))
         return 0
+    if args.command == "export":
+        return export.main(args)
     for key, value in _PREFECT_DEFAULTS.items():
         os.environ.setdefault(key, value)
     if args.command == "server":
