@@ -1,5 +1,5 @@
 """The ``siftlake`` command: ``siftlake ingest SOURCE [--lake DIR] [--json]``, ``siftlake report [--lake DIR]
-[--run RUN_ID] [--out FILE.html]``."""
+[--run RUN_ID] [--out FILE.html]``, ``siftlake export --lake DIR OUT [...]``, ``siftlake server``, ``siftlake config``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from flows import local_api
+from flows import export, local_api
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -40,6 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     server = commands.add_parser("server", help="the background Prefect API that runs share when no Prefect "
                                  "server is configured (README: Running it)")
     server.add_argument("action", choices=["start", "status", "stop"])
+    export.add_parser(commands)
     return parser
 
 
@@ -69,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "report":
         return _report(args.lake, args.run, args.out)
+    if args.command == "export":
+        return export.main(args)
     for key, value in _PREFECT_DEFAULTS.items():
         os.environ.setdefault(key, value)
     if args.command == "server":
