@@ -1,5 +1,6 @@
 """The ``siftlake`` command: ``siftlake ingest SOURCE [--lake DIR] [--json]``, ``siftlake report [--lake DIR]
-[--run RUN_ID] [--out FILE.html]``, ``siftlake export --lake DIR OUT [...]``, ``siftlake server``, ``siftlake config``."""
+[--run RUN_ID] [--out FILE.html]``, ``siftlake export --lake DIR OUT [...]``, ``siftlake server``,
+``siftlake config``."""
 
 from __future__ import annotations
 
