@@ -21,7 +21,7 @@ import pytest
 from flows import lake as lakefs
 from flows.config import IngestConfig
 from flows.storage import Store
-from tests.conftest import FaultyProxy, S3Server
+from tests.support.servers import FaultyProxy, S3Server
 
 pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_server")]
 SMALL_SHARDS = {"read": {"shard_files": 1}, "runner": {"kind": "thread", "workers": 1, "shards_in_flight": 1}}

@@ -1,6 +1,6 @@
 """Hostile input (issue 8): every unit becomes a document or a reject with a precise reason; the run completes.
 
-The corpus is built by ``tests/hostile_corpus.py`` in a temporary folder. The fast test runs the pure
+The corpus is built by ``tests/support/hostile_corpus.py`` in a temporary folder. The fast test runs the pure
 stages; the flow test runs the Prefect flow into a lake and reads it back with duckdb.
 """
 
@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import hostile_corpus as hc
 import numpy as np
 import pytest
 
@@ -26,6 +25,7 @@ from flows.document import Document, Reject
 from flows.extract import ExtractConfig, extract_batch
 from flows.quality import QualityConfig
 from flows.read import ReadConfig, discover, read_shard
+from tests.support import hostile_corpus as hc
 
 LAKE_ENTRIES = {"documents", "rejects", "_runs", "_index", "_lock"}
 LOW_QUALITY = 0.3
