@@ -23,8 +23,25 @@ __all__ = ["CORPORA", "REPO", "SEEDS", "FaultyProxy", "S3Server", "wait_for_http
 settings.register_profile("ci", deadline=None, max_examples=150, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("ci")
 
-# Markers that keep a test off a worker where it would meet its kind (see pytest_collection_modifyitems).
+# Tests with these markers run one after another on one worker: a group per marker.
 _GROUPED = ("server", "alone")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups into the test ids
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Put each test in the xdist group that keeps its needs met under ``--dist=loadgroup``: its marker's group
+    (``server``, ``alone``), else, when it uses a module-scoped fixture (a seeded lake, a deployment), its module's
+    group, so that the fixture is built once, on one worker, as in a serial run."""
+    for item in items:
+        if item.get_closest_marker("xdist_group"):
+            continue
+        group = next((name for name in _GROUPED if item.get_closest_marker(name)), None)
+        if group is None and isinstance(item, pytest.Function):
+            definitions = item._fixtureinfo.name2fixturedefs.values()
+            if any(defs[-1].scope == "module" for defs in definitions):
+                group = item.module.__name__
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")
@@ -56,3 +73,13 @@ def s3_server() -> Iterator[S3Server]:
             yield server
     finally:
         server.stop()
+
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuse --dist=loadgroup where it would not group: with pytest 9.2 and pytest-xdist 3.8 a group's tests run
+    on several workers (each building the module fixtures again, timing-sensitive tests side by side)."""
+    version = tuple(int(part) for part in pytest.__version__.split(".")[:2] if part.isdigit())
+    if config.getoption("dist", "no") == "loadgroup" and version >= (9, 2):
+        raise pytest.UsageError(f"pytest {pytest.__version__} breaks --dist=loadgroup (pytest-xdist#1386): "
+                                "install the versions pyproject.toml names (make install), or run with -n 0")

@@ -24,7 +24,7 @@ import pytest
 
 from tests.support.paths import REPO
 
-pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_server")]
+pytestmark = [pytest.mark.flow, pytest.mark.alone, pytest.mark.usefixtures("prefect_server")]
 
 TOPICS = ["rivers and the fish that live in them", "the history of the printing press in Europe",
           "how bees choose a place for a new hive", "the chemistry of bread dough rising overnight"]

@@ -140,6 +140,7 @@ def test_limits_are_configuration_with_their_own_reasons(tmp_path: Path) -> None
     assert [d.source_uri for d in docs] == ["page.txt"] and rejects == []
 
 
+@pytest.mark.alone
 def test_a_page_that_hangs_the_extractor_becomes_an_extract_timeout(tmp_path: Path) -> None:
     # Tens of thousands of sibling tables: trafilatura works on it for well over a second.
     slow = "<html><body>" + "<table><tr><td><p>cell text here</p></td></tr></table>" * 60_000 + "</body></html>"
