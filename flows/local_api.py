@@ -226,9 +226,12 @@ def _free_port() -> int:
 def _alive(pid: int) -> bool:
     """Whether ``pid`` is a running siftlake API server (a pid is reused once its process is gone, and a
     server must never be taken for another process, which ``stop`` would then kill)."""
-    with contextlib.suppress(ChildProcessError, OSError):  # our own child that exited: reap it
-        if os.waitpid(pid, os.WNOHANG) != (0, 0):
-            return False
+    try:
+        # Our own child: running, or exited (reap it). Its command line may not name the server yet: just after
+        # the spawn /proc shows the forking process's, or nothing, until the exec.
+        return os.waitpid(pid, os.WNOHANG) == (0, 0)
+    except (ChildProcessError, OSError):  # not our child: judge by its command line
+        pass
     try:
         if Path("/proc/self").is_dir():
             command = Path(f"/proc/{pid}/cmdline").read_bytes()

@@ -19,7 +19,7 @@ from flows import cli
 from flows.config import IngestConfig
 from flows.export import ExportOptions, ExportUsageError, parse_size
 from flows.export.job import export
-from tests.conftest import S3Server
+from tests.support.servers import S3Server
 
 EN = str.split("the river runs past the old mill and the children walk along the bank every morning "
                "before school while their parents talk about the weather the harvest and the price of bread "

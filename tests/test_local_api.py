@@ -80,6 +80,7 @@ def test_runs_share_one_background_server_that_keeps_their_flow_runs(tmp_path: P
     assert gone(pid, within_s=20)
 
 
+@pytest.mark.alone
 def test_the_server_stops_itself_once_idle(tmp_path: Path, home: Path) -> None:
     started = siftlake("server", "start", env=cli_env(home, SIFTLAKE_API_IDLE_S="2"), cwd=tmp_path)
     assert started.returncode == 0, started.stderr

@@ -19,7 +19,7 @@ from flows.dedup import (
     publish_segment,
     resolve,
 )
-from tests.conftest import REPO
+from tests.support.paths import REPO
 
 CONFIG = DedupConfig()
 VOCAB = [f"w{i}" for i in range(5000)]

@@ -8,7 +8,7 @@ import sys
 import pyarrow as pa
 
 from flows import lake as lakefs
-from tests.conftest import REPO
+from tests.support.paths import REPO
 
 
 def test_documents_schema_has_every_contract_column() -> None:

@@ -18,10 +18,10 @@ from flows.config import IngestConfig
 from flows.quality import FEATURE_NAMES, SIGNAL_NAMES
 from flows.report import build, charts, drivers, page, queries
 from flows.storage import Store
-from tests import hostile_corpus as hc
-from tests.conftest import REPO
 from tests.report import browser, corpus
 from tests.report.markup import audit
+from tests.support import hostile_corpus as hc
+from tests.support.paths import REPO
 
 pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_server")]
 

@@ -22,9 +22,10 @@ from typing import Any
 import duckdb
 import pytest
 
-pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_server")]
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parent.parent
+pytestmark = [pytest.mark.flow, pytest.mark.alone, pytest.mark.usefixtures("prefect_server")]
+
 TOPICS = ["rivers and the fish that live in them", "the history of the printing press in Europe",
           "how bees choose a place for a new hive", "the chemistry of bread dough rising overnight"]
 EXPECTED_DOCS = {"a.txt", "b.txt", "d.txt", "e.txt"}

@@ -21,7 +21,7 @@ import pytest
 from flows import lake as lakefs
 from flows.config import IngestConfig
 from flows.storage import Store
-from tests.conftest import FaultyProxy, S3Server
+from tests.support.servers import FaultyProxy, S3Server
 
 pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_server")]
 SMALL_SHARDS = {"read": {"shard_files": 1}, "runner": {"kind": "thread", "workers": 1, "shards_in_flight": 1}}
@@ -157,6 +157,7 @@ def test_the_index_cache_downloads_only_segments_it_lacks(
     assert rerun["index_segments_downloaded"] == 3 and rerun["documents"] == 0
 
 
+@pytest.mark.alone
 def test_a_killed_run_on_a_bucket_resumes_on_another_machine_without_duplicate_rows(
         s3_server: S3Server, buckets: tuple[str, str], tmp_path: Path, seeds_dir: Path, prefect_server: str) -> None:
     _, corpus = buckets
@@ -211,6 +212,7 @@ def test_two_runs_on_two_processes_never_write_a_bucket_lake_at_once(
     assert len(pd.read_parquet(f"{lake}/documents", storage_options={})) == 5
 
 
+@pytest.mark.alone
 def test_a_lease_is_renewed_while_held_and_taken_over_only_once_expired(buckets: tuple[str, str]) -> None:
     _, corpus = buckets
     store = Store(f"{corpus}/lake")

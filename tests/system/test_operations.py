@@ -81,6 +81,7 @@ def _many_files(tmp_path: Path, seeds_dir: Path, copies: int) -> Path:
     return source
 
 
+@pytest.mark.alone
 def test_a_killed_run_resumes_without_redoing_staged_shards(tmp_path: Path, seeds_dir: Path, api_url: str) -> None:
     source, lake = _many_files(tmp_path, seeds_dir, 30), tmp_path / "lake"
     first = cli(source, lake, SMALL_SHARDS, api_url, tmp_path / "home")

@@ -6,8 +6,6 @@ import asyncio
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,31 +16,15 @@ import duckdb
 import pandas as pd
 import pytest
 
-from tests.conftest import REPO, S3Server, wait_for_http
+from tests.support.paths import REPO
+from tests.support.servers import S3Server, free_port, stop_group, wait_for_http
 
 pytestmark = pytest.mark.server
 BIN = Path(sys.executable).parent
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def wait_healthy(url: str, timeout_s: float) -> None:
     wait_for_http(f"{url}/health", timeout_s, "the Prefect server")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """Stop a process and everything it started (it leads its own session)."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
 
 
 class Project:
@@ -78,7 +60,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
         wait_healthy(api_url, 120)
         yield Project(root, api_url, env)
     finally:
-        stop(server)
+        stop_group(server)
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +74,7 @@ def deployed(project: Project) -> Iterator[Project]:
     try:
         yield project
     finally:
-        stop(worker)
+        stop_group(worker)
 
 
 async def _artifacts(api_url: str) -> dict[str, object]:
@@ -174,7 +156,7 @@ def test_a_worker_with_a_fresh_working_folder_ingests_a_bucket_into_a_lake_on_th
                                  "--params", params, "--watch", "--watch-timeout", "400"], cwd=deployed.root,
                                 env=env, capture_output=True, text=True, timeout=450, check=False)
     finally:
-        stop(worker)
+        stop_group(worker)
     assert result.returncode == 0, result.stdout[-3000:] + (tmp_path / "worker.log").read_text()[-3000:]
     assert "Pulled code from" in (tmp_path / "worker.log").read_text()
     frame = pd.read_parquet(f"{corpus}/lake/documents")

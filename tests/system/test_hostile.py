@@ -1,6 +1,6 @@
 """Hostile input (issue 8): every unit becomes a document or a reject with a precise reason; the run completes.
 
-The corpus is built by ``tests/hostile_corpus.py`` in a temporary folder. The fast test runs the pure
+The corpus is built by ``tests/support/hostile_corpus.py`` in a temporary folder. The fast test runs the pure
 stages; the flow test runs the Prefect flow into a lake and reads it back with duckdb.
 """
 
@@ -25,7 +25,7 @@ from flows.document import Document, Reject
 from flows.extract import ExtractConfig, extract_batch
 from flows.quality import QualityConfig
 from flows.read import ReadConfig, discover, read_shard
-from tests import hostile_corpus as hc
+from tests.support import hostile_corpus as hc
 
 LAKE_ENTRIES = {"documents", "rejects", "_runs", "_index", "_lock"}
 LOW_QUALITY = 0.3
@@ -140,6 +140,7 @@ def test_limits_are_configuration_with_their_own_reasons(tmp_path: Path) -> None
     assert [d.source_uri for d in docs] == ["page.txt"] and rejects == []
 
 
+@pytest.mark.alone
 def test_a_page_that_hangs_the_extractor_becomes_an_extract_timeout(tmp_path: Path) -> None:
     # Tens of thousands of sibling tables: trafilatura works on it for well over a second.
     slow = "<html><body>" + "<table><tr><td><p>cell text here</p></td></tr></table>" * 60_000 + "</body></html>"

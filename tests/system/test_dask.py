@@ -13,7 +13,7 @@ from distributed import LocalCluster
 
 from flows.config import IngestConfig
 from flows.storage import Store
-from tests.conftest import S3Server
+from tests.support.servers import S3Server
 
 pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_server")]
 
