@@ -32,6 +32,7 @@ from flows.storage import Store
 DOCUMENTS = "documents"
 REJECTS = "rejects"
 RUNS = "_runs"
+REPORTS = "_reports"  # LAKE/_reports/<run_id>.html: each run's HTML report (flows.report), outside the dataset
 INDEX = "_index"
 SEGMENTS = "segments"  # LAKE/_index/segments/<name>/: one folder per index segment
 STAGING = "_staging"

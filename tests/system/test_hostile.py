@@ -27,7 +27,7 @@ from flows.quality import QualityConfig
 from flows.read import ReadConfig, discover, read_shard
 from tests.support import hostile_corpus as hc
 
-LAKE_ENTRIES = {"documents", "rejects", "_runs", "_index", "_lock"}
+LAKE_ENTRIES = {"documents", "rejects", "_runs", "_index", "_lock", "_reports"}
 LOW_QUALITY = 0.3
 
 
