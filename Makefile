@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 LAKE ?= lake
 
-.PHONY: install chromium run test lint bench-report bench bench-extraction bench-dedup bench-quality bench-e2e clean
+.PHONY: install chromium run test lint bench-report bench-export bench bench-extraction bench-dedup bench-quality bench-e2e clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 # The report's browser test drives Debian's Chromium (Playwright's own download is not used).
 chromium:
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && (apt-get update && apt-get install -y chromium); } \
-	  || echo "make: chromium is missing and could not be installed here (needs root): run 'sudo apt-get install -y chromium'; the report's browser test is skipped without it"
+	  || echo "make: chromium is missing and could not be installed here (needs root): run 'sudo apt-get install -y chromium'; the report's browser test fails without it"
 
 install: $(STAMP) chromium
 
@@ -44,7 +44,10 @@ bench-e2e: install
 	$(PY) -m bench.e2e
 
 bench-report: install
-	$(PY) bench/report.py
+	$(PY) -m bench.report
+
+bench-export: install
+	$(PY) -m bench.export
 
 bench: bench-extraction bench-dedup bench-quality
 

@@ -1,6 +1,6 @@
 """Time, peak RSS and shard sizes of ``siftlake export`` on generated lakes of 20,000 and 200,000 documents.
 
-    PYTHONPATH=$PWD .venv/bin/python bench/export.py [--sizes 20000 200000] [--shard-bytes 2MB] [--out bench/out/export]
+    .venv/bin/python -m bench.export [--sizes 20000 200000] [--shard-bytes 2MB] [--out bench/out/export]
 
 Each lake has one run's documents in the lake's schema (``documents_schema(SIGNAL_NAMES)``): texts of
 three to six paragraphs drawn from 20,000 generated ones (about 2.4 KB each), 10% duplicates, three

@@ -1,7 +1,7 @@
 """The lake report's time and memory on generated lakes (issue 24): ``siftlake report`` on N rows.
 
-    python bench/report.py                       # 20,000 and 1,000,000 rows
-    python bench/report.py --rows 20000 --screenshot docs/report-20k.png
+    python -m bench.report                       # 20,000 and 1,000,000 rows
+    python -m bench.report --rows 20000 --screenshot docs/report-20k.png
 
 Writes (once, cached under bench/out/report-lakes/) a lake of N documents with the lake's real schema
 (``flows.lake.documents_schema``), hive-partitioned by ``ingest_date`` over 10 runs as the flow writes

@@ -53,7 +53,7 @@ class RunnerConfig(BaseModel):
     ``thread``: worker threads in the flow's process, each with its own extraction process (HTML
     extraction, most of the CPU, still runs in parallel; the other stages share one core);
     ``auto``: ``thread`` up to ``THREAD_WORKERS_MAX`` workers when extraction is sandboxed (a third less
-    memory, and no slower: bench/e2e.py), else ``process``;
+    memory, and no slower: bench/e2e), else ``process``;
     ``dask``: a Dask cluster through prefect-dask (``dask_address``, or a local cluster when empty)."""
     workers: int = Field(0, ge=0)
     """Worker processes or threads; 0 means one per CPU core."""

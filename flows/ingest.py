@@ -140,7 +140,7 @@ def shard_task(number: int, files: list[InputFile], config: IngestConfig,
     redoes the shard.
 
     The stages are plain calls: a Prefect task run costs ~9 ms of CPU between the client and the
-    server, and one per stage took 7% of a run's CPU (bench/e2e.py). ``runner.stage_tasks`` makes
+    server, and one per stage took 7% of a run's CPU (bench/e2e). ``runner.stage_tasks`` makes
     each stage its own task run instead, with its state and time in the Prefect UI.
     """
     lakefs.use_system_memory_pool()  # this worker's process, as the flow's
@@ -173,7 +173,7 @@ def _submit_shard(runner: TaskRunner[Any], number: int, files: list[InputFile], 
 
     Submitting each stage from the flow instead would send every shard's pages through the flow's
     process five times (a process pool returns each result to it): 3.0 GB peak RSS at 1,000 documents
-    against 1.5 GB this way (bench/e2e.py).
+    against 1.5 GB this way (bench/e2e).
     """
     summary: PrefectFuture[shard.ShardSummary] = runner.submit(
         shard_task, {"number": number, "files": files, "config": config, "paths": paths})

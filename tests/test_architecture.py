@@ -235,7 +235,7 @@ def uses_sys_path(tree: ast.AST) -> bool:
 
 
 def test_scripts_never_edit_sys_path() -> None:
-    """bench/ and tools/ run as ``python bench/x.py`` from the repository with the package installed: they import
+    """bench/ and tools/ run as ``python -m bench.x`` from the repository with the package installed: they import
     ``flows`` and their own helpers without editing sys.path."""
     scripts = [p for d in SCRIPTS for p in sorted((REPO / d).glob("**/*.py"))]
     edits = [str(p.relative_to(REPO)) for p in scripts if uses_sys_path(ast.parse(p.read_text()))]

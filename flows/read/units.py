@@ -44,7 +44,7 @@ class ReadConfig(BaseModel):
     its own. A shard is read and processed in chunks of about a quarter of this many characters of text,
     one being extracted while the one before is scored and staged; the plan's last four shards are a
     quarter of this size, so that the workers finish together. 16 MiB of HTML is ~140 pages, ~3 s of work
-    per task against ~0.1 s of Prefect overhead per task (bench/e2e.py)."""
+    per task against ~0.1 s of Prefect overhead per task (bench/e2e)."""
 
 
 
