@@ -13,12 +13,10 @@ import re
 from pathlib import Path
 from typing import Any
 
+from flows.lake import REPORTS
 from flows.report import page, queries
 from flows.report.collect import ReportData, collect
 from flows.storage import Store
-
-REPORTS = "_reports"
-"""Folder of the lake that holds each run's HTML report (``_reports/<run_id>.html``)."""
 
 
 def report_key(run_id: str) -> str:
