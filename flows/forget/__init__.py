@@ -6,10 +6,11 @@ the list blocked; ``Blocklist`` is what a run checks its units against (reject r
 The CLI half (``add_parser``, ``main``) is light to import; the rest loads on first use.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from flows.forget.command import add_parser, main
 from flows.forget.lists import ForgetError, ForgetUsageError
+from flows.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from flows.forget.blocklist import TAKEN_DOWN, Blocklist
@@ -18,13 +19,7 @@ if TYPE_CHECKING:
 _LAZY = {"TAKEN_DOWN": "blocklist", "Blocklist": "blocklist", "FAULT_POINTS": "job", "ForgetOptions": "job",
          "forget": "job"}
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(f"flows.forget.{_LAZY[name]}"), name)
-    raise AttributeError(f"module 'flows.forget' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 __all__ = [

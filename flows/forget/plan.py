@@ -77,8 +77,15 @@ def _files(lake: Store) -> list[str]:
 
 
 def _read(lake: Store, key: str, columns: list[str]) -> pa.Table:
+    """The file's ``columns``; those an older run's file lacks (``dup_kind``...) come back null."""
     with lake.fs.open(lake.path(key), "rb") as handle:
-        return pq.read_table(handle, columns=columns)
+        parquet = pq.ParquetFile(handle)
+        present = [c for c in columns if c in parquet.schema_arrow.names]
+        table = parquet.read(columns=present)
+    for name in columns:
+        if name not in present:
+            table = table.append_column(name, pa.nulls(table.num_rows, pa.string()))
+    return table
 
 
 def _matches(table: pa.Table, wanted: TakedownList) -> list[int]:
@@ -103,7 +110,11 @@ def _members(lake: Store, clusters: set[str]) -> Iterator[Member]:
             yield Member(key, row["doc_id"], row["dup_cluster"],
                          -math.inf if quality is None or math.isnan(quality) else float(quality),
                          int(row["n_chars"] or 0), row["content_hash"] or "", row["dup_kind"],
-                         float(row["dup_similarity"] or 0.0), float(row["dup_containment"] or 0.0))
+                         _number(row["dup_similarity"]), _number(row["dup_containment"]))
+
+
+def _number(value: float | None) -> float:
+    return math.nan if value is None else float(value)
 
 
 def plan_takedown(lake: Store, wanted: TakedownList, with_copies: bool, index: LakeIndex | None) -> Plan:
