@@ -1,6 +1,6 @@
 """The ``siftlake`` command: ``siftlake ingest SOURCE [--lake DIR] [--json]``, ``siftlake report [--lake DIR]
-[--run RUN_ID] [--out FILE.html]``, ``siftlake export --lake DIR OUT [...]``, ``siftlake server``,
-``siftlake config``."""
+[--run RUN_ID] [--out FILE.html]``, ``siftlake export --lake DIR OUT [...]``, ``siftlake forget --lake DIR
+(--urls F | --domains F | --doc-ids F) --reason R [--with-copies]``, ``siftlake server``, ``siftlake config``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from flows import export, local_api
+from flows import export, forget, local_api
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -42,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
                                  "server is configured (README: Running it)")
     server.add_argument("action", choices=["start", "status", "stop"])
     export.add_parser(commands)
+    forget.add_parser(commands)
     return parser
 
 
@@ -73,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         return _report(args.lake, args.run, args.out)
     if args.command == "export":
         return export.main(args)
+    if args.command == "forget":
+        return forget.main(args)
     for key, value in _PREFECT_DEFAULTS.items():
         os.environ.setdefault(key, value)
     if args.command == "server":

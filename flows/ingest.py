@@ -46,7 +46,7 @@ _IO_RETRY_DELAYS = [1.0, 5.0]
 @task(name="read", cache_policy=NO_CACHE, persist_result=False, retries=2, retry_delay_seconds=_IO_RETRY_DELAYS)
 def read_task(number: int, files: list[InputFile], config: IngestConfig, paths: lakefs.RunPaths) -> shard.ShardBatch:
     known = shard.load_known_ids(paths)
-    return shard.read_stage(number, files, config.read, known, config.storage.options)
+    return shard.read_stage(number, files, config.read, known, config.storage.options, shard.load_blocklist(paths))
 
 
 @task(name="normalize", cache_policy=NO_CACHE, persist_result=False)

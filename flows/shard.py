@@ -23,6 +23,7 @@ from flows.config import IngestConfig
 from flows.dedup import DedupConfig, content_hash, fingerprints
 from flows.document import Document, Reject, reject
 from flows.extract import ExtractConfig, StartedExtraction, abandon_extraction, finish_extraction, start_extraction
+from flows.forget import TAKEN_DOWN, Blocklist
 from flows.language import detect_language
 from flows.normalize import normalize_batch, normalize_chars, normalize_markup
 from flows.quality import SIGNAL_NAMES, QualityConfig, score_batch
@@ -40,6 +41,8 @@ class ShardBatch:
     seconds: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
     signatures: np.ndarray | None = None
     n_shingles: np.ndarray | None = None
+    blocked: Blocklist | None = None
+    """What the lake's takedowns block (``siftlake forget``): checked when read and after fingerprinting."""
 
 
 @dataclass
@@ -93,10 +96,17 @@ def load_known_ids(paths: lakefs.RunPaths) -> np.ndarray:
     return np.load(local, mmap_mode="r") if local.exists() else np.empty(0, np.uint64)
 
 
+def load_blocklist(paths: lakefs.RunPaths) -> Blocklist:
+    """What the lake's takedowns block; it cannot change during the run (a takedown takes the lake's lock)."""
+    return Blocklist.load(paths.lake)
+
+
 def read_chunks(number: int, files: list[InputFile], config: ReadConfig, known: np.ndarray,
-                options: Mapping[str, Any] | None = None, chunk_bytes: int = 0) -> Iterator[ShardBatch]:
+                options: Mapping[str, Any] | None = None, chunk_bytes: int = 0,
+                blocked: Blocklist | None = None) -> Iterator[ShardBatch]:
     """Read a shard's units in chunks of about ``chunk_bytes`` of text (default ``config.shard_bytes``),
-    leaving out those the lake already holds (same place, same bytes).
+    leaving out those the lake already holds (same place, same bytes); those ``blocked`` blocks by doc_id or
+    URL are rejects (``taken_down``), and the chunks carry ``blocked`` for the check after fingerprinting.
 
     Chunks also bound memory where a single file is larger than a shard (a compressed JSONL or a WARC
     file, which cannot be cut into shards): a worker holds a few chunks of it at a time, not the file.
@@ -107,11 +117,13 @@ def read_chunks(number: int, files: list[InputFile], config: ReadConfig, known: 
     exhausted = False
     while not exhausted:
         start = time.perf_counter()
-        batch, size = ShardBatch(number, []), 0
+        batch, size = ShardBatch(number, [], blocked=blocked or None), 0
         for unit in units:
             batch.counts["units"] += 1
             if lakefs.is_known(known, unit.doc_id if isinstance(unit, Document) else unit.unit_id):
                 batch.counts["skipped_known"] += 1
+            elif isinstance(unit, Document) and (why := _blocked_unit(batch.blocked, unit)):
+                batch.rejects.append(reject(unit, "read", TAKEN_DOWN, why))
             elif isinstance(unit, Document):
                 batch.docs.append(unit)
                 size += len(unit.text)
@@ -127,11 +139,15 @@ def read_chunks(number: int, files: list[InputFile], config: ReadConfig, known: 
         yield batch
 
 
+def _blocked_unit(blocked: Blocklist | None, doc: Document) -> str | None:
+    return blocked.unit_reason(doc.doc_id, doc.url) if blocked is not None else None
+
+
 def read_stage(number: int, files: list[InputFile], config: ReadConfig, known: np.ndarray,
-               options: Mapping[str, Any] | None = None) -> ShardBatch:
+               options: Mapping[str, Any] | None = None, blocked: Blocklist | None = None) -> ShardBatch:
     """The whole shard as one batch (``read_chunks`` joined): for running each stage as its own task."""
-    whole = ShardBatch(number, [])
-    for chunk in read_chunks(number, files, config, known, options):
+    whole = ShardBatch(number, [], blocked=blocked or None)
+    for chunk in read_chunks(number, files, config, known, options, blocked=blocked):
         whole.docs += chunk.docs
         whole.rejects += chunk.rejects
         whole.counts.update(chunk.counts)
@@ -208,7 +224,23 @@ def fingerprint_stage(batch: ShardBatch, config: DedupConfig) -> ShardBatch:
         # A document was dropped while signing: sign the survivors together, aligned with the docs.
         if batch.signatures is None or len(batch.signatures) != len(batch.docs):
             fingerprint(batch.docs)
+        _take_down(batch, config)
     return batch
+
+
+def _take_down(batch: ShardBatch, config: DedupConfig) -> None:
+    """Reject (stage ``dedup``, ``taken_down``) the documents whose URL, found in the page, or whose text a
+    takedown blocks: copies of taken-down documents at any URL (``siftlake forget --with-copies``)."""
+    if not batch.blocked or batch.signatures is None or batch.n_shingles is None or not batch.docs:
+        return
+    copies = batch.blocked.copy_reasons(batch.signatures, batch.n_shingles, config)
+    why = [_blocked_unit(batch.blocked, doc) or copy for doc, copy in zip(batch.docs, copies, strict=True)]
+    if not any(why):
+        return
+    batch.rejects += [reject(doc, "dedup", TAKEN_DOWN, w) for doc, w in zip(batch.docs, why, strict=True) if w]
+    keep = np.array([w is None for w in why], dtype=bool)
+    batch.docs = [doc for doc, k in zip(batch.docs, keep.tolist(), strict=True) if k]
+    batch.signatures, batch.n_shingles = batch.signatures[keep], batch.n_shingles[keep]
 
 
 # A shard is read in chunks of about this share of ``read.shard_bytes``, so that extraction of one chunk
@@ -224,11 +256,11 @@ def process_shard(number: int, files: list[InputFile], config: IngestConfig, pat
     process extracts k+1 meanwhile. Without it, the extraction processes idled a quarter of the time.
     """
     stager = ShardStager(number, paths)
-    known = load_known_ids(paths)
+    known, blocked = load_known_ids(paths), load_blocklist(paths)
     chunk_bytes = max(1, config.read.shard_bytes // CHUNKS_PER_SHARD)
     extracting: ExtractingBatch | None = None
     try:
-        for batch in read_chunks(number, files, config.read, known, config.storage.options, chunk_bytes):
+        for batch in read_chunks(number, files, config.read, known, config.storage.options, chunk_bytes, blocked):
             following = start_extract_stage(normalize_stage(batch), config.extract)
             if extracting is not None:
                 stager.add(_after_extraction(extracting, config))

@@ -6,6 +6,7 @@ from flows.dedup.fingerprint import (
     band_keys,
     contained_in,
     content_hash,
+    estimated_containment,
     estimated_jaccard,
     fingerprints,
     shingle_ids,
@@ -13,7 +14,17 @@ from flows.dedup.fingerprint import (
     signatures,
     tokens,
 )
-from flows.dedup.index import CorruptIndexError, IncompatibleIndexError, LakeIndex, compact, publish_segment
+from flows.dedup.index import (
+    CorruptIndexError,
+    EntryChange,
+    IncompatibleIndexError,
+    IndexRewrite,
+    LakeIndex,
+    compact,
+    index_config,
+    publish_segment,
+    rewrite_entries,
+)
 from flows.dedup.records import DUP_KINDS, DedupBatch, DedupDecisions
 from flows.dedup.resolve import candidate_pairs, resolve
 
@@ -23,17 +34,22 @@ __all__ = [
     "DedupBatch",
     "DedupConfig",
     "DedupDecisions",
+    "EntryChange",
     "IncompatibleIndexError",
+    "IndexRewrite",
     "LakeIndex",
     "band_keys",
     "candidate_pairs",
     "compact",
     "contained_in",
     "content_hash",
+    "estimated_containment",
     "estimated_jaccard",
     "fingerprints",
+    "index_config",
     "publish_segment",
     "resolve",
+    "rewrite_entries",
     "shingle_ids",
     "shingles",
     "signatures",

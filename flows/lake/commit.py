@@ -15,7 +15,7 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from flows.lake.layout import COMMIT, RUNS, SEGMENT_META, STAGING, RunPaths, as_store
+from flows.lake.layout import COMMIT, FORGET_PREFIX, RUNS, SEGMENT_META, STAGING, RunPaths, as_store
 from flows.storage import Store
 
 FAULT_ENV = "SIFTLAKE_FAULT"
@@ -68,14 +68,17 @@ def fault_point(name: str) -> None:
 
     Points: ``write:after_documents`` (the documents file is assembled in staging, the rejects file
     not yet), ``commit:before_marker`` (the run's files are written in staging, no COMMIT yet) and
-    ``commit:after_first_move`` (COMMIT written, one of its renames done). Used by tests/test_crash.py.
+    ``commit:after_first_move`` (COMMIT written, one of its renames done); ``siftlake forget`` adds its own
+    (``flows.forget``). Used by tests/test_crash.py and tests/forget.
     """
     if os.environ.get(FAULT_ENV) == name:
         os._exit(137)
 
 
-def commit(paths: RunPaths, moves: Sequence[str]) -> None:
-    """Make a staged run visible: record the moves, perform them, publish the manifest.
+def commit(paths: RunPaths, moves: Sequence[str], manifest: str = "", deletes: Sequence[str] = ()) -> None:
+    """Make a staged run visible: record the moves, perform them, delete ``deletes`` (keys or prefixes of
+    the lake that the moves make obsolete), publish the manifest (to ``manifest``, relative to the lake;
+    default ``_runs/<run_id>.json``). All of it is rolled forward after a crash.
 
     On a local lake a move is a rename (the index segment moves as one folder). On an object store
     the run's files are first put under its staging prefix, then each is copied to its place (one
@@ -85,7 +88,7 @@ def commit(paths: RunPaths, moves: Sequence[str]) -> None:
     store = paths.lake
     if store.remote:
         moves = _upload_for_commit(paths, moves)
-    plan = {"moves": list(moves), "manifest": f"{RUNS}/{paths.run_id}.json"}
+    plan = {"moves": list(moves), "manifest": manifest or f"{RUNS}/{paths.run_id}.json", "deletes": list(deletes)}
     store.write_bytes(f"{paths.staging_key}/{COMMIT}", json.dumps(plan).encode())
     _roll_forward(store, paths.run_id)
     if store.remote:
@@ -114,19 +117,27 @@ def _roll_forward(store: Store, run_id: str) -> None:
         if store.exists(f"{staging}/{relative}"):
             store.move(f"{staging}/{relative}", relative)
             fault_point("commit:after_first_move")
+    for key in plan.get("deletes", []):
+        store.delete(key)
     if store.exists(f"{staging}/manifest.json"):
         store.move(f"{staging}/manifest.json", plan["manifest"])
     store.delete(staging)
 
 
 def recover(lake: Store | str | os.PathLike[str]) -> list[str]:
-    """Finish the commits that a crash interrupted; return the ids of the runs rolled forward."""
+    """Finish the commits that a crash interrupted; return the ids of the runs (and takedowns) rolled forward.
+
+    A takedown (``forget-<id>``) that stopped before its COMMIT is discarded: nothing of it was visible,
+    and it is not resumed (its command is run again). Call it under the lake's lock.
+    """
     store = as_store(lake)
     finished = []
     for run_id in store.children(STAGING):
         if store.exists(f"{STAGING}/{run_id}/{COMMIT}"):
             _roll_forward(store, run_id)
             finished.append(run_id)
+        elif run_id.startswith(FORGET_PREFIX):
+            store.delete(f"{STAGING}/{run_id}")
     return finished
 
 
@@ -134,5 +145,5 @@ def unfinished_runs(lake: Store | str | os.PathLike[str]) -> list[str]:
     """Ids of the runs that stopped before their commit (resumable)."""
     store = as_store(lake)
     return [run_id for run_id in store.children(STAGING)
-            if not run_id.startswith(".") and not store.exists(f"{STAGING}/{run_id}/{COMMIT}")]
+            if not run_id.startswith((".", FORGET_PREFIX)) and not store.exists(f"{STAGING}/{run_id}/{COMMIT}")]
 

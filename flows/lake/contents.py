@@ -46,14 +46,14 @@ def arrow_filesystem(store: Store) -> pafs.FileSystem:
     return pafs.PyFileSystem(pafs.FSSpecHandler(store.fs))
 
 
-def _data_files(store: Store, table: str) -> list[str]:
+def table_files(store: Store, table: str) -> list[str]:
     """The table's Parquet files, as readers find them (no ``.``/``_`` names, no staging leftovers)."""
     return [key for key in store.files(table) if key.endswith(".parquet")
             and not any(part.startswith((".", "_")) for part in key.split("/"))]
 
 
 def _scan(store: Store, table: str, columns: list[str]) -> Iterator[pa.RecordBatch]:
-    files = _data_files(store, table)
+    files = table_files(store, table)
     if not files:
         return
     dataset = ds.dataset([store.path(f) for f in files], format="parquet", filesystem=arrow_filesystem(store),
@@ -63,7 +63,7 @@ def _scan(store: Store, table: str, columns: list[str]) -> Iterator[pa.RecordBat
 
 def read_run_documents(lake: Store, run_id: str, columns: list[str]) -> pa.Table | None:
     """The documents one committed run wrote (for its report), or None when it wrote none."""
-    for key in _data_files(lake, DOCUMENTS):
+    for key in table_files(lake, DOCUMENTS):
         if key.endswith(f"/run-{run_id}.parquet"):
             with lake.fs.open(lake.path(key), "rb") as handle:
                 table = pq.read_table(handle, columns=columns)
@@ -74,7 +74,7 @@ def read_run_documents(lake: Store, run_id: str, columns: list[str]) -> pa.Table
 def table_is_empty(lake: Store, table: str) -> bool:
     """True when the table has no file yet: the run then writes one, empty if need be, so readers'
     globs (``documents/**/*.parquet``) match something."""
-    return not _data_files(lake, table)
+    return not table_files(lake, table)
 
 
 def is_known(keys: np.ndarray, unit_id: str) -> bool:

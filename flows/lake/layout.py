@@ -7,6 +7,7 @@ Layout (``LAKE`` is the lake root, a local folder or a prefix on an object store
     LAKE/_runs/<run_id>.json                                     one manifest per committed run
     LAKE/_index/                                                 the near-duplicate index (flows.dedup.index)
     LAKE/_inputs/run-<run_id>.parquet                            input objects a run committed (path, size, ETag)
+    LAKE/_takedowns/                                             what ``siftlake forget`` removed and keeps blocked
     LAKE/_staging/<run_id>/                                      a run in progress (readers never look here)
     LAKE/_lock                                                   held by the run writing the lake
 
@@ -40,6 +41,8 @@ LOCK = "_lock"
 COMMIT = "COMMIT"
 PARTITION_KEY = "ingest_date"
 INPUTS = "_inputs"  # LAKE/_inputs/: the inputs ledger (flows.lake.contents)
+TAKEDOWNS = "_takedowns"  # LAKE/_takedowns/: block lists, blocked fingerprints and log of takedowns (flows.forget)
+FORGET_PREFIX = "forget-"  # LAKE/_staging/forget-<id>/: a takedown's staging, discarded unless committed
 # A segment of the index is complete once its meta.json is there (flows.dedup.index).
 SEGMENT_META = "meta.json"
 

@@ -5,8 +5,9 @@
 ``flows.report.page``: the self-contained HTML page (``siftlake report``).
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from flows.lazy import lazy_attributes
 from flows.report.summary import STAGES, count_rows, print_progress, run_counts, run_markdown
 
 if TYPE_CHECKING:
@@ -18,13 +19,7 @@ if TYPE_CHECKING:
 _PAGE_API = {"report_key": "build", "summary_markdown": "build", "write_report": "build",
              "write_run_report": "build", "LakeNotFoundError": "queries", "UnknownRunError": "queries"}
 
-
-def __getattr__(name: str) -> Any:
-    if name in _PAGE_API:
-        import importlib
-
-        return getattr(importlib.import_module(f"flows.report.{_PAGE_API[name]}"), name)
-    raise AttributeError(f"module 'flows.report' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _PAGE_API)
 
 
 __all__ = [

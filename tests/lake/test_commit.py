@@ -38,3 +38,17 @@ def test_a_run_without_commit_marker_stays_staged_for_resume(tmp_path: Path) -> 
     assert lakefs.recover(tmp_path) == []
     assert lakefs.unfinished_runs(tmp_path) == [paths.run_id]
     assert not (tmp_path / lakefs.REJECTS).exists()
+
+
+def test_a_commit_deletes_what_its_moves_make_obsolete_and_publishes_its_manifest_where_asked(tmp_path: Path) -> None:
+    paths, moves = staged_run(tmp_path, "forget-20260101T000000Z-test")
+    (tmp_path / "_index" / "segments" / "old").mkdir(parents=True)
+    lakefs.commit(paths, moves, manifest="_takedowns/log/x.json", deletes=["_index/segments/old"])
+    assert not (tmp_path / "_index" / "segments" / "old").exists()
+    assert (tmp_path / "_takedowns" / "log" / "x.json").is_file() and lakefs.read_manifests(tmp_path) == []
+
+
+def test_a_takedown_without_commit_marker_is_discarded_not_resumed(tmp_path: Path) -> None:
+    paths, _ = staged_run(tmp_path, "forget-20260101T000000Z-test")
+    assert lakefs.unfinished_runs(tmp_path) == []
+    assert lakefs.recover(tmp_path) == [] and not paths.staging.exists()

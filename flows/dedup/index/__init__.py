@@ -2,6 +2,7 @@
 
 from flows.dedup.index.compaction import compact, segment_count
 from flows.dedup.index.lake_index import LakeIndex
+from flows.dedup.index.rewrite import EntryChange, IndexRewrite, index_config, rewrite_entries
 from flows.dedup.index.segment import FORMAT, READABLE_FORMATS, CorruptIndexError, IncompatibleIndexError
 from flows.dedup.index.write import publish_segment, segment_destination
 
@@ -9,10 +10,14 @@ __all__ = [
     "FORMAT",
     "READABLE_FORMATS",
     "CorruptIndexError",
+    "EntryChange",
     "IncompatibleIndexError",
+    "IndexRewrite",
     "LakeIndex",
     "compact",
+    "index_config",
     "publish_segment",
+    "rewrite_entries",
     "segment_count",
     "segment_destination",
 ]
