@@ -1,6 +1,6 @@
 """``siftlake forget --with-copies`` of 100 URLs from a lake the real ingest built, then a re-crawl of them.
 
-    PYTHONPATH=$PWD .venv/bin/python bench/forget.py [--docs 3000] [--runs 3] [--urls 100] [--out bench/out/forget]
+    .venv/bin/python -m bench.forget [--docs 3000] [--runs 3] [--urls 100] [--out bench/out/forget]
 
 The corpus is the end-to-end one (bench/e2e/corpus.py: every page of the corpora's ``*/html/``, then exact and near
 copies of them), ingested by ``siftlake ingest`` in ``--runs`` runs (one documents file each). ``--urls`` URLs of
