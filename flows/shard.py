@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping
@@ -96,9 +97,21 @@ def load_known_ids(paths: lakefs.RunPaths) -> np.ndarray:
     return np.load(local, mmap_mode="r") if local.exists() else np.empty(0, np.uint64)
 
 
+# The block list of the run this process works for: loaded by its first shard, not by every shard (on a bucket
+# lake that is two listings per shard, and a takedown's fingerprints to download again).
+_BLOCKLIST: dict[tuple[str, str], Blocklist] = {}
+_BLOCKLIST_LOCK = threading.Lock()
+
+
 def load_blocklist(paths: lakefs.RunPaths) -> Blocklist:
-    """What the lake's takedowns block; it cannot change during the run (a takedown takes the lake's lock)."""
-    return Blocklist.load(paths.lake)
+    """What the lake's takedowns block, once per run and process: it cannot change during the run (a takedown
+    takes the lake's lock)."""
+    key = (paths.lake.digest, paths.run_id)
+    with _BLOCKLIST_LOCK:
+        if key not in _BLOCKLIST:
+            _BLOCKLIST.clear()  # an earlier run's
+            _BLOCKLIST[key] = Blocklist.load(paths.lake)
+        return _BLOCKLIST[key]
 
 
 def read_chunks(number: int, files: list[InputFile], config: ReadConfig, known: np.ndarray,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import http.server
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -126,19 +127,28 @@ class S3Server:
 class FaultyProxy:
     """An HTTP proxy to the S3 server that fails on purpose: every ``every``-th request gets a 503
     SlowDown or a dropped connection (alternately); ``down`` drops every connection, and so does every
-    request after the ``down_after``-th when that is set (the server goes away mid-run)."""
+    request after the ``down_after``-th when that is set (the server goes away mid-run), or, with
+    ``go_away_after``, a few requests after the first one whose path matches a pattern."""
 
     def __init__(self, target: str, every: int = 0) -> None:
         self.target = target
         self.every, self.down, self.down_after, self.requests, self.faults = every, False, 0, 0, 0
+        self._away_when: tuple[re.Pattern[str], int] | None = None
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ProxyHandler)
         self.server.proxy = self  # type: ignore[attr-defined]
         self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def fault(self) -> str | None:
+    def go_away_after(self, path_pattern: str, more: int) -> None:
+        """Go away ``more`` requests after the first request whose path matches ``path_pattern``: a point in the
+        run's progress (a shard staged, say), not a count from its start, which its timing would move."""
+        self._away_when = (re.compile(path_pattern), more)
+
+    def fault(self, path: str = "") -> str | None:
         """Count a request; say whether it gets a fault: "drop" (the connection), "503", or None."""
         self.requests += 1
+        if self._away_when and self._away_when[0].search(path):  # once: setting down_after = 0 brings it back
+            self.down_after, self._away_when = self.requests + self._away_when[1], None
         fault = self.every and self.requests % self.every == 0
         gone = self.down or (self.down_after and self.requests > self.down_after)
         if gone or (fault and self.faults % 2 == 1):
@@ -167,7 +177,7 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
 
     def _forward(self) -> None:
         proxy: FaultyProxy = self.server.proxy  # type: ignore[attr-defined]
-        fault = proxy.fault()
+        fault = proxy.fault(self.path)
         if fault == "drop":
             self.close_connection = True
             self.connection.close()

@@ -301,7 +301,8 @@ def test_transient_store_errors_are_retried_and_a_store_that_goes_away_fails_the
         for n in range(6):
             (more / f"doc-{n}.txt").write_text(f"Issue {n} of the weekly letter.\n\n" + (seeds_dir / sorted(
                 p.name for p in seeds_dir.iterdir())[n % 5]).read_text())
-        proxy.every, proxy.down_after = 0, proxy.requests + 30  # the store goes away once the run is under way
+        proxy.every = 0  # the store goes away once the run is under way: a few requests after its first shard
+        proxy.go_away_after(r"/_staging/.+/shards/shard-\d+\.json", more=4)
         start = time.monotonic()
         quick = {"lock_lease_s": 5, "options": {**through_proxy, "config_kwargs": {"retries": {"max_attempts": 2}}}}
         with pytest.raises(Exception):  # noqa: B017 - whichever error the store's absence surfaces as
