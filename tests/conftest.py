@@ -7,14 +7,29 @@ own S3 server on a free port). A test that needs more than that says so with a m
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from hypothesis import HealthCheck, settings
 
 from tests.support.paths import CORPORA, SEEDS
-from tests.support.servers import S3Server, environment, free_port, prefect_test_api
+from tests.support.servers import (
+    AzureServer,
+    GCSServer,
+    S3Server,
+    StoreUnderTest,
+    environment,
+    free_port,
+    prefect_test_api,
+)
+
+# gcsfs reads this when it is imported (whichever test imports it first): without it every call to the Cloud
+# Storage emulator waits a minute for a gRPC control plane that an emulator does not have.
+os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+ServerT = TypeVar("ServerT", S3Server, GCSServer, AzureServer)
 
 settings.register_profile("ci", deadline=None, max_examples=150, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("ci")
@@ -58,17 +73,55 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(scope="session")
-def s3_server() -> Iterator[S3Server]:
-    """A local S3 endpoint for the object-storage tests; its credentials and endpoint are put in the
-    environment (the standard AWS variables), as a worker's would be."""
-    server = S3Server(free_port())
+def _serving(server: ServerT) -> Iterator[ServerT]:
+    """``server`` started, its settings in the environment (as a worker's would be), stopped at the end."""
     server.start()
     try:
         with environment(server.env):
             yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """A local S3 endpoint (moto) for the object-storage tests; the standard AWS variables set."""
+    yield from _serving(S3Server(free_port()))
+
+
+@pytest.fixture(scope="session")
+def gcs_server() -> Iterator[GCSServer]:
+    """A local Cloud Storage emulator (fake-gcs-server); STORAGE_EMULATOR_HOST set."""
+    yield from _serving(GCSServer(free_port()))
+
+
+@pytest.fixture(scope="session")
+def azure_server() -> Iterator[AzureServer]:
+    """A local Azure Blob emulator (Azurite); AZURE_STORAGE_CONNECTION_STRING set (its development account)."""
+    yield from _serving(AzureServer(free_port()))
+
+
+# The stores every conformance test runs on (tests/system/test_object_storage.py, tests/read/test_remote.py), and
+# the fixture that serves each: a store added later gets its server fixture and a line here.
+STORE_SERVERS = {"local": None, "s3": "s3_server", "gs": "gcs_server", "az": "azure_server"}
+OBJECT_STORES = [kind for kind, server in STORE_SERVERS.items() if server]
+
+
+def _store_under_test(request: pytest.FixtureRequest, folder: Path) -> StoreUnderTest:
+    server = STORE_SERVERS[request.param]
+    return StoreUnderTest(request.param, request.getfixturevalue(server) if server else None, folder)
+
+
+@pytest.fixture(params=list(STORE_SERVERS))
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreUnderTest:
+    """Each kind of store in turn: a local folder, S3, Cloud Storage, Azure Blob."""
+    return _store_under_test(request, tmp_path / "buckets")
+
+
+@pytest.fixture(params=OBJECT_STORES)
+def object_store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreUnderTest:
+    """Each object store in turn: S3, Cloud Storage, Azure Blob."""
+    return _store_under_test(request, tmp_path / "buckets")
 
 
 def pytest_configure(config: pytest.Config) -> None:
