@@ -224,9 +224,10 @@ class Store:
         if not conditional.supported(kind):
             raise StorageError(f"{self.uri}: the cross-machine lock needs conditional writes, which siftlake "
                                "implements for s3://, gs:// and az://; use a lake on one of those or a local one")
-        if self.uri not in _PROBED:
+        checked = f"{self.uri} {sorted(self.options.items())!r}"
+        if checked not in _PROBED:
             conditional.probe(kind, self.fs, self.root, self.uri)
-            _PROBED.add(self.uri)
+            _PROBED.add(checked)
         return conditional.put(kind, self.fs, self.path(key), data, None)
 
     def replace_if(self, key: str, data: bytes, version: str) -> str | None:
