@@ -17,6 +17,8 @@ from hypothesis import HealthCheck, settings
 
 from tests.support.paths import CORPORA, SEEDS
 from tests.support.servers import (
+    OBJECT_STORES,
+    STORE_SERVERS,
     AzureServer,
     GCSServer,
     S3Server,
@@ -99,12 +101,6 @@ def gcs_server() -> Iterator[GCSServer]:
 def azure_server() -> Iterator[AzureServer]:
     """A local Azure Blob emulator (Azurite); AZURE_STORAGE_CONNECTION_STRING set (its development account)."""
     yield from _serving(AzureServer(free_port()))
-
-
-# The stores every conformance test runs on (tests/system/test_object_storage.py, tests/read/test_remote.py), and
-# the fixture that serves each: a store added later gets its server fixture and a line here.
-STORE_SERVERS = {"local": None, "s3": "s3_server", "gs": "gcs_server", "az": "azure_server"}
-OBJECT_STORES = [kind for kind, server in STORE_SERVERS.items() if server]
 
 
 def _store_under_test(request: pytest.FixtureRequest, folder: Path) -> StoreUnderTest:

@@ -105,6 +105,11 @@ class S3Server:
     def storage_options(self) -> dict[str, Any]:
         return {"client_kwargs": {"endpoint_url": self.endpoint}, "use_listings_cache": False}
 
+    def filesystem(self) -> Any:
+        from s3fs import S3FileSystem
+
+        return S3FileSystem(skip_instance_cache=True, key="testing", secret="testing", **self.storage_options())
+
     def client(self) -> Any:
         import boto3
 
@@ -344,6 +349,12 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _forward
 
 
+# The stores every conformance test runs on (tests/system/test_object_storage.py, tests/read/test_remote.py) and
+# the fixture that serves each (tests/conftest.py): a store added later gets a server fixture and a line here.
+STORE_SERVERS = {"local": None, "s3": "s3_server", "gs": "gcs_server", "az": "azure_server"}
+OBJECT_STORES = [kind for kind, server in STORE_SERVERS.items() if server]
+
+
 class StoreUnderTest:
     """One kind of store the conformance tests run on: a local folder (``kind`` "local") or an object store
     served on 127.0.0.1; its buckets, how to fill them, and options that reach it from this process."""
@@ -374,7 +385,6 @@ class StoreUnderTest:
 
     def filesystem(self) -> Any:
         """The fsspec filesystem of this store, made with explicit options (for duckdb)."""
-        import fsspec
+        from fsspec.implementations.local import LocalFileSystem
 
-        scheme = "file" if self.server is None else self.server.scheme
-        return fsspec.filesystem(scheme, skip_instance_cache=True, **self.storage_options())
+        return LocalFileSystem() if self.server is None else self.server.filesystem()
