@@ -170,9 +170,8 @@ def test_a_glob_over_a_bucket_picks_the_matching_objects(
 
 
 def test_the_index_cache_downloads_only_segments_it_lacks(
-        s3_server: S3Server, buckets: tuple[str, str], tmp_path: Path, seeds_dir: Path) -> None:
-    _, corpus = buckets
-    lake = f"{corpus}/lake"
+        object_store: StoreUnderTest, tmp_path: Path, seeds_dir: Path) -> None:
+    lake = f"{object_store.bucket('corpus')}/lake"
     seeds = sorted(seeds_dir.iterdir())
     for number, path in enumerate(seeds[:3]):
         (tmp_path / f"src{number}").mkdir()
@@ -192,9 +191,8 @@ def test_the_index_cache_downloads_only_segments_it_lacks(
 
 @pytest.mark.alone
 def test_a_killed_run_on_a_bucket_resumes_on_another_machine_without_duplicate_rows(
-        s3_server: S3Server, buckets: tuple[str, str], tmp_path: Path, seeds_dir: Path, prefect_server: str) -> None:
-    _, corpus = buckets
-    lake = f"{corpus}/lake"
+        object_store: StoreUnderTest, tmp_path: Path, seeds_dir: Path, prefect_server: str) -> None:
+    lake = f"{object_store.bucket('corpus')}/lake"
     source = tmp_path / "many"
     source.mkdir()
     seeds = sorted(seeds_dir.iterdir())
@@ -221,7 +219,7 @@ def test_a_killed_run_on_a_bucket_resumes_on_another_machine_without_duplicate_r
     second = finished(cli([str(source), "--lake", lake], prefect_server, tmp_path / "machine-2",
                           {**SMALL_SHARDS, "lock_wait_s": 120, "storage": {"lock_lease_s": 5}}))
     assert second["shards"] == 30 and second["shards_resumed"] >= len(done)
-    frame = s3_documents(s3_server, lake)
+    frame = documents(object_store, lake)
     assert len(frame) == 30 and frame["doc_id"].is_unique
     assert set(frame["run_id"]) == {killed_run}
     assert not store.files(lakefs.STAGING) and not store.exists(lakefs.LOCK)
