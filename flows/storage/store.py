@@ -21,7 +21,7 @@ from typing import IO, Any
 
 import fsspec
 
-from flows.storage import conditional
+from flows.storage.conditional import probe, put, supported, version
 from flows.storage.errors import StorageError, listing, reading
 from flows.storage.filesystems import PROBE_OPTIONS, filesystem, is_remote, local_path, scheme
 from flows.storage.objects import RangedFile, StoredObject, is_object, stored_object
@@ -30,7 +30,7 @@ from flows.storage.objects import RangedFile, StoredObject, is_object, stored_ob
 _MISSING = "does not exist: no object has this name or prefix"
 # How long the check before a run waits for a store to answer a listing.
 _REACH_S = 5.0
-# Stores whose conditional writes this process has checked (``conditional.probe``).
+# Stores whose conditional writes this process has checked (``flows.storage.conditional.probe``).
 _PROBED: set[str] = set()
 
 
@@ -218,21 +218,21 @@ class Store:
     def create_exclusive(self, key: str, data: bytes) -> str | None:
         """Create ``key`` only if no object has that name; its version (ETag, generation), or None if it exists.
 
-        The first call on a store checks that the store honours conditional writes (``conditional.probe``).
+        The first call on a store checks that it honours conditional writes (``flows.storage.conditional.probe``).
         """
         kind = scheme(self.uri)
-        if not conditional.supported(kind):
+        if not supported(kind):
             raise StorageError(f"{self.uri}: the cross-machine lock needs conditional writes, which siftlake "
                                "implements for s3://, gs:// and az://; use a lake on one of those or a local one")
         checked = f"{self.uri} {sorted(self.options.items())!r}"
         if checked not in _PROBED:
-            conditional.probe(kind, self.fs, self.root, self.uri)
+            probe(kind, self.fs, self.root, self.uri)
             _PROBED.add(checked)
-        return conditional.put(kind, self.fs, self.path(key), data, None)
+        return put(kind, self.fs, self.path(key), data, None)
 
-    def replace_if(self, key: str, data: bytes, version: str) -> str | None:
-        """Overwrite ``key`` only while its version is ``version``; the new version, or None if it changed."""
-        return conditional.put(scheme(self.uri), self.fs, self.path(key), data, version)
+    def replace_if(self, key: str, data: bytes, held: str) -> str | None:
+        """Overwrite ``key`` only while its version is ``held``; the new version, or None if it changed."""
+        return put(scheme(self.uri), self.fs, self.path(key), data, held)
 
     def read_with_etag(self, key: str) -> tuple[bytes, str] | None:
         """The object's bytes and the version (ETag, generation) it had just before they were read, or None
@@ -242,8 +242,8 @@ class Store:
         the safe side.
         """
         try:
-            version = conditional.version(scheme(self.uri), dict(self.fs.info(self.path(key), refresh=True)))
-            return self.read_bytes(key), version
+            tag = version(scheme(self.uri), dict(self.fs.info(self.path(key), refresh=True)))
+            return self.read_bytes(key), tag
         except FileNotFoundError:
             return None
 
