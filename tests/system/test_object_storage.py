@@ -384,7 +384,9 @@ def test_transient_store_errors_are_retried_and_a_store_that_goes_away_fails_the
         for n in range(6):
             (more / f"doc-{n}.txt").write_text(f"Issue {n} of the weekly letter.\n\n" + (seeds_dir / sorted(
                 p.name for p in seeds_dir.iterdir())[n % 5]).read_text())
-        proxy.every, proxy.down_after = 0, proxy.requests + 30  # the store goes away once the run is under way
+        # The store goes away once the run is under way: after the lock's probe (5 requests: these options are
+        # new to the process) and about 30 more.
+        proxy.every, proxy.down_after = 0, proxy.requests + 35
         start = time.monotonic()
         quick = {"lock_lease_s": 5, "options": {**through_proxy, "config_kwargs": {"retries": {"max_attempts": 2}}}}
         with pytest.raises(Exception):  # noqa: B017 - whichever error the store's absence surfaces as
