@@ -98,6 +98,15 @@ def test_store_failures_become_messages_that_name_the_uri_and_what_to_check() ->
     for err, message in cases:
         with pytest.raises(StorageError, match=message), listing("s3://raw", "the bucket is gone"):
             raise err
+    # Each store names its own settings.
+    others = [("gs://raw", FileNotFoundError("raw"), r"gs://raw: the bucket is gone; check .*STORAGE_EMULATOR_HOST"),
+              ("az://raw", RuntimeError("AuthenticationFailed: the signature"),
+               r"az://raw: cannot be listed, access denied .*AZURE_STORAGE_CONNECTION_STRING"),
+              ("gs://raw", OSError("Forbidden: b/raw/o"), r"gs://raw: cannot be listed, access denied .*"
+                                                          "GOOGLE_APPLICATION_CREDENTIALS")]
+    for uri, err, message in others:
+        with pytest.raises(StorageError, match=message), listing(uri, "the bucket is gone"):
+            raise err
 
 
 def test_a_lock_needs_an_object_store_with_conditional_writes(tmp_path: Path) -> None:
