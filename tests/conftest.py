@@ -1,8 +1,10 @@
-"""Fixtures: the seeds and the gold corpora, a Prefect API and an S3 server per test process; hypothesis profile.
+"""Fixtures: the seeds and the gold corpora, a Prefect API and the object stores (S3, Cloud Storage and Azure Blob
+emulators) per test process, the ``store`` / ``object_store`` kinds the conformance suite runs on; hypothesis profile.
 
 The servers and builders themselves live in ``tests/support``; this file only wires them. Under pytest-xdist
 each worker is a process of its own, so a session fixture is one per worker (its own Prefect home and API, its
-own S3 server on a free port). A test that needs more than that says so with a marker, listed in pyproject.toml.
+own object store servers on free ports). A test that needs more than that says so with a marker, listed in
+pyproject.toml.
 """
 
 from __future__ import annotations
