@@ -19,7 +19,16 @@ chromium:
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && (apt-get update && apt-get install -y chromium); } \
 	  || echo "make: chromium is missing and could not be installed here (needs root): run 'sudo apt-get install -y chromium'; the report's browser test fails without it"
 
-install: $(STAMP) chromium
+# Azure Blob's emulator for the conformance suite (Cloud Storage's comes as a wheel in the dev extra): Azurite
+# from npm into .azurite/ (git-ignored); Node and npm from the system's packages when they are missing.
+AZURITE := .azurite/node_modules/.bin/azurite-blob
+$(AZURITE):
+	@{ command -v node >/dev/null && command -v npm >/dev/null; } || { [ "$$(id -u)" = 0 ] && apt-get update \
+	  && apt-get install -y nodejs npm; } || { echo "make: node and npm are missing and could not be installed \
+	  here (needs root): run 'sudo apt-get install -y nodejs npm'; the Azure Blob tests fail without Azurite"; exit 1; }
+	mkdir -p .azurite && npm install --prefix .azurite --silent --no-audit --no-fund azurite@3
+
+install: $(STAMP) chromium $(AZURITE)
 
 run: install
 	$(VENV)/bin/siftlake ingest seeds --lake $(LAKE)

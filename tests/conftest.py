@@ -1,20 +1,39 @@
-"""Fixtures: the seeds and the gold corpora, a Prefect API and an S3 server per test process; hypothesis profile.
+"""Fixtures: the seeds and the gold corpora, a Prefect API and the object stores (S3, Cloud Storage and Azure Blob
+emulators) per test process, the ``store`` / ``object_store`` kinds the conformance suite runs on; hypothesis profile.
 
 The servers and builders themselves live in ``tests/support``; this file only wires them. Under pytest-xdist
 each worker is a process of its own, so a session fixture is one per worker (its own Prefect home and API, its
-own S3 server on a free port). A test that needs more than that says so with a marker, listed in pyproject.toml.
+own object store servers on free ports). A test that needs more than that says so with a marker, listed in
+pyproject.toml.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from hypothesis import HealthCheck, settings
 
 from tests.support.paths import CORPORA, SEEDS
-from tests.support.servers import S3Server, environment, free_port, prefect_test_api
+from tests.support.servers import (
+    OBJECT_STORES,
+    STORE_SERVERS,
+    AzureServer,
+    GCSServer,
+    S3Server,
+    StoreUnderTest,
+    environment,
+    free_port,
+    prefect_test_api,
+)
+
+# gcsfs reads this when it is imported (whichever test imports it first): without it every call to the Cloud
+# Storage emulator waits a minute for a gRPC control plane that an emulator does not have.
+os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+ServerT = TypeVar("ServerT", S3Server, GCSServer, AzureServer)
 
 settings.register_profile("ci", deadline=None, max_examples=150, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("ci")
@@ -58,17 +77,49 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(scope="session")
-def s3_server() -> Iterator[S3Server]:
-    """A local S3 endpoint for the object-storage tests; its credentials and endpoint are put in the
-    environment (the standard AWS variables), as a worker's would be."""
-    server = S3Server(free_port())
+def _serving(server: ServerT) -> Iterator[ServerT]:
+    """``server`` started, its settings in the environment (as a worker's would be), stopped at the end."""
     server.start()
     try:
         with environment(server.env):
             yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """A local S3 endpoint (moto) for the object-storage tests; the standard AWS variables set."""
+    yield from _serving(S3Server(free_port()))
+
+
+@pytest.fixture(scope="session")
+def gcs_server() -> Iterator[GCSServer]:
+    """A local Cloud Storage emulator (fake-gcs-server); STORAGE_EMULATOR_HOST set."""
+    yield from _serving(GCSServer(free_port()))
+
+
+@pytest.fixture(scope="session")
+def azure_server() -> Iterator[AzureServer]:
+    """A local Azure Blob emulator (Azurite); AZURE_STORAGE_CONNECTION_STRING set (its development account)."""
+    yield from _serving(AzureServer(free_port()))
+
+
+def _store_under_test(request: pytest.FixtureRequest, folder: Path) -> StoreUnderTest:
+    server = STORE_SERVERS[request.param]
+    return StoreUnderTest(request.param, request.getfixturevalue(server) if server else None, folder)
+
+
+@pytest.fixture(params=list(STORE_SERVERS))
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreUnderTest:
+    """Each kind of store in turn: a local folder, S3, Cloud Storage, Azure Blob."""
+    return _store_under_test(request, tmp_path / "buckets")
+
+
+@pytest.fixture(params=OBJECT_STORES)
+def object_store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreUnderTest:
+    """Each object store in turn: S3, Cloud Storage, Azure Blob."""
+    return _store_under_test(request, tmp_path / "buckets")
 
 
 def pytest_configure(config: pytest.Config) -> None:

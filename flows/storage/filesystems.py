@@ -103,10 +103,8 @@ def filesystem(uri: str, options: Mapping[str, Any] | None = None) -> tuple[fssp
         config.setdefault("read_timeout", 60)
         config.setdefault("retries", {"max_attempts": 5, "mode": "adaptive"})
         kwargs["config_kwargs"] = config
-        # fsspec reuses a filesystem made with the same options: name the endpoint the environment gives,
-        # so a process whose AWS_ENDPOINT_URL changes does not keep talking to the old one.
-        if os.environ.get("AWS_ENDPOINT_URL") and "endpoint_url" not in kwargs:
-            kwargs["endpoint_url"] = os.environ["AWS_ENDPOINT_URL"]
+    kwargs.update(_from_environment(scheme(uri), kwargs))
+    if scheme(uri) != "memory":
         # Other runs and workers change the lake: list it afresh every time.
         kwargs.setdefault("use_listings_cache", False)
     try:
@@ -117,6 +115,27 @@ def filesystem(uri: str, options: Mapping[str, Any] | None = None) -> tuple[fssp
     if scheme(uri) in ("s3", "s3a"):
         fs.retries = s3fs_retries
     return fs, str(path).rstrip("/")
+
+
+def _from_environment(kind: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The endpoint (and, for an emulator, the credentials) the environment gives, as explicit options.
+
+    fsspec reuses a filesystem made with the same options: naming them makes a process whose environment
+    changes (another endpoint, another account) talk to the new one, not to a cached client of the old.
+    """
+    found: dict[str, Any] = {}
+    if kind in ("s3", "s3a") and os.environ.get("AWS_ENDPOINT_URL") and "endpoint_url" not in kwargs:
+        found["endpoint_url"] = os.environ["AWS_ENDPOINT_URL"]
+    emulator = os.environ.get("STORAGE_EMULATOR_HOST", "")
+    if kind in ("gs", "gcs") and emulator not in ("", "default"):
+        # gcsfs asks a gRPC control plane for each bucket's layout unless told not to: an emulator has none,
+        # and every call would wait a minute for it (read when gcsfs is imported).
+        os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+        found = {"endpoint_url": emulator, "token": "anon"} if "endpoint_url" not in kwargs else {}
+    if kind in ("az", "abfs", "abfss") and os.environ.get("AZURE_STORAGE_CONNECTION_STRING") and not (
+            {"connection_string", "account_name"} & set(kwargs)):
+        found["connection_string"] = os.environ["AZURE_STORAGE_CONNECTION_STRING"]
+    return found
 
 
 # The reachability check asks once, briefly: a wrong endpoint must fail the run in seconds, not after

@@ -14,18 +14,24 @@ import io
 import json
 import os
 import shutil
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
 import fsspec
 
-from flows.storage.errors import StorageError, listing, precondition_failed, reading
+from flows.storage.conditional import probe, put, supported, version
+from flows.storage.errors import StorageError, listing, reading
 from flows.storage.filesystems import PROBE_OPTIONS, filesystem, is_remote, local_path, scheme
 from flows.storage.objects import RangedFile, StoredObject, is_object, stored_object
 
 # What a name that is not there means when SOURCE is listed.
 _MISSING = "does not exist: no object has this name or prefix"
+# How long the check before a run waits for a store to answer a listing.
+_REACH_S = 5.0
+# Stores whose conditional writes this process has checked (``flows.storage.conditional.probe``).
+_PROBED: set[str] = set()
 
 
 class Store:
@@ -210,53 +216,43 @@ class Store:
     # -- conditional writes (the lock of a lake on an object store) ---------------------------
 
     def create_exclusive(self, key: str, data: bytes) -> str | None:
-        """Create ``key`` only if no object has that name (``If-None-Match: *``); its ETag, or None if it exists."""
-        if scheme(self.uri) not in ("s3", "s3a"):
-            raise StorageError(f"{self.uri}: the cross-machine lock needs conditional writes, which siftlake "
-                               "implements for s3:// (AWS S3 and S3-compatible servers); use an s3:// lake "
-                               "or a local one")
-        bucket, path = self._bucket_key(key)
-        try:
-            answer = self.fs.call_s3("put_object", Bucket=bucket, Key=path, Body=data, IfNoneMatch="*")
-        except Exception as err:
-            if precondition_failed(err):
-                return None
-            raise
-        return str(answer.get("ETag", ""))
+        """Create ``key`` only if no object has that name; its version (ETag, generation), or None if it exists.
 
-    def replace_if(self, key: str, data: bytes, etag: str) -> str | None:
-        """Overwrite ``key`` only while its ETag is ``etag`` (``If-Match``); the new ETag, or None if it changed."""
-        bucket, path = self._bucket_key(key)
-        try:
-            answer = self.fs.call_s3("put_object", Bucket=bucket, Key=path, Body=data, IfMatch=etag)
-        except Exception as err:
-            if precondition_failed(err) or isinstance(err, FileNotFoundError):
-                return None
-            raise
-        return str(answer.get("ETag", ""))
+        The first call on a store checks that it honours conditional writes (``flows.storage.conditional.probe``).
+        """
+        kind = scheme(self.uri)
+        if not supported(kind):
+            raise StorageError(f"{self.uri}: the cross-machine lock needs conditional writes, which siftlake "
+                               "implements for s3://, gs:// and az://; use a lake on one of those or a local one")
+        checked = f"{self.uri} {sorted(self.options.items())!r}"
+        if checked not in _PROBED:
+            probe(kind, self.fs, self.root, self.uri)
+            _PROBED.add(checked)
+        return put(kind, self.fs, self.path(key), data, None)
+
+    def replace_if(self, key: str, data: bytes, held: str) -> str | None:
+        """Overwrite ``key`` only while its version is ``held``; the new version, or None if it changed."""
+        return put(scheme(self.uri), self.fs, self.path(key), data, held)
 
     def read_with_etag(self, key: str) -> tuple[bytes, str] | None:
-        """The object's bytes and the ETag it had just before they were read, or None when there is none.
+        """The object's bytes and the version (ETag, generation) it had just before they were read, or None
+        when there is none.
 
-        A write in between gives bytes newer than the ETag: a ``replace_if`` with that ETag then fails,
-        which is the safe side.
+        A write in between gives bytes newer than the version: a ``replace_if`` with it then fails, which is
+        the safe side.
         """
         try:
-            etag = str(self.fs.info(self.path(key), refresh=True).get("ETag", ""))
-            return self.read_bytes(key), etag
+            tag = version(scheme(self.uri), dict(self.fs.info(self.path(key), refresh=True)))
+            return self.read_bytes(key), tag
         except FileNotFoundError:
             return None
 
     def delete_if(self, key: str, etag: str) -> None:
-        """Remove ``key`` if it still is the object with ``etag`` (ours); leave another holder's alone."""
+        """Remove ``key`` if it still is the object with version ``etag`` (ours); leave another holder's alone."""
         current = self.read_with_etag(key)
         if current is not None and current[1] == etag:
             with contextlib.suppress(FileNotFoundError):
                 self.fs.rm_file(self.path(key))
-
-    def _bucket_key(self, key: str) -> tuple[str, str]:
-        bucket, _, path = self.path(key).partition("/")
-        return bucket, path
 
     # -- checks before a run -----------------------------------------------------------------
 
@@ -265,9 +261,32 @@ class Store:
         if not self.remote:
             return
         bucket = self.root.split("/", 1)[0]
+        noun = "container" if scheme(self.uri) in ("az", "abfs", "abfss") else "bucket"
         probe, _ = filesystem(self.uri, {**self.options, **PROBE_OPTIONS.get(scheme(self.uri), {})})
-        with listing(self.uri, f"the bucket {bucket!r} does not exist"):
-            probe.ls(bucket, detail=False)
+        with listing(self.uri, f"the {noun} {bucket!r} does not exist"):
+            _within(_REACH_S, lambda: probe.ls(bucket, detail=False))
+
+
+def _within(seconds: float, call: Callable[[], Any]) -> Any:
+    """``call()``'s answer, or a ``TimeoutError`` after ``seconds``: gcsfs and adlfs retry an unreachable
+    endpoint for a minute or more, with no option to ask once (the call goes on in a thread of its own)."""
+    answer: list[Any] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            answer.append(call())
+        except BaseException as err:  # handed to the caller as it is
+            failure.append(err)
+
+    thread = threading.Thread(target=run, name="siftlake-reach", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if failure:
+        raise failure[0]
+    if not answer:
+        raise TimeoutError(f"no answer in {seconds:g} s")
+    return answer[0]
 
 
 def check_source(source: str, options: Mapping[str, Any] | None = None) -> None:

