@@ -3,6 +3,7 @@ Azurite), a proxy to S3 that fails on purpose, a Prefect API."""
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import http.server
 import os
@@ -146,19 +147,20 @@ def wait_for_port(port: int, timeout_s: float, what: str) -> None:
     raise TimeoutError(f"{what} did not listen on 127.0.0.1:{port} in {timeout_s}s")
 
 
-class FsspecServer:
+class FsspecServer(abc.ABC):
     """An object store emulator in a process of its own, filled and emptied through its fsspec filesystem."""
 
     scheme = ""
     env: dict[str, str]
     process: subprocess.Popen[bytes] | None = None
 
+    @abc.abstractmethod
     def filesystem(self) -> Any:
-        raise NotImplementedError
+        """This server's fsspec filesystem, for filling and emptying buckets from the tests."""
 
+    @abc.abstractmethod
     def storage_options(self) -> dict[str, Any]:
         """fsspec options that reach this server, for readers in this process (pandas, duckdb)."""
-        raise NotImplementedError
 
     def stop(self) -> None:
         if self.process is not None:
