@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 LAKE ?= lake
 
-.PHONY: install chromium run test lint bench-report bench-export bench bench-extraction bench-dedup bench-quality bench-e2e clean
+.PHONY: install chromium run test lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,23 +40,9 @@ lint: install
 	$(VENV)/bin/ruff check flows tests bench tools
 	$(VENV)/bin/mypy
 
-bench-extraction: install
-	$(PY) -m bench.extraction
-
-bench-dedup: install
-	$(PY) -m bench.dedup
-
-bench-quality: install
-	$(PY) -m bench.quality
-
-bench-e2e: install
-	$(PY) -m bench.e2e
-
-bench-report: install
-	$(PY) -m bench.report
-
-bench-export: install
-	$(PY) -m bench.export
+# bench-extraction, bench-dedup, bench-quality, bench-e2e, bench-report, bench-export, ...: python -m bench.<name>
+bench-%: install
+	$(PY) -m bench.$*
 
 bench: bench-extraction bench-dedup bench-quality
 
