@@ -15,7 +15,6 @@ ALIASES = {"id": "doc_id"}
 DEFAULT_SHARD_BYTES = 500_000_000
 MIN_SHARD_BYTES = 1_000
 MANIFEST = "manifest.json"
-SHARD_PREFIX = "shard-"
 
 # Decimal units (KB = 1000 bytes, as disk and cloud vendors count) and binary ones (KiB = 1024).
 _UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
@@ -43,10 +42,6 @@ def parse_size(text: str) -> int:
 
 def output_name(column: str) -> str:
     return OUTPUT_NAMES.get(column, column)
-
-
-def shard_suffix(fmt: str) -> str:
-    return f".{fmt}"
 
 
 @dataclass(frozen=True)

@@ -15,13 +15,12 @@ import duckdb
 import pyarrow as pa
 
 from flows.export.options import ExportUsageError, output_name
+from flows.lake import DOCUMENTS, PARTITION_KEY, documents_schema, table_files
 from flows.storage import Store
 
 DOCUMENTS_VIEW = "documents"
 HIDDEN = "__"  # prefix of the columns the export computes for itself (stats, shuffle key); never written
 BATCH_ROWS = 2048
-_DOCUMENTS = "documents"  # flows.lake.DOCUMENTS: not imported here, so a bad predicate fails fast
-_PARTITION_KEY = "ingest_date"
 
 
 def connect(scratch: Path, memory_limit: str, threads: int) -> duckdb.DuckDBPyConnection:
@@ -30,10 +29,8 @@ def connect(scratch: Path, memory_limit: str, threads: int) -> duckdb.DuckDBPyCo
 
 
 def data_files(lake: Store) -> list[str]:
-    """The documents' Parquet files as readers find them (no ``.``/``_`` names), sorted: the lake's order."""
-    keys = [key for key in lake.files(_DOCUMENTS) if key.endswith(".parquet")
-            and not any(part.startswith((".", "_")) for part in key.split("/"))]
-    return [lake.url(key) for key in keys]
+    """The documents' Parquet files as readers find them, sorted: the lake's order."""
+    return [lake.url(key) for key in table_files(lake, DOCUMENTS)]
 
 
 def register_documents(con: duckdb.DuckDBPyConnection, lake: Store, files: Sequence[str]) -> None:
@@ -45,10 +42,9 @@ def register_documents(con: duckdb.DuckDBPyConnection, lake: Store, files: Seque
         con.execute(f"CREATE VIEW {DOCUMENTS_VIEW} AS SELECT * FROM read_parquet([{listed}], "
                     "hive_partitioning = true, union_by_name = true)")
         return
-    from flows.lake import documents_schema  # an empty lake: its schema, no rows
-    from flows.quality import SIGNAL_NAMES
+    from flows.quality import SIGNAL_NAMES  # an empty lake: its schema, no rows
 
-    schema = documents_schema(SIGNAL_NAMES).append(pa.field(_PARTITION_KEY, pa.date32()))
+    schema = documents_schema(SIGNAL_NAMES).append(pa.field(PARTITION_KEY, pa.date32()))
     con.register("__empty_documents", schema.empty_table())
     con.execute(f"CREATE VIEW {DOCUMENTS_VIEW} AS SELECT * FROM __empty_documents")
 

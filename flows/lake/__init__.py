@@ -20,6 +20,7 @@ from flows.lake.contents import (
     read_manifests,
     read_run_documents,
     save_inputs,
+    table_file_sizes,
     table_files,
     table_is_empty,
 )
@@ -99,6 +100,7 @@ __all__ = [
     "save_inputs",
     "staged_schema",
     "staged_table",
+    "table_file_sizes",
     "table_files",
     "table_is_empty",
     "unfinished_runs",

@@ -46,10 +46,22 @@ def arrow_filesystem(store: Store) -> pafs.FileSystem:
     return pafs.PyFileSystem(pafs.FSSpecHandler(store.fs))
 
 
+def table_file_sizes(store: Store, table: str) -> list[tuple[str, int]]:
+    """The table's Parquet files as readers find them (no ``.``/``_`` names, no staging leftovers), sorted,
+    with their sizes in bytes: one listing."""
+    try:
+        found = store.fs.find(store.path(table), detail=True)
+    except FileNotFoundError:
+        return []
+    root = store.root + "/"
+    keys = ((str(path)[len(root):], info) for path, info in found.items() if str(path).startswith(root))
+    return sorted((key, int(info.get("size") or 0)) for key, info in keys if key.endswith(".parquet")
+                  and not any(part.startswith((".", "_")) for part in key.split("/")))
+
+
 def table_files(store: Store, table: str) -> list[str]:
-    """The table's Parquet files, as readers find them (no ``.``/``_`` names, no staging leftovers)."""
-    return [key for key in store.files(table) if key.endswith(".parquet")
-            and not any(part.startswith((".", "_")) for part in key.split("/"))]
+    """The table's Parquet files, as readers find them (``table_file_sizes`` without the sizes)."""
+    return [key for key, _ in table_file_sizes(store, table)]
 
 
 def _scan(store: Store, table: str, columns: list[str]) -> Iterator[pa.RecordBatch]:

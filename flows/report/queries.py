@@ -28,7 +28,7 @@ THREADS = 2
 SEED = 20261203
 SCORE_BINS = 20
 _HOST = r"^[A-Za-z][A-Za-z0-9+.\-]*://(?:[^@/?#]*@)?\[?([^/?#:\]]+)"
-_PARTITION = re.compile(r"(?:^|/)ingest_date=([^/]+)/")
+_PARTITION = re.compile(rf"(?:^|/){lakefs.PARTITION_KEY}=([^/]+)/")
 
 
 class LakeNotFoundError(LookupError):
@@ -65,30 +65,11 @@ class Lake:
         return "" if self.run_id is None else " (run " + self.run_id + ")"
 
 
-def data_files(store: Store, table: str, run_id: str | None = None) -> list[tuple[str, int]]:
-    """The table's Parquet files as readers find them, with their sizes; only ``run-<run_id>.parquet``
-    files when a run is given."""
-    try:
-        found = store.fs.find(store.path(table), detail=True)
-    except FileNotFoundError:
-        return []
-    root = store.root + "/"
-    out: list[tuple[str, int]] = []
-    for path, info in sorted(found.items()):
-        key = str(path)[len(root):] if str(path).startswith(root) else str(path)
-        name = key.rsplit("/", 1)[-1]
-        if not key.endswith(".parquet") or any(part.startswith((".", "_")) for part in key.split("/")):
-            continue
-        if run_id is None or name == f"run-{run_id}.parquet":
-            out.append((key, int(info.get("size") or 0)))
-    return out
-
-
 def open_lake(store: Store, run_id: str | None = None) -> Lake:
     """A duckdb connection with ``docs``/``rejects`` views (and ``all_docs``: the whole lake's documents,
     for the kept members of a run's clusters). Raises ``LakeNotFoundError`` or ``UnknownRunError``."""
     manifests = sorted(lakefs.read_manifests(store), key=lambda m: str(m.get("run_id", "")))
-    files = {table: data_files(store, table) for table in (lakefs.DOCUMENTS, lakefs.REJECTS)}
+    files = {table: lakefs.table_file_sizes(store, table) for table in (lakefs.DOCUMENTS, lakefs.REJECTS)}
     if not manifests and not any(files.values()):
         raise LakeNotFoundError(f"no siftlake lake at {store.url()}: it has no documents/, rejects/ or _runs/ "
                                 "(run `siftlake ingest SOURCE --lake LAKE` first, or pass the lake's folder or URI)")
