@@ -30,7 +30,8 @@ $(AZURITE):
 
 install: $(STAMP) chromium $(AZURITE)
 
-run: install
+# The ingest needs only the Python packages; Chromium and Azurite serve the tests.
+run: $(STAMP)
 	$(VENV)/bin/siftlake ingest seeds --lake $(LAKE)
 
 test: install
