@@ -166,18 +166,16 @@ class Sandbox:
         """The result of the oldest queued page, waiting at most ``timeout_s`` once it is the oldest (its
         time in the child may have begun a little earlier, while the caller was busy); raise
         ``ExtractTimeout`` or ``SandboxError``. Either way the page leaves the queue; a killed child's
-        other pages go to the next one."""
+        other pages go to the next one. A child that dies on the page (the system ended it, say) is replaced
+        and the page tried once more: only a page that kills two children is the page's fault."""
         assert self._pending, "result() without a submitted page"
-        try:
-            proc = self._running()
-            self._await(proc, timeout_s)
-        except (ExtractTimeout, SandboxError):
-            self._pending.popleft()  # the next call answers for the next page
-            raise
-        reply: tuple[str, Any] = _read_frame_safe(proc) or ("died", None)
+        reply, proc = self._reply(timeout_s)
+        if reply is None:  # the child died on this page: give it one fresh child before blaming the page
+            self.close()
+            reply, proc = self._reply(timeout_s)
         self._pending.popleft()
         self._pages += 1
-        status, payload = reply
+        status, payload = reply or ("died", None)
         if status == "ok":
             text, title, url = payload
             if self._pages >= _PAGES_PER_CHILD and not self._pending:
@@ -185,9 +183,19 @@ class Sandbox:
             return HtmlResult(text, title, url)
         if status == "error":
             raise SandboxError(str(payload))
-        code = proc.wait(timeout=5)
         self.close()
-        raise SandboxError(f"the extraction process died with exit status {code}")
+        raise SandboxError(f"the extraction process died twice on this page (exit status {proc.returncode})")
+
+    def _reply(self, timeout_s: float) -> tuple[Any, subprocess.Popen[bytes]]:
+        """The child's answer for the oldest queued page (None: the child died) and the child; a timeout or a
+        child that cannot start drops the page from the queue and raises."""
+        try:
+            proc = self._running()
+            self._await(proc, timeout_s)
+        except (ExtractTimeout, SandboxError):
+            self._pending.popleft()  # the next call answers for the next page
+            raise
+        return _read_frame_safe(proc), proc
 
     def discard(self) -> None:
         """Forget the queued pages (their caller gave up on them): the child working on them is ended."""
@@ -210,7 +218,10 @@ class Sandbox:
             return
         proc.kill()
         proc.wait()
-        for stream in (proc.stdin, proc.stdout):
+        # A feeding thread closes the child's stdin itself when it stops: closing it here, while that thread may
+        # be between two writes, would free the descriptor's number for the next child's pipe, and the rest of
+        # an old page would be written into the new child's input.
+        for stream in (proc.stdout,) if feed is not None else (proc.stdin, proc.stdout):
             if stream is not None:
                 with contextlib.suppress(OSError):
                     stream.close()
@@ -222,14 +233,14 @@ class Sandbox:
 
 
 def _feed_child(stdin: IO[bytes], feed: queue.SimpleQueue[bytes | None]) -> None:
-    """Write queued frames to a child until told to stop or the child is gone."""
-    while (frame := feed.get()) is not None:
-        view = memoryview(frame)
-        try:
+    """Write queued frames to a child until told to stop or the child is gone, then close its stdin."""
+    with contextlib.suppress(OSError, ValueError):  # the child was killed: the next one is fed the pages again
+        while (frame := feed.get()) is not None:
+            view = memoryview(frame)
             while view:  # an unbuffered write may take part of the frame
                 view = view[stdin.write(view) or 0:]
-        except (OSError, ValueError):  # the child was killed: the next one is fed the pages again
-            return
+    with contextlib.suppress(OSError):
+        stdin.close()
 
 
 def _read_frame_safe(proc: subprocess.Popen[bytes]) -> Any:

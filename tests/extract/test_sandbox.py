@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
 import threading
 import time
 
 import pytest
 
 from flows.extract import ExtractConfig, abandon_extraction, extract_batch, finish_extraction, start_extraction
+from flows.extract.options import HtmlOptions
 from flows.extract.sandbox import for_thread
 from tests.extract.pages import article_page, html_doc, slow_page
 
@@ -94,3 +96,18 @@ def test_pages_abandoned_by_a_failed_shard_do_not_answer_for_the_next_batch() ->
     abandon_extraction()
     docs, _ = extract_batch([html_doc(article_page("Fresh story"), doc_id="new")], ExtractConfig())
     assert [(d.doc_id, d.title) for d in docs] == [("new", "Fresh story")]
+
+
+def test_a_child_that_dies_under_a_page_costs_the_page_nothing() -> None:
+    """The system may end an extraction process (memory pressure, a stray signal): the page it was working on
+    goes to a fresh child instead of becoming a reject."""
+    box = for_thread()
+    box.submit(slow_page(), HtmlOptions.of(ExtractConfig()))
+    pid = box.pid
+    assert pid is not None
+    killer = threading.Timer(0.5, os.kill, (pid, signal.SIGKILL))  # while result() waits on the page
+    killer.start()
+    result = box.result(timeout_s=120)
+    killer.join()
+    assert "29999" in result.text  # the whole article, from the last paragraph
+    assert box.pid not in (None, pid)
