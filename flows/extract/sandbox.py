@@ -175,7 +175,7 @@ class Sandbox:
             reply, proc = self._reply(timeout_s)
         self._pending.popleft()
         self._pages += 1
-        status, payload = reply or ("died", None)
+        status, payload = reply if reply is not None else ("died", None)
         if status == "ok":
             text, title, url = payload
             if self._pages >= _PAGES_PER_CHILD and not self._pending:
