@@ -175,7 +175,7 @@ class Sandbox:
             reply, proc = self._reply(timeout_s)
         self._pending.popleft()
         self._pages += 1
-        status, payload = reply if reply is not None else ("died", None)
+        status, payload = reply or ("died", None)
         if status == "ok":
             text, title, url = payload
             if self._pages >= _PAGES_PER_CHILD and not self._pending:
@@ -186,7 +186,7 @@ class Sandbox:
         self.close()
         raise SandboxError(f"the extraction process died twice on this page (exit status {proc.returncode})")
 
-    def _reply(self, timeout_s: float) -> tuple[Any, subprocess.Popen[bytes]]:
+    def _reply(self, timeout_s: float) -> tuple[tuple[str, Any] | None, subprocess.Popen[bytes]]:
         """The child's answer for the oldest queued page (None: the child died) and the child; a timeout or a
         child that cannot start drops the page from the queue and raises."""
         try:
