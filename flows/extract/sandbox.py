@@ -175,7 +175,8 @@ class Sandbox:
             reply, proc = self._reply(timeout_s)
         self._pending.popleft()
         self._pages += 1
-        status, payload = reply or ("died", None)
+        answer: tuple[str, Any] = reply or ("died", None)
+        status, payload = answer
         if status == "ok":
             text, title, url = payload
             if self._pages >= _PAGES_PER_CHILD and not self._pending:
