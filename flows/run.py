@@ -25,7 +25,7 @@ import xxhash
 from flows import lake as lakefs
 from flows.config import IngestConfig
 from flows.dedup import DedupBatch, DedupConfig, DedupDecisions, LakeIndex, resolve
-from flows.dedup.cache import cache_segment, segment_of
+from flows.dedup.cache import cache_segment, index_moves, staged_index
 from flows.document import Reject
 from flows.language import MODEL as LANGUAGE_MODEL
 from flows.quality import SIGNAL_NAMES
@@ -129,7 +129,7 @@ def save_known_ids(paths: lakefs.RunPaths, discovery_rejects: list[Reject]) -> N
 
 def dedup_stage(paths: lakefs.RunPaths, config: DedupConfig, index_dir: Path) -> dict[str, int]:
     """Decide duplicates for the whole run against the lake's index (a local folder: ``flows.dedup.cache.local_index``);
-    stage decisions and the run's index segment."""
+    stage decisions and the run's index segments (one per partition with rows)."""
     lakefs.pull_staged(paths)  # shards staged by workers on other machines
     files = sorted(paths.shards.glob("shard-*[0-9].parquet"))
     columns = ["doc_id", "content_hash", "signature", "quality_score", "n_chars", "n_shingles"]
@@ -138,9 +138,9 @@ def dedup_stage(paths: lakefs.RunPaths, config: DedupConfig, index_dir: Path) ->
     index = LakeIndex.open(index_dir, config)
     decisions = resolve(batch, index, config)
     lakefs.write_parquet_atomic(_decisions_table(batch, decisions), paths.staging / "decisions.parquet")
-    shutil.rmtree(paths.staging / segment_of(paths), ignore_errors=True)  # a retried dedup starts afresh
+    shutil.rmtree(staged_index(paths), ignore_errors=True)  # a retried dedup starts afresh
     if len(batch):
-        index.write_segment(paths.staging / segment_of(paths), batch, decisions)
+        index.write_segment(staged_index(paths), paths.run_id, batch, decisions)
     flagged = zip(decisions.dup_cluster, decisions.is_duplicate, strict=True)
     return {"documents": len(batch), "duplicates": int(decisions.is_duplicate.sum()),
             "clusters_with_duplicates": len({cluster for cluster, duplicate in flagged if duplicate})}
@@ -188,9 +188,9 @@ def write_stage(paths: lakefs.RunPaths, manifest: dict[str, Any]) -> list[str]:
     lakefs.fault_point("write:after_documents")  # crash tests only (SIFTLAKE_FAULT)
     moves = [documents, _write_rejects(paths, lakefs.table_is_empty(paths.lake, lakefs.REJECTS)),
              lakefs.inputs_move(paths)]
-    # The index segment moves last, as one folder: a document is in the index only once it is in the lake.
-    if (paths.staging / segment_of(paths)).exists():
-        moves.append(segment_of(paths))
+    # The index segments move last, one folder per partition: a document is in the index only once it is in
+    # the lake (readers of the index run after ``recover``, which finishes an interrupted commit).
+    moves += index_moves(paths)
     manifest_path = paths.manifest
     manifest_path.write_text(json.dumps(manifest, indent=2, default=str))
     return [m for m in moves if m]
@@ -235,9 +235,9 @@ def _write_rejects(paths: lakefs.RunPaths, keep_empty: bool) -> str:
 
 def commit_run(paths: lakefs.RunPaths, manifest: dict[str, Any], cache_dir: str,
                lease: lakefs.LeaseLock | None) -> list[str]:
-    """Write the run's tables, keep its index segment in this machine's cache, and commit it; return the moves."""
+    """Write the run's tables, keep its index segments in this machine's cache, and commit it; return the moves."""
     moves = write_stage(paths, manifest)
-    cache_segment(paths, segment_of(paths), cache_dir)
+    cache_segment(paths, cache_dir)
     if lease is not None:
         lease.check()  # never commit into a lake another run has taken over
     lakefs.commit(paths, moves)

@@ -12,8 +12,9 @@ class DedupConfig(BaseModel):
 
     The shingle, permutation, seed and hash fields shape the persistent index's signatures, so
     changing one of them needs a new index (``LakeIndex.open`` refuses a mismatch). ``bands`` and
-    ``rows`` may change: each index segment is queried with the banding it was built with, and
-    compaction re-bands merged segments to the current one.
+    ``rows`` may change: each index segment is queried with the banding it was built with (compaction
+    merges segments of one banding; folding older-format segments into the partitions re-bands them).
+    ``partitions`` is fixed when the lake's index is created (``LAKE/_index/index.json``).
 
     Defaults chosen with ``python bench/dedup.py --sweep`` (exact Jaccard on 698 extracted pages
     of the built near-duplicate set, and the clough pairs): word 3-grams at 0.6 gave pairwise
@@ -82,6 +83,16 @@ class DedupConfig(BaseModel):
         description="Lake documents fetched per (document, band) bucket: bounds the work a "
         "huge bucket (e.g. thousands of copies of one page) can cause; the first ones by "
         "index order are taken, so the outcome stays deterministic.",
+    )
+
+    partitions: int = Field(
+        default=16,
+        ge=1,
+        le=4096,
+        description="Partitions of the lake's near-duplicate index (by hash of the LSH band key): each is "
+        "compacted by itself, so a query touches O(log L) segments per partition and a compaction holds one "
+        "partition's segments, not the lake's. Fixed when the index is created (recorded in "
+        "LAKE/_index/index.json): a lake's later runs must use the same value.",
     )
 
     @model_validator(mode="after")

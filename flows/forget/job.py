@@ -29,7 +29,6 @@ from flows.lake import (
     INDEX,
     REPORTS,
     RUNS,
-    SEGMENTS,
     STAGING,
     RunPaths,
     commit,
@@ -90,15 +89,16 @@ def forget(options: ForgetOptions) -> dict[str, Any]:
         for key in moves:
             stage_file(lake, key, paths, plan)
         fault_point("forget:after_documents")
-        segment, rewrite = stage_index(paths, index_dir, config, plan)
+        rewrite = stage_index(paths, index_dir, config, plan)
         fingerprints, printed = stage_fingerprints(paths, index if options.with_copies else None, plan.removed)
-        moves += [m for m in (segment, stage_blocked(paths, wanted, plan), fingerprints) if m]
+        moves += rewrite.moves + [m for m in (stage_blocked(paths, wanted, plan), fingerprints) if m]
         runs = unfinished_runs(lake)
-        log["index"] = {"segment": segment.rsplit("/", 1)[-1] if segment else None, "replaced": rewrite.replaced,
+        log["index"] = {"segments": [m.removeprefix(f"{INDEX}/") for m in rewrite.moves],
+                        "replaced": [r.removeprefix(f"{INDEX}/") for r in rewrite.replaced],
                         "entries_removed": rewrite.removed, "entries_changed": rewrite.changed}
         log["blocked"]["fingerprints"] = printed
         log["unfinished_runs_reset"] = runs
-        deletes = [f"{INDEX}/{SEGMENTS}/{name}" for name in rewrite.replaced]
+        deletes = list(rewrite.replaced)
         deletes += [f"{REPORTS}/{run}.html" for run in sorted({_run_of(key) for key in plan.files})]
         deletes += [f"{STAGING}/{run}/shards" for run in runs]
         paths.manifest.write_text(json.dumps(log, indent=2, sort_keys=True))

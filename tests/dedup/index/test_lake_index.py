@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from flows.dedup import LakeIndex, estimated_jaccard, resolve
-from flows.dedup.index import lake_index
+from flows.dedup.index import query
 from tests.dedup.helpers import CONFIG, FIRST, article, batch_of, edit, run
 
 
@@ -27,7 +27,7 @@ def test_query_fetches_only_candidates(index_dir: Path) -> None:
     assert matches.doc_ids == ["b1"] and matches.dup_cluster == ["b1"]
     assert np.array_equal(matches.similarity, [1.0])
     # Segments are read-only views of memory-mapped files, not loaded copies.
-    sigs = index.segments[0].signatures
+    sigs = next(s for s in index.segments if s.count).signatures
     assert not sigs.flags.owndata and not sigs.flags.writeable
 
 
@@ -49,7 +49,8 @@ def test_a_query_against_many_copies_finds_each_querys_best_match_in_any_block_s
     probe = batch_of([f"q{i}" for i in range(9)], [edit(page, 900 + i, 0.03) for i, page in enumerate(pages * 3)])
     index = LakeIndex.open(index_dir, CONFIG)
     whole, _ = index.query(probe.signatures, probe.sizes)
-    monkeypatch.setattr(lake_index, "_CANDIDATE_PAIRS_AT_ONCE", 1)  # one query row per block
+    monkeypatch.setattr(query, "_CANDIDATE_PAIRS_AT_ONCE", 1)  # one query row per chunk of pairs
+    monkeypatch.setattr(query, "_QUERY_ROWS_AT_ONCE", 1)  # one query row's band keys at a time
     one_by_one, _ = index.query(probe.signatures, probe.sizes)
     assert np.array_equal(whole.query_rows, one_by_one.query_rows)
     assert whole.doc_ids == one_by_one.doc_ids and whole.dup_cluster == one_by_one.dup_cluster
