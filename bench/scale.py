@@ -17,7 +17,8 @@ For each lake size L, every step in a child process (so each peak RSS is that st
 
 The query: ``--queries`` random signatures, ``--planted`` of them near-copies of lake entries (10% of the
 values changed: estimated Jaccard ~0.8), timed as ``LakeIndex.open`` + ``query`` (wall and CPU: the
-machine may be shared), each layout's answers checked equal to the baseline's. Ratios are to the baseline.
+machine may be shared; its RSS is the growth over the process with the batch loaded), each layout's
+answers checked equal to the baseline's. Ratios are to the baseline.
 """
 
 from __future__ import annotations
@@ -123,30 +124,33 @@ def queries(lake: int, run_docs: int, count: int, planted: float, num_perm: int)
     return sigs, sizes
 
 
-def query(index_dir: Path, partitions: int, lake: int, run_docs: int, count: int, planted: float) -> dict[str, Any]:
+def query(index_dir: Path, partitions: int, batch: Path) -> dict[str, Any]:
     config = dedup.DedupConfig(partitions=partitions)
-    sigs, sizes = queries(lake, run_docs, count, planted, config.num_perm)
+    with np.load(batch) as saved:
+        sigs, sizes = saved["sigs"], saved["sizes"]
+    base_rss = peak_rss_mb()
     wall, cpu = time.perf_counter(), time.process_time()
     index = dedup.LakeIndex.open(index_dir, config)
     near, inside = index.query(sigs, sizes)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     answer = hashlib.sha256(json.dumps([near.query_rows.tolist(), near.doc_ids, near.similarity.tolist(),
                                         inside.query_rows.tolist(), inside.doc_ids]).encode()).hexdigest()[:16]
-    return {"query_s": wall, "query_cpu_s": cpu, "query_rss_mb": peak_rss_mb(), "found": len(near.doc_ids),
+    return {"query_s": wall, "query_cpu_s": cpu, "query_rss_mb": peak_rss_mb() - base_rss, "found": len(near.doc_ids),
             "answers": answer, "segments_searched": len(index.segments)}
 
 
 def child(step: str, args: list[str]) -> None:
-    index_dir, numbers = Path(args[0]), [float(a) for a in args[1:]]
-    p, lake, run_docs = int(numbers[0]), int(numbers[1]), int(numbers[2])
+    index_dir = Path(args[0])
+    if step == "query":
+        print(json.dumps(query(index_dir, int(args[1]), Path(args[2]))))
+        return
+    p, lake, run_docs = (int(a) for a in args[1:4])
     if step == "build-legacy":
         out = build_legacy(index_dir, lake, run_docs)
     elif step == "build":
         out = build_partitioned(index_dir, p, lake, run_docs)
-    elif step == "compact":
-        out = compact_fully(index_dir, p)
     else:
-        out = query(index_dir, p, lake, run_docs, int(numbers[3]), numbers[4])
+        out = compact_fully(index_dir, p)
     print(json.dumps(out))
 
 
@@ -163,19 +167,22 @@ def disk_bytes(index_dir: Path) -> int:
 def bench_lake(lake: int, partitions: list[int], args: argparse.Namespace, workdir: Path) -> None:
     print(f"\n## a lake of {lake:,} entries, built in runs of {args.run_docs:,}; {args.queries:,} queries "
           f"({args.planted:.0%} planted near-copies)")
-    q_args = (lake, args.run_docs, args.queries, args.planted)
+    batch = workdir / f"queries-{lake}.npz"
+    sigs, sizes = queries(lake, args.run_docs, args.queries, args.planted, dedup.DedupConfig().num_perm)
+    np.savez(batch, sigs=sigs, sizes=sizes)
+    del sigs, sizes
     index_dir = workdir / "legacy" / "_index"
     built = measured("build-legacy", index_dir, 0, lake, args.run_docs)
-    base = measured("query", index_dir, 16, *q_args)
+    base = measured("query", index_dir, 16, batch)
     _row("format 2 (baseline)", built, base, base, disk_bytes(index_dir) / lake, "old compaction")
     shutil.rmtree(workdir / "legacy")
     for p in partitions:
         index_dir = workdir / f"p{p}" / "_index"
         built = measured("build", index_dir, p, lake, args.run_docs)
-        tiered = measured("query", index_dir, p, *q_args)
+        tiered = measured("query", index_dir, p, batch)
         _row(f"P={p}, size tiers", built, tiered, base, disk_bytes(index_dir) / lake, "build incl. tiers")
         full = measured("compact", index_dir, p, lake, args.run_docs)
-        after = measured("query", index_dir, p, *q_args)
+        after = measured("query", index_dir, p, batch)
         _row(f"P={p}, one per partition", full, after, base, disk_bytes(index_dir) / lake, "full compaction")
         shutil.rmtree(workdir / f"p{p}")
 

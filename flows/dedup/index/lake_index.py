@@ -86,14 +86,15 @@ class LakeIndex:
         seg, row = self.locate(doc_ids)
         known = KnownDecisions.none_found(len(doc_ids))
         known.found = seg >= 0
-        for i in np.flatnonzero(known.found).tolist():
-            segment, r = self.segments[int(seg[i])], int(row[i])
-            known.dup_cluster[i] = segment.clusters[r].decode("utf-8")
-            known.is_duplicate[i] = bool(segment.is_duplicate[r])
-            known.dup_similarity[i] = float(segment.similarity[r])
-            known.dup_kind[i] = KIND_CODES[int(segment.kinds[r])]
-            known.dup_containment[i] = float(segment.containment[r])
-        for segment in self.segments:
+        for s in np.unique(seg[known.found]).tolist():
+            segment, mine = self.segments[s], np.flatnonzero(seg == s)
+            rows = row[mine]
+            for i, cluster, kind in zip(mine.tolist(), segment.clusters[rows], segment.kinds[rows], strict=True):
+                known.dup_cluster[i] = bytes(cluster).decode("utf-8")
+                known.dup_kind[i] = KIND_CODES[int(kind)]
+            known.is_duplicate[mine] = np.asarray(segment.is_duplicate[rows], dtype=bool)
+            known.dup_similarity[mine] = segment.similarity[rows]
+            known.dup_containment[mine] = segment.containment[rows]
             segment.release()
         return known
 

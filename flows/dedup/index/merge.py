@@ -4,7 +4,7 @@ leaves some band rows and entries out and changes some decisions).
 Both kinds of rows are sorted in every input (band rows by (key, ref), entries by doc-id key), so the merge
 goes a key range at a time: each input's rows in the range are one contiguous slice, the slices are sorted
 together and appended to the output files. Memory is one range (~1M band rows, ~32K entries), not the
-merged segments; mapped pages are released after each range.
+merged segments; nothing is mapped but for the searches of a range's bounds (``Column``).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from flows.dedup.config import DedupConfig
+from flows.dedup.index.column import Column
 from flows.dedup.index.files import npy_writer
 from flows.dedup.index.part import PART_ARRAYS, PartSegment
 from flows.dedup.index.segment import KIND_CODES
@@ -50,21 +51,20 @@ class SegmentEdit:
     """Entry row -> its new decision."""
 
 
-def key_chunks(arrays: Sequence[np.ndarray], target: int) -> Iterator[list[tuple[int, int]]]:
-    """Row ranges ``[lo, hi)`` of each sorted array, one key range at a time in ascending order, each range
+def key_chunks(columns: Sequence[Column], target: int) -> Iterator[list[tuple[int, int]]]:
+    """Row ranges ``[lo, hi)`` of each sorted column, one key range at a time in ascending order, each range
     ~``target`` rows in all; a run of equal keys is never split."""
-    if sum(len(a) for a in arrays) == 0:
+    if sum(len(c) for c in columns) == 0:
         return
     # Every step-th key of each input, sorted: between every k-th of these samples lie at most ~2k steps.
-    step = max(1, target // (2 * len(arrays)))
-    samples = np.sort(np.concatenate([np.asarray(a[step - 1 :: step]) for a in arrays]))
-    bounds = [int(b) for b in np.unique(samples[len(arrays) - 1 :: len(arrays)])]
-    lows = [0] * len(arrays)
-    for bound in [*bounds, None]:
-        highs = [len(a) if bound is None else int(np.searchsorted(a, np.uint64(bound), side="left")) for a in arrays]
-        if any(h > lo for lo, h in zip(lows, highs, strict=True)):
-            yield list(zip(lows, highs, strict=True))
-        lows = highs
+    step = max(1, target // (2 * len(columns)))
+    samples = np.sort(np.concatenate([c[step - 1 :: step] for c in columns]))
+    bounds = np.unique(samples[len(columns) - 1 :: len(columns)])
+    positions = [np.r_[0, c.positions(bounds), len(c)] for c in columns]
+    for j in range(len(bounds) + 1):
+        spans = [(int(p[j]), int(p[j + 1])) for p in positions]
+        if any(hi > lo for lo, hi in spans):
+            yield spans
 
 
 def _kept(span: tuple[int, int], dropped: np.ndarray) -> np.ndarray:
@@ -120,9 +120,8 @@ def _merge_band_rows(segments: Sequence[PartSegment], edits: Sequence[SegmentEdi
         keys, refs = [], []
         for segment, edit, (lo, hi) in zip(segments, edits, spans, strict=True):
             keep = _kept((lo, hi), edit.drop_rows)
-            keys.append(np.asarray(segment.keys[lo:hi])[keep])
-            refs.append(np.asarray(segment.refs[lo:hi])[keep])
-            segment.release()
+            keys.append(segment.keys.range(lo, hi)[keep])
+            refs.append(segment.refs.range(lo, hi)[keep])
         all_keys, all_refs = np.concatenate(keys), np.concatenate(refs)
         order = sort_rows(all_keys, all_refs)
         files["keys"].write(all_keys[order].tobytes())
@@ -136,11 +135,10 @@ def _merge_entries(segments: Sequence[PartSegment], edits: Sequence[SegmentEdit]
         parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
         for segment, edit, (lo, hi) in zip(segments, edits, spans, strict=True):
             keep = _kept((lo, hi), edit.drop_entries)
-            piece = {name: np.array(segment.arrays[name][lo:hi])[keep] for name in names}
+            piece = {name: segment.arrays[name].range(lo, hi)[keep] for name in names}
             _apply_changes(piece, edit.changes, lo + keep)
             for name in names:
                 parts[name].append(piece[name])
-            segment.release()
         merged = {name: np.concatenate(parts[name]) for name in names}
         order = np.argsort(merged["id_keys"], kind="stable")
         for name in names:

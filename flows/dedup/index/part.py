@@ -1,16 +1,18 @@
 """One segment of one partition of the index (format 3; layout in ``flows.dedup.index.layout``), opened
-read-only as memory-mapped arrays: the ranges of equal band keys, and entries found by doc-id key."""
+read-only: its arrays as ``Column``s read on demand (no descriptor or mapping held between reads), the ranges
+of equal band keys, and entries found by doc-id key."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from flows.dedup.index.files import CorruptIndexError, Mapped, map_npy, open_signatures
+from flows.dedup.index.column import Column
+from flows.dedup.index.files import CorruptIndexError
 from flows.dedup.index.layout import banding_of
 from flows.dedup.index.segment import ENTRY_ARRAYS
 
@@ -20,50 +22,66 @@ _EMPTY = {"keys": np.uint64, "refs": np.uint64, "id_keys": np.uint64, "signature
           "clusters": "S1", "is_duplicate": bool, "similarity": np.float32, "sizes": np.uint32, "hashes": np.uint64,
           "kinds": np.uint8, "containment": np.float32}
 """Dtypes of the arrays, for those a segment has no rows in (not read: most of a small run's segments hold
-band rows only, and opening 12 files costs ~3 ms a segment)."""
-# Sorted needles searched at once: they touch ~this share of a large haystack's pages, released after each
-# piece, so the resident set stays at a few MB per piece however large the segment.
-_NEEDLES_AT_ONCE = 1 << 18
-
-
-def key_ranges(haystack: np.ndarray, needles: np.ndarray, release: Callable[[], None]) -> tuple[np.ndarray, np.ndarray]:
-    """First position and length of the run of each needle in the sorted ``haystack`` (length 0: absent).
-
-    ``needles`` should be sorted: numpy's binary search then starts from the previous answer, ~25x faster
-    than random needles against a 32M-key haystack (0.17 vs 4.2 s for 6.4M needles, measured).
-    """
-    lo = np.zeros(len(needles), dtype=np.int64)
-    count = np.zeros(len(needles), dtype=np.int64)
-    size = len(haystack)
-    if size == 0:
-        return lo, count
-    for start in range(0, len(needles), _NEEDLES_AT_ONCE):
-        piece = needles[start : start + _NEEDLES_AT_ONCE]
-        first = np.searchsorted(haystack, piece, side="left")
-        inside = np.flatnonzero(first < size)
-        hit = inside[np.asarray(haystack[first[inside]]) == piece[inside]]
-        lo[start : start + len(piece)] = first
-        if len(hit):
-            count[start + hit] = np.searchsorted(haystack, piece[hit], side="right") - first[hit]
-        release()
-    return lo, count
+band rows only, and reading 12 headers costs ~3 ms a segment)."""
 
 
 @dataclass
-class PartSegment(Mapped):
+class PartSegment:
     """A published format-3 segment: band rows of its partition and the entries homed there."""
 
     name: str
     partition: int
     meta: dict[str, Any]
+    arrays: dict[str, Column]
+    num_perm: int
 
     @property
-    def keys(self) -> np.ndarray:
+    def keys(self) -> Column:
         return self.arrays["keys"]
 
     @property
-    def refs(self) -> np.ndarray:
+    def refs(self) -> Column:
         return self.arrays["refs"]
+
+    @property
+    def id_keys(self) -> Column:
+        return self.arrays["id_keys"]
+
+    @property
+    def signatures(self) -> Column:
+        return self.arrays["signatures"]
+
+    @property
+    def doc_ids(self) -> Column:
+        return self.arrays["doc_ids"]
+
+    @property
+    def clusters(self) -> Column:
+        return self.arrays["clusters"]
+
+    @property
+    def is_duplicate(self) -> Column:
+        return self.arrays["is_duplicate"]
+
+    @property
+    def similarity(self) -> Column:
+        return self.arrays["similarity"]
+
+    @property
+    def sizes(self) -> Column:
+        return self.arrays["sizes"]
+
+    @property
+    def hashes(self) -> Column:
+        return self.arrays["hashes"]
+
+    @property
+    def kinds(self) -> Column:
+        return self.arrays["kinds"]
+
+    @property
+    def containment(self) -> Column:
+        return self.arrays["containment"]
 
     @property
     def count(self) -> int:
@@ -85,15 +103,15 @@ class PartSegment(Mapped):
 
     @classmethod
     def load(cls, path: Path, meta: dict[str, Any]) -> PartSegment:
-        maps: list[Any] = []
         try:
-            num_perm, count = int(meta["index_params"]["num_perm"]), int(meta["count"])
-            arrays = {name: map_npy(path / f"{name}.npy", maps) if int(meta["rows" if name in ("keys", "refs")
-                                                                             else "count"]) else
-                      np.empty((0, num_perm) if name == "signatures" else (0, 2) if name == "hashes" else (0,),
-                               dtype=_EMPTY[name]) for name in PART_ARRAYS}
-            handle, offset = open_signatures(path / "signatures.npy") if count else (None, 0)
-            segment = cls(maps, handle, offset, num_perm, arrays, path.name, int(meta["partition"]), meta)
+            num_perm = int(meta["index_params"]["num_perm"])
+            arrays = {}
+            for name in PART_ARRAYS:
+                tail = (num_perm,) if name == "signatures" else (2,) if name == "hashes" else ()
+                held = int(meta["rows" if name in ("keys", "refs") else "count"])
+                arrays[name] = Column.open(path / f"{name}.npy") if held else \
+                    Column.empty(path / f"{name}.npy", _EMPTY[name], tail)
+            segment = cls(path.name, int(meta["partition"]), meta, arrays, num_perm)
             segment.check_shapes()
             return segment
         except (OSError, ValueError, KeyError) as exc:
@@ -103,21 +121,33 @@ class PartSegment(Mapped):
             ) from exc
 
     def check_shapes(self) -> None:
-        """Raise ValueError unless the arrays agree with meta.json (a truncated copy, say)."""
+        """Raise ValueError unless the arrays agree with meta.json and their files hold them (a truncated copy)."""
         n, m = self.count, self.rows
         expected = {"keys": (m,), "refs": (m,), "signatures": (n, self.num_perm), "hashes": (n, 2)}
-        for name, array in self.arrays.items():
+        for name, column in self.arrays.items():
             shape = expected.get(name, (n,))
-            if array.shape != shape:
-                raise ValueError(f"{name}.npy has shape {array.shape}, expected {shape}")
+            if column.shape != shape:
+                raise ValueError(f"{name}.npy has shape {column.shape}, expected {shape}")
+            if len(column) and column.path.stat().st_size < column.offset + len(column) * column.row_bytes:
+                raise ValueError(f"{name}.npy is shorter than its header says")
+
+    def release(self) -> None:
+        """Nothing to release: columns hold no mapping between reads (``Column``)."""
+
+    def close(self) -> None:
+        """Nothing to close (``Column``)."""
+
+    def read_signatures(self, rows: np.ndarray) -> np.ndarray:
+        """Signatures of entry ``rows``, read with pread (a mapping for many)."""
+        return self.signatures.take(rows)
 
     def band_ranges(self, needles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Where each (sorted) band key's rows are in ``keys``: first position and count."""
-        return key_ranges(self.keys, needles, self.release)
+        return self.keys.search(needles)
 
     def entry_ranges(self, needles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Where each (sorted) doc-id key's entries are: first row and count (1, or more if xxh3 collides)."""
-        return key_ranges(self.id_keys, needles, self.release)
+        return self.id_keys.search(needles)
 
     def find_ids(self, doc_ids: Sequence[str], keys: np.ndarray) -> np.ndarray:
         """Entry row of each doc_id in this segment, -1 where absent (doc_ids compared, not only their keys)."""
@@ -126,12 +156,14 @@ class PartSegment(Mapped):
             return rows
         order = np.argsort(keys, kind="stable")
         lo, count = self.entry_ranges(keys[order])
-        for i in np.flatnonzero(count).tolist():
-            wanted = doc_ids[int(order[i])].encode("utf-8")
-            # The run of equal 64-bit keys has length 1 unless xxh3 collides: compare the real ids.
-            for row in range(int(lo[i]), int(lo[i] + count[i])):
-                if bytes(self.doc_ids[row]) == wanted:
-                    rows[int(order[i])] = row
-                    break
-        self.release()
+        single = np.flatnonzero(count == 1)
+        wanted = np.array([doc_ids[i].encode("utf-8") for i in order[single].tolist()], dtype=object)
+        same = np.array([bytes(b) for b in self.doc_ids.take(lo[single])], dtype=object) == wanted
+        rows[order[single[same]]] = lo[single[same]]
+        for i in np.flatnonzero(count > 1).tolist():
+            # A run of equal 64-bit keys (xxh3 collides): compare the real ids.
+            found = self.doc_ids.take(np.arange(lo[i], lo[i] + count[i]))
+            match = [r for r, d in enumerate(found.tolist()) if d == doc_ids[int(order[i])].encode("utf-8")]
+            if match:
+                rows[int(order[i])] = int(lo[i]) + match[0]
         return rows

@@ -19,7 +19,7 @@ import numpy as np
 
 from flows.dedup.config import DedupConfig
 from flows.dedup.fingerprint import band_keys, contained_in, estimated_jaccard
-from flows.dedup.index.files import Mapped, ranges
+from flows.dedup.index.files import ranges
 from flows.dedup.index.layout import partition_of
 from flows.dedup.index.part import PartSegment
 from flows.dedup.index.segment import Segment
@@ -58,15 +58,16 @@ class BestMatches:
         self.similarity[q], self.cluster[q], self.doc_id[q] = sims[better], clusters[better], ids[better]
         self.segment[q], self.row[q] = segment, r[better]
 
-    def matches(self, segments: Sequence[Mapped]) -> LakeMatches:
+    def matches(self, segments: Sequence[Segment | PartSegment]) -> LakeMatches:
         rows = np.flatnonzero(self.segment >= 0)
-        where = list(zip(self.segment[rows].tolist(), self.row[rows].tolist(), strict=True))
-        return LakeMatches(
-            query_rows=rows,
-            doc_ids=[segments[s].doc_ids[r].decode("utf-8") for s, r in where],
-            dup_cluster=[segments[s].clusters[r].decode("utf-8") for s, r in where],
-            similarity=self.similarity[rows],
-        )
+        doc_ids, clusters = [""] * len(rows), [""] * len(rows)
+        for s in np.unique(self.segment[rows]).tolist():
+            mine = np.flatnonzero(self.segment[rows] == s)
+            picked = self.row[rows[mine]]
+            for i, doc, cluster in zip(mine.tolist(), segments[s].doc_ids[picked], segments[s].clusters[picked],
+                                       strict=True):
+                doc_ids[i], clusters[i] = bytes(doc).decode("utf-8"), bytes(cluster).decode("utf-8")
+        return LakeMatches(query_rows=rows, doc_ids=doc_ids, dup_cluster=clusters, similarity=self.similarity[rows])
 
 
 @dataclass
