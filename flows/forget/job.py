@@ -3,7 +3,7 @@ files, one commit, the log. No Prefect.
 
 The commit is the lake's (``flows.lake.commit``): every file is written under ``_staging/forget-<id>/`` first;
 then a COMMIT list of moves is written and performed (the rewritten documents files replace theirs, one
-rename each; the index segment that replaces the touched ones; the block list and fingerprints), the
+rename each; the index segments that replace the touched ones; the block list and fingerprints), the
 replaced segments, the stale run pages and the staged shards of unfinished runs are deleted, and the log is
 published last. A takedown killed before its COMMIT leaves the lake as it was (the next command discards
 its staging); one killed after it is finished by the next command (``recover``).

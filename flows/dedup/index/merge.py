@@ -58,7 +58,7 @@ def key_chunks(columns: Sequence[Column], target: int) -> Iterator[list[tuple[in
         return
     # Every step-th key of each input, sorted: between every k-th of these samples lie at most ~2k steps.
     step = max(1, target // (2 * len(columns)))
-    samples = np.sort(np.concatenate([c[step - 1 :: step] for c in columns]))
+    samples = np.sort(np.concatenate([c.sample(step) for c in columns]))
     bounds = np.unique(samples[len(columns) - 1 :: len(columns)])
     positions = [np.r_[0, c.positions(bounds), len(c)] for c in columns]
     for j in range(len(bounds) + 1):

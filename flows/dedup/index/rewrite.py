@@ -24,11 +24,18 @@ from flows.dedup.config import DedupConfig
 from flows.dedup.fingerprint import band_keys
 from flows.dedup.index.files import doc_id_keys, ranges
 from flows.dedup.index.lake_index import LakeIndex
-from flows.dedup.index.layout import INDEX_FILE, partition_name, partition_of, read_index_file, write_index_file
+from flows.dedup.index.layout import (
+    INDEX_FILE,
+    partition_folders,
+    partition_name,
+    partition_of,
+    read_index_file,
+    write_index_file,
+)
 from flows.dedup.index.merge import EntryChange, SegmentEdit, merge_part
 from flows.dedup.index.migration import LegacyEntries
 from flows.dedup.index.part import PartSegment
-from flows.dedup.index.segment import Segment, live_segments
+from flows.dedup.index.segment import Segment, live_in, live_segments
 from flows.dedup.index.write import write_partitioned
 from flows.lake.layout import SEGMENT_META, SEGMENTS
 
@@ -46,16 +53,17 @@ class IndexRewrite:
 
 
 def index_config(index_dir: Path) -> DedupConfig | None:
-    """The dedup parameters the index was built with (``index.json``, else its newest older-format segment's),
-    or None for no index."""
+    """The dedup parameters the index was built with (``index.json``, else a segment's ``meta.json``), or None
+    for no index."""
     info = read_index_file(Path(index_dir))
-    live = live_segments(Path(index_dir))
-    if info is None and not live:
-        return None
-    params = dict(info["index_params"] if info is not None else live[-1][1].get("index_params", {}))
-    if info is not None:
-        params["partitions"] = info["partitions"]
-    return DedupConfig(**{k: v for k, v in params.items() if k in DedupConfig.model_fields})
+    if info is None:
+        metas = [m for folder in partition_folders(Path(index_dir)).values() for _, m in live_in(folder)[:1]]
+        metas += [m for _, m in live_segments(Path(index_dir))[-1:]]
+        if not metas:
+            return None
+        info = {"index_params": metas[0].get("index_params", {}), "partitions": metas[0].get("partitions")}
+    params = {**info["index_params"], "partitions": info["partitions"]}
+    return DedupConfig(**{k: v for k, v in params.items() if k in DedupConfig.model_fields and v is not None})
 
 
 def rewrite_entries(index_dir: Path, root: Path, name: str, config: DedupConfig, drop: Set[str],

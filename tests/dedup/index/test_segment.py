@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from flows.dedup import CorruptIndexError, DedupConfig, IncompatibleIndexError, LakeIndex
+from flows.dedup import CorruptIndexError, DedupConfig, IncompatibleIndexError, LakeIndex, index_config
 from tests.dedup.helpers import (
     CONFIG,
     FIRST,
@@ -76,6 +76,8 @@ def test_the_partitions_are_recorded_and_another_number_refused_with_what_to_do(
         LakeIndex.open(index_dir, DedupConfig(partitions=4))
     # Threshold and banding are not fixed: the index opens, and answers, with other ones.
     assert len(LakeIndex.open(index_dir, DedupConfig(threshold=0.8, bands=32, rows=4))) == 4
+    # What an index was built with (forget opens it so), from its segments when index.json is gone.
+    assert index_config(index_dir) == CONFIG and index_config(index_dir.parent / "none") is None
 
 
 _FORMAT_1_PROBE = {
