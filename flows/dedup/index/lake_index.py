@@ -6,8 +6,9 @@ Cost: a query sorts a block of the batch's band keys once and searches each part
 that partition's segments (sorted needles: ~25x faster than random ones), so it touches O(log L) segments
 per partition (size-tiered compaction), then reads the signatures of the candidates only, with ``pread``,
 from their home partition. Mapped pages are released as it goes (``MADV_DONTNEED``), so the resident set
-follows the batch, not the lake. Measured by ``python -m bench.scale`` (README, Measured); each candidate
-is checked for both near-duplication and containment (``contained_in``, using ``sizes.npy``).
+follows the batch, not the lake. 100,000 queries against 3,000,000 entries: 2.4-3.5 s CPU with 16 partitions
+vs 40 s for the format-2 index (``python -m bench.scale``). Each candidate is checked for both
+near-duplication and containment (``contained_in``, using ``sizes.npy``).
 """
 
 from __future__ import annotations
