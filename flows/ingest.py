@@ -33,6 +33,7 @@ from flows import report, run, shard
 from flows.config import IngestConfig, RunnerConfig
 from flows.dedup import DedupConfig
 from flows.dedup import cache as index_cache
+from flows.dedup.stages import PartitionLinks
 from flows.extract import ExtractConfig
 from flows.quality import QualityConfig
 from flows.read import InputFile, discover, plan_shards
@@ -74,9 +75,24 @@ def stage_task(batch: shard.ShardBatch, paths: lakefs.RunPaths) -> shard.ShardSu
     return shard.stage_shard(batch, paths)
 
 
-@task(name="dedup", cache_policy=NO_CACHE, persist_result=False, retries=2, retry_delay_seconds=_IO_RETRY_DELAYS)
-def dedup_task(paths: lakefs.RunPaths, config: DedupConfig, index_dir: str) -> dict[str, int]:
-    return run.dedup_stage(paths, config, Path(index_dir))
+@task(name="dedup-prepare", cache_policy=NO_CACHE, persist_result=False, retries=2,
+      retry_delay_seconds=_IO_RETRY_DELAYS)
+def prepare_task(paths: lakefs.RunPaths, number: int, config: DedupConfig, index_dir: str) -> int:
+    lakefs.use_system_memory_pool()
+    return run.prepare_dedup(paths, number, config, Path(index_dir))
+
+
+@task(name="dedup-link", cache_policy=NO_CACHE, persist_result=False, retries=2, retry_delay_seconds=_IO_RETRY_DELAYS)
+def link_task(paths: lakefs.RunPaths, part: int, numbers: list[int], config: DedupConfig) -> PartitionLinks:
+    lakefs.use_system_memory_pool()
+    return run.link_partition(paths, part, numbers, config)
+
+
+@task(name="dedup-decide", cache_policy=NO_CACHE, persist_result=False, retries=2,
+      retry_delay_seconds=_IO_RETRY_DELAYS)
+def decide_task(paths: lakefs.RunPaths, numbers: list[int], found: list[PartitionLinks], config: DedupConfig,
+                index_dir: str) -> dict[str, int]:
+    return run.decide_stage(paths, numbers, found, config, Path(index_dir))
 
 
 @task(name="write", cache_policy=NO_CACHE, persist_result=False, retries=2, retry_delay_seconds=_IO_RETRY_DELAYS)
@@ -108,11 +124,11 @@ def _share_api_with_workers() -> None:
             os.environ["PREFECT_API_URL"] = str(client.api_url).rstrip("/")
 
 
-def process_shards(config: IngestConfig, shards: list[list[InputFile]], paths: lakefs.RunPaths,
-                   done: list[int]) -> list[shard.ShardSummary]:
-    """Run the per-shard stages on the configured task runner, a bounded number of shards in flight,
-    reporting progress. The runner is used directly, not through a subflow: a subflow run costs ~1 s
-    (its creation, and the wait for its heartbeat thread at the end)."""
+def process_shards(runner: TaskRunner[Any], config: IngestConfig, shards: list[list[InputFile]],
+                   paths: lakefs.RunPaths, done: list[int]) -> list[shard.ShardSummary]:
+    """Run the per-shard stages on the task runner, a bounded number of shards in flight, reporting progress.
+    The runner is used directly, not through a subflow: a subflow run costs ~1 s (its creation, and the wait
+    for its heartbeat thread at the end)."""
     workers = config.runner.worker_count()
     window = config.runner.shards_in_flight or 2 * workers
     todo = [n for n in range(len(shards)) if n not in done]
@@ -120,15 +136,28 @@ def process_shards(config: IngestConfig, shards: list[list[InputFile]], paths: l
                                         description=f"shards staged, run {paths.run_id}"))
     in_flight: list[PrefectFuture[shard.ShardSummary]] = []
     summaries: list[shard.ShardSummary] = []
-    with task_runner(config.runner, config.extract.sandbox) as runner:
-        for number in todo:
-            in_flight.append(_submit_shard(runner, number, shards[number], config, paths))
-            while len(in_flight) >= window or (number == todo[-1] and in_flight):
-                summaries.append(in_flight.pop(0).result())
-                finished = len(done) + len(summaries)
-                update_progress_artifact(progress, _percent(finished, len(shards)))
-                report.print_progress(finished, len(shards))
+    for number in todo:
+        in_flight.append(_submit_shard(runner, number, shards[number], config, paths))
+        while len(in_flight) >= window or (number == todo[-1] and in_flight):
+            summaries.append(in_flight.pop(0).result())
+            finished = len(done) + len(summaries)
+            update_progress_artifact(progress, _percent(finished, len(shards)))
+            report.print_progress(finished, len(shards))
     return summaries
+
+
+def find_duplicates(runner: TaskRunner[Any], config: DedupConfig, paths: lakefs.RunPaths, numbers: list[int],
+                    index_dir: Path) -> dict[str, int]:
+    """Dedup as distributed stages (``flows.dedup.stages``): a task per shard, then a task per partition of the
+    band keys, then the decision in this process from their links."""
+    prepared = [runner.submit(prepare_task, {"paths": paths, "number": n, "config": config,
+                                             "index_dir": str(index_dir)}) for n in numbers]
+    for future in prepared:
+        future.result()
+    linked = [runner.submit(link_task, {"paths": paths, "part": part, "numbers": numbers, "config": config})
+              for part in range(config.partitions)]
+    found = [future.result() for future in linked]
+    return decide_task(paths, numbers, cast(list[PartitionLinks], quote(found)), config, str(index_dir))
 
 
 @task(name="shard", cache_policy=NO_CACHE, persist_result=False, retries=2, retry_delay_seconds=_IO_RETRY_DELAYS)
@@ -208,9 +237,10 @@ def ingest(config: IngestConfig = IngestConfig()) -> dict[str, Any]:  # noqa: B0
         done = sorted(shard.staged_shards(paths))
         if done:
             logger.info("resuming run %s: %d of %d shards already staged", paths.run_id, len(done), len(shards))
-        process_shards(config, shards, paths, done)
-        index_dir, fetched = _local_index(lake, config)
-        dedup = dedup_task(paths, config.dedup, str(index_dir))
+        with task_runner(config.runner, config.extract.sandbox) as runner:
+            process_shards(runner, config, shards, paths, done)
+            index_dir, fetched = _local_index(lake, config)
+            dedup = find_duplicates(runner, config.dedup, paths, list(range(len(shards))), index_dir)
         counts, seconds = report.run_counts(paths, dedup)
         counts.update(shards=len(shards), shards_resumed=len(done), files_unchanged=unchanged, **fetched)
         manifest = run.manifest_for(config, paths.run_id, counts, seconds, started)

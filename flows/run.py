@@ -24,8 +24,9 @@ import xxhash
 
 from flows import lake as lakefs
 from flows.config import IngestConfig
-from flows.dedup import DedupBatch, DedupConfig, DedupDecisions, LakeIndex, resolve
+from flows.dedup import DedupBatch, DedupConfig, DedupDecisions, LakeIndex, stages
 from flows.dedup.cache import cache_segment, segment_of
+from flows.dedup.join import decide_run
 from flows.document import Reject
 from flows.language import MODEL as LANGUAGE_MODEL
 from flows.quality import SIGNAL_NAMES
@@ -127,53 +128,64 @@ def save_known_ids(paths: lakefs.RunPaths, discovery_rejects: list[Reject]) -> N
 # -- run-level stages ------------------------------------------------------------------------
 
 
-def dedup_stage(paths: lakefs.RunPaths, config: DedupConfig, index_dir: Path) -> dict[str, int]:
-    """Decide duplicates for the whole run against the lake's index (a local folder: ``flows.dedup.cache.local_index``);
-    stage decisions and the run's index segment."""
-    lakefs.pull_staged(paths)  # shards staged by workers on other machines
-    files = sorted(paths.shards.glob("shard-*[0-9].parquet"))
-    columns = ["doc_id", "content_hash", "signature", "quality_score", "n_chars", "n_shingles"]
-    table = pa.concat_tables([pq.read_table(f, columns=columns) for f in files]) if files else None
-    batch = _dedup_batch(table, config)
+def prepare_dedup(paths: lakefs.RunPaths, number: int, config: DedupConfig, index_dir: Path) -> int:
+    """Dedup's first stage for one staged shard: lake decisions and matches, band keys by partition."""
+    return stages.prepare_shard(paths, number, config, LakeIndex.open(index_dir, config))
+
+
+def link_partition(paths: lakefs.RunPaths, part: int, numbers: list[int], config: DedupConfig) -> stages.PartitionLinks:
+    """Dedup's second stage for one partition of the band keys: its verified links."""
+    return stages.link_partition(paths, part, numbers, config)
+
+
+def decide_stage(paths: lakefs.RunPaths, numbers: list[int], found: list[stages.PartitionLinks],
+                 config: DedupConfig, index_dir: Path) -> dict[str, int]:
+    """Decide the run's duplicates from every partition's links; stage the decisions and the run's index segment."""
+    lakefs.pull_staged(paths)  # shards staged by workers on other machines (the write stage reads them here)
     index = LakeIndex.open(index_dir, config)
-    decisions = resolve(batch, index, config)
-    lakefs.write_parquet_atomic(_decisions_table(batch, decisions), paths.staging / "decisions.parquet")
+    decisions = decide_run(paths, numbers, found, config, index)
+    lakefs.write_parquet_atomic(decisions, paths.staging / "decisions.parquet")
     shutil.rmtree(paths.staging / segment_of(paths), ignore_errors=True)  # a retried dedup starts afresh
+    batch, decided = _index_rows(paths, numbers, decisions, config)
     if len(batch):
-        index.write_segment(paths.staging / segment_of(paths), batch, decisions)
-    flagged = zip(decisions.dup_cluster, decisions.is_duplicate, strict=True)
-    return {"documents": len(batch), "duplicates": int(decisions.is_duplicate.sum()),
-            "clusters_with_duplicates": len({cluster for cluster, duplicate in flagged if duplicate})}
+        index.write_segment(paths.staging / segment_of(paths), batch, decided)
+    duplicates = decisions.filter(decisions.column("is_duplicate"))
+    return {"documents": len(batch), "duplicates": duplicates.num_rows,
+            "clusters_with_duplicates": len(set(duplicates.column("dup_cluster").to_pylist()))}
 
 
-def _dedup_batch(table: pa.Table | None, config: DedupConfig) -> DedupBatch:
+def _decisions_by_row(decisions: pa.Table, number: int) -> dict[int, int]:
+    """Row of a shard -> row of the decisions table, for the rows not simply kept alone."""
+    shards = decisions.column("shard").to_numpy()
+    mine = np.flatnonzero(shards == number)
+    return dict(zip(decisions.column("row").to_numpy()[mine].tolist(), mine.tolist(), strict=True))
+
+
+def _index_rows(paths: lakefs.RunPaths, numbers: list[int], decisions: pa.Table,
+                config: DedupConfig) -> tuple[DedupBatch, DedupDecisions]:
+    """Every row of the run with its decision, for the run's index segment."""
+    columns = ["doc_id", "content_hash", "signature", "quality_score", "n_chars", "n_shingles"]
+    tables = [stages.staged_rows(paths, n, columns) for n in numbers]
+    table = pa.concat_tables(tables) if tables else None
     if table is None or table.num_rows == 0:
-        return DedupBatch([], [], np.empty((0, config.num_perm), np.uint32), np.empty(0), np.empty(0, np.int64),
-                          np.empty(0, np.uint32))
-    # Read the signatures as one buffer: a Python bytes object per row would cost ~2x their size.
-    width = 4 * config.num_perm
-    fixed = table.column("signature").cast(pa.binary(width)).combine_chunks()
-    sigs = np.frombuffer(fixed.buffers()[1], dtype=np.uint32, count=table.num_rows * config.num_perm,
-                         offset=fixed.offset * width).reshape(table.num_rows, -1).copy()
-    return DedupBatch(
+        return stages.no_rows(config), DedupDecisions.all_kept([])
+    batch = DedupBatch(
         doc_ids=table.column("doc_id").to_pylist(),
         content_hashes=table.column("content_hash").to_pylist(),
-        signatures=sigs,
+        signatures=stages.signature_matrix(table.column("signature"), config.num_perm),
         quality=table.column("quality_score").to_numpy(),
         lengths=table.column("n_chars").to_numpy(),
         sizes=table.column("n_shingles").to_numpy(),
     )
-
-
-def _decisions_table(batch: DedupBatch, decisions: DedupDecisions) -> pa.Table:
-    return pa.table({
-        "doc_id": batch.doc_ids,
-        "dup_cluster": decisions.dup_cluster,
-        "is_duplicate": decisions.is_duplicate,
-        "dup_similarity": decisions.dup_similarity,
-        "dup_kind": pa.array(decisions.dup_kind, pa.string()),
-        "dup_containment": decisions.dup_containment,
-    })
+    decided = DedupDecisions.all_kept(batch.doc_ids)
+    first = dict(zip(numbers, np.cumsum([0] + [t.num_rows for t in tables[:-1]]).tolist(), strict=True))
+    at = [first[s] + r for s, r in zip(decisions.column("shard").to_pylist(), decisions.column("row").to_pylist(),
+                                       strict=True)]
+    for name in ("dup_cluster", "is_duplicate", "dup_similarity", "dup_kind", "dup_containment"):
+        mine, theirs = getattr(decided, name), decisions.column(name).to_pylist()
+        for row, value in zip(at, theirs, strict=True):
+            mine[row] = value
+    return batch, decided
 
 
 def write_stage(paths: lakefs.RunPaths, manifest: dict[str, Any]) -> list[str]:
@@ -183,8 +195,7 @@ def write_stage(paths: lakefs.RunPaths, manifest: dict[str, Any]) -> list[str]:
     empty file keeps the table readable (``read_parquet('LAKE/rejects/**/*.parquet')`` finds a file).
     """
     decisions = pq.read_table(paths.staging / "decisions.parquet")
-    by_id = {doc_id: row for row, doc_id in enumerate(decisions.column("doc_id").to_pylist())}
-    documents = _write_documents(paths, decisions, by_id, lakefs.table_is_empty(paths.lake, lakefs.DOCUMENTS))
+    documents = _write_documents(paths, decisions, lakefs.table_is_empty(paths.lake, lakefs.DOCUMENTS))
     lakefs.fault_point("write:after_documents")  # crash tests only (SIFTLAKE_FAULT)
     moves = [documents, _write_rejects(paths, lakefs.table_is_empty(paths.lake, lakefs.REJECTS)),
              lakefs.inputs_move(paths)]
@@ -196,7 +207,7 @@ def write_stage(paths: lakefs.RunPaths, manifest: dict[str, Any]) -> list[str]:
     return [m for m in moves if m]
 
 
-def _write_documents(paths: lakefs.RunPaths, decisions: pa.Table, by_id: dict[str, int], keep_empty: bool) -> str:
+def _write_documents(paths: lakefs.RunPaths, decisions: pa.Table, keep_empty: bool) -> str:
     schema = lakefs.documents_schema(SIGNAL_NAMES)
     relative = paths.table_file(lakefs.DOCUMENTS)
     target = paths.staging / relative
@@ -207,10 +218,7 @@ def _write_documents(paths: lakefs.RunPaths, decisions: pa.Table, by_id: dict[st
             staged = pq.read_table(shard).drop_columns(["signature", "n_shingles"])
             if staged.num_rows == 0:
                 continue
-            take = pa.array([by_id[d] for d in staged.column("doc_id").to_pylist()], pa.int64())
-            picked = decisions.take(take)
-            for name in ("dup_cluster", "is_duplicate", "dup_similarity", "dup_kind", "dup_containment"):
-                staged = staged.append_column(name, picked.column(name))
+            staged = _with_decisions(staged, decisions, int(shard.name[6:12]))
             staged = staged.append_column("run_id", pa.array([paths.run_id] * staged.num_rows, pa.string()))
             writer.write_table(staged.select(schema.names).cast(schema))
             rows += staged.num_rows
@@ -218,6 +226,25 @@ def _write_documents(paths: lakefs.RunPaths, decisions: pa.Table, by_id: dict[st
         target.unlink()
         return ""
     return relative
+
+
+def _with_decisions(staged: pa.Table, decisions: pa.Table, number: int) -> pa.Table:
+    """A staged shard with its rows' decisions: those of ``decisions``, else kept alone in their own cluster."""
+    decided = _decisions_by_row(decisions, number)
+    alone = DedupDecisions.all_kept(staged.column("doc_id").to_pylist())
+    columns = {name: list(getattr(alone, name)) for name in
+               ("dup_cluster", "is_duplicate", "dup_similarity", "dup_kind", "dup_containment")}
+    for name, values in columns.items():
+        theirs = decisions.column(name)
+        for row, at in decided.items():
+            values[row] = theirs[at].as_py()
+    for name, values in columns.items():
+        staged = staged.append_column(name, pa.array(values, _DECISION_TYPES[name]))
+    return staged
+
+
+_DECISION_TYPES = {"dup_cluster": pa.string(), "is_duplicate": pa.bool_(), "dup_similarity": pa.float64(),
+                   "dup_kind": pa.string(), "dup_containment": pa.float64()}
 
 
 def _write_rejects(paths: lakefs.RunPaths, keep_empty: bool) -> str:

@@ -84,6 +84,14 @@ class DedupConfig(BaseModel):
         "index order are taken, so the outcome stays deterministic.",
     )
 
+    partitions: int = Field(
+        default=16,
+        ge=1,
+        le=4096,
+        description="Partitions of the LSH band keys: a run's duplicates are found by one task per partition, "
+        "so no process holds the whole run's fingerprints.",
+    )
+
     @model_validator(mode="after")
     def _consistent(self) -> DedupConfig:
         if self.hash_function == "token_xxh32" and self.shingle_kind != "word":
