@@ -17,6 +17,7 @@ from the lake's store, where ``persist`` mirrored it.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
 
@@ -53,33 +54,48 @@ def save(paths: RunPaths, number: int, arrays: dict[str, np.ndarray]) -> None:
     persist(paths, *written)
 
 
-def _header(stream: object) -> tuple[tuple[int, ...], np.dtype[np.void], int]:
-    version = np.lib.format.read_magic(stream)  # type: ignore[arg-type]
+def _header(stream: IO[bytes]) -> tuple[tuple[int, ...], np.dtype[Any], int]:
+    """Shape, dtype and data offset of the .npy file ``stream`` is at the start of."""
+    version = np.lib.format.read_magic(stream)
     read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-    shape, _fortran, dtype = read(stream)  # type: ignore[arg-type]
-    return shape, dtype, stream.tell()  # type: ignore[attr-defined]
+    shape, _fortran, dtype = read(stream)
+    return shape, dtype, stream.tell()
+
+
+def _mapped(paths: RunPaths, number: int, part: str) -> np.ndarray | None:
+    """The shard's array ``part`` memory-mapped when this machine has the file (always, for a local lake)."""
+    path = local(paths, number, f"{part}.npy")
+    if path.exists() or not paths.lake.remote:
+        mapped: np.ndarray = np.load(path, mmap_mode="r")
+        return mapped
+    return None
 
 
 def rows(paths: RunPaths, number: int, part: str, start: int, stop: int) -> np.ndarray:
     """Rows ``start:stop`` of a shard's array ``part``: from the local file, else a ranged read of the store's copy."""
-    path = local(paths, number, f"{part}.npy")
-    if path.exists() or not paths.lake.remote:
-        return np.asarray(np.load(path, mmap_mode="r")[start:stop])
+    mapped = _mapped(paths, number, part)
+    if mapped is not None:
+        return np.asarray(mapped[start:stop])
+    return picked_rows(paths, number, part, np.arange(start, stop))
+
+
+def picked_rows(paths: RunPaths, number: int, part: str, wanted: np.ndarray) -> np.ndarray:
+    """The rows ``wanted`` (sorted, distinct) of a shard's array ``part``, reading only those (runs of adjacent
+    rows in one read)."""
+    mapped = _mapped(paths, number, part)
+    if mapped is not None:
+        return np.asarray(mapped[wanted])
     key = f"{paths.staging_key}/{relative(number, f'{part}.npy')}"
     with paths.lake.open_ranged(key, _RANGE_BLOCK) as stream:
         shape, dtype, offset = _header(stream)
         width = dtype.itemsize * int(np.prod(shape[1:], dtype=np.int64))
-        stream.seek(offset + start * width)
-        data = stream.read((stop - start) * width)
-    return np.frombuffer(data, dtype=dtype).reshape(stop - start, *shape[1:])
-
-
-def picked_rows(paths: RunPaths, number: int, part: str, wanted: np.ndarray) -> np.ndarray:
-    """The rows ``wanted`` (sorted, distinct) of a shard's array ``part``, reading only those."""
-    path = local(paths, number, f"{part}.npy")
-    if path.exists() or not paths.lake.remote:
-        return np.asarray(np.load(path, mmap_mode="r")[wanted])
-    return np.concatenate([rows(paths, number, part, int(r), int(r) + 1) for r in wanted.tolist()])
+        chunks = []
+        breaks = np.flatnonzero(np.diff(wanted) != 1) + 1
+        for run in np.split(np.asarray(wanted, dtype=np.int64), breaks):
+            if len(run):
+                stream.seek(offset + int(run[0]) * width)
+                chunks.append(stream.read(len(run) * width))
+    return np.frombuffer(b"".join(chunks), dtype=dtype).reshape(len(wanted), *shape[1:])
 
 
 def offsets(paths: RunPaths, number: int) -> np.ndarray:

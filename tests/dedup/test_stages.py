@@ -14,8 +14,11 @@ from hypothesis import strategies as st
 from flows.dedup import DedupBatch, DedupConfig, DedupDecisions, LakeIndex, resolve
 from flows.dedup.join import decide_run
 from flows.dedup.stages import link_partition, prepare_shard
+from flows.lake.commit import persist
 from flows.lake.layout import RunPaths
+from flows.storage import Store
 from tests.dedup.helpers import CONFIG, article, batch_of, edit, run
+from tests.support.servers import S3Server
 
 
 def texts_of(families: list[list[str]], seed: int) -> list[str]:
@@ -98,3 +101,26 @@ def test_against_a_lake_the_stages_decide_as_resolve(tmp_path: Path) -> None:
         assert staged_decisions(tmp_path, batch, [2, 4], config) == expected
     clusters = [e[0] for e in expected]
     assert clusters[:3] == ["a", "a", "c"] and clusters[3] == clusters[4] and clusters[5] == "c"
+
+
+def test_partition_tasks_on_another_machine_read_their_slices_from_the_bucket(s3_server: S3Server,
+                                                                               tmp_path: Path) -> None:
+    """A partition task whose machine lacks the shards' dedup files reads only its slices from the lake's store."""
+    lake = f"{s3_server.bucket('stages')}/lake"
+    options = s3_server.storage_options()
+    texts = texts_of([["copy", "light", "excerpt"], ["copy", "copy"], ["heavy"]], seed=3)
+    batch = batch_of([f"s{i}" for i in range(len(texts))], texts)
+    config = CONFIG.model_copy(update={"partitions": 4})
+    here = RunPaths(Store(lake, options), "run-1", "2026-12-03", str(tmp_path / "here"))
+    numbers = stage_shards(here, batch, [3])
+    for number in numbers:
+        persist(here, here.shard_file(number))
+        prepare_shard(here, number, config, LakeIndex.open(tmp_path / "_index", config))
+    there = RunPaths(Store(lake, options), "run-1", "2026-12-03", str(tmp_path / "there"))
+    assert not (there.staging / "dedup").exists()
+    remote = [link_partition(there, part, numbers, config) for part in range(4)]
+    assert not (there.staging / "dedup").exists(), "the slices were read from the store, not downloaded whole"
+    local = [link_partition(here, part, numbers, config) for part in range(4)]
+    for a, b in zip(remote, local, strict=True):
+        assert all(np.array_equal(getattr(a, f), getattr(b, f)) for f in ("near", "offers", "estimates", "copies"))
+    assert sum(len(f.near) for f in local) >= 2 and sum(len(f.copies) for f in local) >= 2
