@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from bench.support.meters import peak_rss_mb
+from flows.config import StorageConfig
 from flows.dedup import DedupBatch, DedupConfig, LakeIndex, resolve
 from flows.dedup.stages import signature_matrix
 from flows.lake.layout import RunPaths
@@ -88,7 +89,7 @@ def child(step: str, work: str) -> None:
     if step == "single":
         result = _single_process(paths, numbers, config, index_dir)
     elif step == "prepare":
-        result = sum(prepare_dedup(paths, n, config, index_dir) for n in numbers)
+        result = sum(prepare_dedup(paths, n, config, StorageConfig()) for n in numbers)
     elif step == "link":
         found = [link_partition(paths, part, numbers, config) for part in range(config.partitions)]
         (Path(work) / "links.pickle").write_bytes(pickle.dumps(found))

@@ -30,7 +30,7 @@ from prefect.utilities.annotations import quote
 
 from flows import lake as lakefs
 from flows import report, run, shard
-from flows.config import IngestConfig, RunnerConfig
+from flows.config import IngestConfig, RunnerConfig, StorageConfig
 from flows.dedup import DedupConfig
 from flows.dedup import cache as index_cache
 from flows.dedup.stages import PartitionLinks
@@ -77,9 +77,9 @@ def stage_task(batch: shard.ShardBatch, paths: lakefs.RunPaths) -> shard.ShardSu
 
 @task(name="dedup-prepare", cache_policy=NO_CACHE, persist_result=False, retries=2,
       retry_delay_seconds=_IO_RETRY_DELAYS)
-def prepare_task(paths: lakefs.RunPaths, number: int, config: DedupConfig, index_dir: str) -> int:
+def prepare_task(paths: lakefs.RunPaths, number: int, config: DedupConfig, storage: StorageConfig) -> int:
     lakefs.use_system_memory_pool()
-    return run.prepare_dedup(paths, number, config, Path(index_dir))
+    return run.prepare_dedup(paths, number, config, storage)
 
 
 @task(name="dedup-link", cache_policy=NO_CACHE, persist_result=False, retries=2, retry_delay_seconds=_IO_RETRY_DELAYS)
@@ -146,18 +146,19 @@ def process_shards(runner: TaskRunner[Any], config: IngestConfig, shards: list[l
     return summaries
 
 
-def find_duplicates(runner: TaskRunner[Any], config: DedupConfig, paths: lakefs.RunPaths, numbers: list[int],
+def find_duplicates(runner: TaskRunner[Any], config: IngestConfig, paths: lakefs.RunPaths, numbers: list[int],
                     index_dir: Path) -> dict[str, int]:
-    """Dedup as distributed stages (``flows.dedup.stages``): a task per shard, then a task per partition of the
-    band keys, then the decision in this process from their links."""
-    prepared = [runner.submit(prepare_task, {"paths": paths, "number": n, "config": config,
-                                             "index_dir": str(index_dir)}) for n in numbers]
+    """Dedup as distributed stages (``flows.dedup.stages``): a task per shard (each machine opens the lake's
+    index from its own cache), then a task per partition of the band keys, then the decision in this process
+    from their links."""
+    prepared = [runner.submit(prepare_task, {"paths": paths, "number": n, "config": config.dedup,
+                                             "storage": config.storage}) for n in numbers]
     for future in prepared:
         future.result()
-    linked = [runner.submit(link_task, {"paths": paths, "part": part, "numbers": numbers, "config": config})
-              for part in range(config.partitions)]
+    linked = [runner.submit(link_task, {"paths": paths, "part": part, "numbers": numbers, "config": config.dedup})
+              for part in range(config.dedup.partitions)]
     found = [future.result() for future in linked]
-    return decide_task(paths, numbers, cast(list[PartitionLinks], quote(found)), config, str(index_dir))
+    return decide_task(paths, numbers, cast(list[PartitionLinks], quote(found)), config.dedup, str(index_dir))
 
 
 @task(name="shard", cache_policy=NO_CACHE, persist_result=False, retries=2, retry_delay_seconds=_IO_RETRY_DELAYS)
@@ -240,7 +241,7 @@ def ingest(config: IngestConfig = IngestConfig()) -> dict[str, Any]:  # noqa: B0
         with task_runner(config.runner, config.extract.sandbox) as runner:
             process_shards(runner, config, shards, paths, done)
             index_dir, fetched = _local_index(lake, config)
-            dedup = find_duplicates(runner, config.dedup, paths, list(range(len(shards))), index_dir)
+            dedup = find_duplicates(runner, config, paths, list(range(len(shards))), index_dir)
         counts, seconds = report.run_counts(paths, dedup)
         counts.update(shards=len(shards), shards_resumed=len(done), files_unchanged=unchanged, **fetched)
         manifest = run.manifest_for(config, paths.run_id, counts, seconds, started)

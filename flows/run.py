@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,9 +24,9 @@ import pyarrow.parquet as pq
 import xxhash
 
 from flows import lake as lakefs
-from flows.config import IngestConfig
+from flows.config import IngestConfig, StorageConfig
 from flows.dedup import DedupBatch, DedupConfig, DedupDecisions, LakeIndex, stages
-from flows.dedup.cache import cache_segment, segment_of
+from flows.dedup.cache import cache_segment, local_index, segment_of
 from flows.dedup.join import decide_run
 from flows.document import Reject
 from flows.language import MODEL as LANGUAGE_MODEL
@@ -128,9 +129,26 @@ def save_known_ids(paths: lakefs.RunPaths, discovery_rejects: list[Reject]) -> N
 # -- run-level stages ------------------------------------------------------------------------
 
 
-def prepare_dedup(paths: lakefs.RunPaths, number: int, config: DedupConfig, index_dir: Path) -> int:
+def prepare_dedup(paths: lakefs.RunPaths, number: int, config: DedupConfig, storage: StorageConfig) -> int:
     """Dedup's first stage for one staged shard: lake decisions and matches, band keys by partition."""
-    return stages.prepare_shard(paths, number, config, LakeIndex.open(index_dir, config))
+    return stages.prepare_shard(paths, number, config, run_index(paths, config, storage))
+
+
+# The lake's index as this process sees it during a run: opened (a bucket lake's brought into this machine's
+# cache) by the first shard of the run this process prepares, not by each; it cannot change during the run.
+_RUN_INDEX: dict[tuple[str, str], LakeIndex] = {}
+_RUN_INDEX_LOCK = threading.Lock()
+
+
+def run_index(paths: lakefs.RunPaths, config: DedupConfig, storage: StorageConfig) -> LakeIndex:
+    """The lake's index on this machine (``flows.dedup.cache.local_index``), opened once per run and process."""
+    key = (paths.lake.digest, paths.run_id)
+    with _RUN_INDEX_LOCK:
+        if key not in _RUN_INDEX:
+            _RUN_INDEX.clear()  # an earlier run's
+            index_dir, _ = local_index(paths.lake, storage.cache_dir, storage.cache_max_bytes)
+            _RUN_INDEX[key] = LakeIndex.open(index_dir, config)
+        return _RUN_INDEX[key]
 
 
 def link_partition(paths: lakefs.RunPaths, part: int, numbers: list[int], config: DedupConfig) -> stages.PartitionLinks:
