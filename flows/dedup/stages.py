@@ -30,7 +30,7 @@ from flows.dedup.fingerprint import band_keys
 from flows.dedup.graph import Nodes, band_rows, bucket_pairs, distinct_nodes, link_candidates, partition_of
 from flows.dedup.index.lake_index import LakeIndex
 from flows.dedup.records import DedupBatch, KnownDecisions, LakeMatches
-from flows.lake.commit import fetch_staged, persist
+from flows.lake.commit import fault_point, fetch_staged, persist
 from flows.lake.layout import RunPaths
 
 _DIGEST = ("hi", "lo")
@@ -153,6 +153,7 @@ class PartitionLinks:
 
 def link_partition(paths: RunPaths, part: int, numbers: Sequence[int], config: DedupConfig) -> PartitionLinks:
     """Stage 2 for partition ``part`` (see the module docstring)."""
+    fault_point("dedup:link")  # crash tests only (SIFTLAKE_FAULT)
     bands, where = _gather(paths, part, numbers, "bands", 0)
     digests, members = np.unique(np.column_stack([bands["hi"], bands["lo"]]), axis=0, return_inverse=True)
     members = members.reshape(-1)
