@@ -27,7 +27,15 @@ import pyarrow.parquet as pq
 from flows.dedup import staged
 from flows.dedup.config import DedupConfig
 from flows.dedup.fingerprint import band_keys
-from flows.dedup.graph import Nodes, band_rows, bucket_pairs, distinct_nodes, link_candidates, partition_of
+from flows.dedup.graph import (
+    Nodes,
+    band_rows,
+    bucket_pairs,
+    distinct_nodes,
+    link_candidates,
+    partition_of,
+    unique_digests,
+)
 from flows.dedup.index.lake_index import LakeIndex
 from flows.dedup.records import DedupBatch, KnownDecisions, LakeMatches
 from flows.lake.commit import fault_point, fetch_staged, persist
@@ -155,8 +163,7 @@ def link_partition(paths: RunPaths, part: int, numbers: Sequence[int], config: D
     """Stage 2 for partition ``part`` (see the module docstring)."""
     fault_point("dedup:link")  # crash tests only (SIFTLAKE_FAULT)
     bands, where = _gather(paths, part, numbers, "bands", 0)
-    digests, members = np.unique(np.column_stack([bands["hi"], bands["lo"]]), axis=0, return_inverse=True)
-    members = members.reshape(-1)
+    digests, members = unique_digests(np.column_stack([bands["hi"], bands["lo"]]))
     pairs = [np.concatenate(pair) for pair in bucket_pairs(bands["key"], members, config.max_candidates_per_band)]
     involved = np.unique(np.concatenate(pairs)) if pairs else np.empty(0, np.int64)
     first = np.full(len(digests), -1, dtype=np.int64)
@@ -216,8 +223,8 @@ def _copies(paths: RunPaths, part: int, numbers: Sequence[int]) -> np.ndarray:
     if len(copies) == 0:
         return np.empty((0, 4), np.uint64)
     digests = np.column_stack([copies["hi"], copies["lo"]])
-    _, inverse, counts = np.unique(digests, axis=0, return_inverse=True, return_counts=True)
-    several = counts[inverse.reshape(-1)] > 1
+    _, inverse = unique_digests(digests)
+    several = np.bincount(inverse)[inverse] > 1
     return np.column_stack([digests[several], where[several].astype(np.uint64),
                             copies["row"][several].astype(np.uint64)])
 
