@@ -164,6 +164,13 @@ def link_partition(paths: RunPaths, part: int, numbers: Sequence[int], config: D
     fault_point("dedup:link")  # crash tests only (SIFTLAKE_FAULT)
     bands, where = _gather(paths, part, numbers, "bands", 0)
     digests, members = unique_digests(np.column_stack([bands["hi"], bands["lo"]]))
+    # A node held by several shards is one member of its buckets, as in one process: a bucket is cut to
+    # ``max_candidates_per_band`` following members, and a repeated member would shift the cut.
+    order = np.lexsort((members, bands["key"]))
+    repeated = np.zeros(len(order), dtype=bool)
+    repeated[1:] = (bands["key"][order][1:] == bands["key"][order][:-1]) & (members[order][1:] == members[order][:-1])
+    once = np.sort(order[~repeated])
+    bands, where, members = bands[once], where[once], members[once]
     pairs = [np.concatenate(pair) for pair in bucket_pairs(bands["key"], members, config.max_candidates_per_band)]
     involved = np.unique(np.concatenate(pairs)) if pairs else np.empty(0, np.int64)
     first = np.full(len(digests), -1, dtype=np.int64)

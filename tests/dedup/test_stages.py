@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from pathlib import Path
 
@@ -36,7 +37,7 @@ def stage_shards(paths: RunPaths, batch: DedupBatch, cuts: list[int]) -> list[in
     """Write the batch as staged shards cut at ``cuts`` (the columns dedup reads)."""
     bounds = [0, *cuts, len(batch)]
     numbers = []
-    for number, (lo, hi) in enumerate(zip(bounds, bounds[1:], strict=False)):
+    for number, (lo, hi) in enumerate(itertools.pairwise(bounds)):
         table = pa.table({
             "doc_id": batch.doc_ids[lo:hi], "content_hash": batch.content_hashes[lo:hi],
             "signature": [row.tobytes() for row in batch.signatures[lo:hi]],
@@ -75,16 +76,19 @@ FAMILIES = st.lists(st.lists(st.sampled_from(["copy", "light", "heavy", "excerpt
                     min_size=1, max_size=4)
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(FAMILIES, st.sampled_from([1, 16, 64]), st.lists(st.integers(1, 12), max_size=3), st.integers(0, 99))
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(FAMILIES, st.sampled_from([1, 16, 64]), st.lists(st.integers(1, 12), max_size=3), st.integers(0, 99),
+       st.sampled_from([1, 2, 256]))
 def test_partitioned_stages_decide_as_resolve_on_the_whole_run(tmp_path: Path, families: list[list[str]],
-                                                               partitions: int, cuts: list[int], seed: int) -> None:
+                                                               partitions: int, cuts: list[int], seed: int,
+                                                               cap: int) -> None:
+    """Also with buckets cut short (``max_candidates_per_band`` 1 or 2), copies spread over shards."""
     texts = texts_of(families, seed)
     rng = random.Random(seed)
     batch = batch_of([f"r{seed}-{i}" for i in range(len(texts))], texts,
                      [rng.choice([0.3, 0.5, 0.9]) for _ in texts])
-    config = CONFIG.model_copy(update={"partitions": partitions})
-    lake = tmp_path / f"lake-{seed}-{partitions}-{'-'.join(map(str, cuts))}"
+    config = CONFIG.model_copy(update={"partitions": partitions, "max_candidates_per_band": cap})
+    lake = tmp_path / f"lake-{seed}-{partitions}-{cap}-{'-'.join(map(str, cuts))}"
     expected = fields(resolve(batch, LakeIndex.open(lake / "_index", config), config))
     assert staged_decisions(lake, batch, sorted({c for c in cuts if c < len(batch)}), config) == expected
 
