@@ -46,7 +46,7 @@ _IO_RETRY_DELAYS = [1.0, 5.0]
 
 @task(name="read", cache_policy=NO_CACHE, persist_result=False, retries=2, retry_delay_seconds=_IO_RETRY_DELAYS)
 def read_task(number: int, files: list[InputFile], config: IngestConfig, paths: lakefs.RunPaths) -> shard.ShardBatch:
-    known = shard.load_known_ids(paths)
+    known = shard.load_known_units(paths)
     return shard.read_stage(number, files, config.read, known, config.storage.options, shard.load_blocklist(paths))
 
 
@@ -233,7 +233,8 @@ def ingest(config: IngestConfig = IngestConfig()) -> dict[str, Any]:  # noqa: B0
         for note in opened.left_alone:
             logger.warning("%s", note)
         paths, started = opened.paths, opened.started
-        run.save_known_ids(paths, discovery.rejects)
+        if built := run.prepare_known_units(paths, discovery.rejects):  # a lake from before the store
+            logger.info("built the lake's known-units store (%s): %d unit ids, from its tables", lakefs.UNITS, built)
         lakefs.save_inputs(paths, discovery.root, files)
         done = sorted(shard.staged_shards(paths))
         if done:
@@ -247,6 +248,7 @@ def ingest(config: IngestConfig = IngestConfig()) -> dict[str, Any]:  # noqa: B0
         manifest = run.manifest_for(config, paths.run_id, counts, seconds, started)
         write_task(paths, manifest, config, lease)
         _compact_index(lake, index_dir, config.dedup, paths.run_id)
+        _merge_known_units(lake, config, lease)
     _publish(lake, manifest)
     return counts
 
@@ -264,6 +266,18 @@ def _compact_index(lake: Store, index_dir: Path, config: DedupConfig, run_id: st
     merged = index_cache.compact_if_needed(lake, index_dir, config, run_id)
     if merged is not None:
         get_run_logger().info("compacted the near-duplicate index into %s", merged)
+
+
+def _merge_known_units(lake: Store, config: IngestConfig, lease: lakefs.LeaseLock | None) -> None:
+    """Merge the known-units store's full tiers. The run is committed already: a merge that fails is logged, and
+    the next run merges (a merge cut short loses no key)."""
+    try:
+        merged = lakefs.merge_known_units(lake, config.storage.scratch_dir, lease.check if lease else None)
+    except Exception as err:
+        get_run_logger().warning("the known-units store was not merged (the next run merges it): %s", err)
+        return
+    if merged:
+        get_run_logger().info("merged the known-units store's files into %s", ", ".join(merged))
 
 
 def _publish(lake: Store, manifest: dict[str, Any]) -> None:

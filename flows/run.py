@@ -116,14 +116,20 @@ def open_run(lake: Store, config: IngestConfig, shards: list[list[InputFile]]) -
     return OpenedRun(paths, started, left_alone)
 
 
-def save_known_ids(paths: lakefs.RunPaths, discovery_rejects: list[Reject]) -> None:
-    """Store the lake's unit ids once for the workers, and stage the rejects found while listing."""
-    known = lakefs.known_unit_ids(paths.lake)
+def prepare_known_units(paths: lakefs.RunPaths, discovery_rejects: list[Reject]) -> int | None:
+    """Build the lake's known-units store if it has none (a lake from before it: once), and stage the rejects
+    found while listing that the lake does not hold yet. Return the keys built, None when the store was there.
+
+    Workers look units up in the store themselves (``flows.shard.load_known_units``): no list of the lake's ids
+    is made or shipped."""
+    built = lakefs.ensure_known_units(paths.lake)
+    fresh = discovery_rejects
+    if discovery_rejects:
+        known = lakefs.KnownUnits.open(paths.lake).contains([r.unit_id for r in discovery_rejects])
+        fresh = [r for r, held in zip(discovery_rejects, known.tolist(), strict=True) if not held]
     paths.staging.mkdir(parents=True, exist_ok=True)
-    np.save(paths.known_ids, known)
-    fresh = [r for r in discovery_rejects if not lakefs.is_known(known, r.unit_id)]
     lakefs.write_parquet_atomic(lakefs.rejects_table(fresh, paths.run_id), paths.staging / "run.rejects.parquet")
-    lakefs.persist(paths, paths.known_ids)  # workers on other machines read it from the store
+    return built
 
 
 # -- run-level stages ------------------------------------------------------------------------
@@ -215,14 +221,25 @@ def write_stage(paths: lakefs.RunPaths, manifest: dict[str, Any]) -> list[str]:
     decisions = pq.read_table(paths.staging / "decisions.parquet")
     documents = _write_documents(paths, decisions, lakefs.table_is_empty(paths.lake, lakefs.DOCUMENTS))
     lakefs.fault_point("write:after_documents")  # crash tests only (SIFTLAKE_FAULT)
-    moves = [documents, _write_rejects(paths, lakefs.table_is_empty(paths.lake, lakefs.REJECTS)),
-             lakefs.inputs_move(paths)]
+    rejects = _write_rejects(paths, lakefs.table_is_empty(paths.lake, lakefs.REJECTS))
+    moves = [documents, rejects, lakefs.inputs_move(paths)]
+    # The run's unit ids join the known-units store in the same commit: known exactly when their rows are in.
+    ids = _staged_ids(paths, documents, "doc_id") + _staged_ids(paths, rejects, "unit_id")
+    moves += lakefs.stage_run_units(paths, ids)
     # The index segment moves last, as one folder: a document is in the index only once it is in the lake.
     if (paths.staging / segment_of(paths)).exists():
         moves.append(segment_of(paths))
     manifest_path = paths.manifest
     manifest_path.write_text(json.dumps(manifest, indent=2, default=str))
     return [m for m in moves if m]
+
+
+def _staged_ids(paths: lakefs.RunPaths, relative: str, column: str) -> list[str]:
+    """The ids in a table file the run staged ("" : none)."""
+    if not relative:
+        return []
+    return [str(unit) for unit in pq.read_table(paths.staging / relative, columns=[column]).column(0).to_pylist()
+            if unit]
 
 
 def _write_documents(paths: lakefs.RunPaths, decisions: pa.Table, keep_empty: bool) -> str:

@@ -69,9 +69,11 @@ def fault_point(name: str) -> None:
 
     Points: ``dedup:link`` (a partition task of dedup, before it reads anything), ``write:after_documents``
     (the documents file is assembled in staging, the rejects file not yet), ``commit:before_marker`` (the run's
-    files are written in staging, no COMMIT yet) and ``commit:after_first_move`` (COMMIT written, one of its
-    renames done); ``siftlake forget`` adds its own (``flows.forget``). Used by tests/test_crash.py,
-    tests/system/test_dask.py and tests/forget. With ``SIFTLAKE_FAULT_ONCE=<path>`` only the first process to
+    files are written in staging, no COMMIT yet), ``commit:after_first_move`` (COMMIT written, one of its
+    renames done), ``units:merged`` and ``units:published`` (a merge of the known-units store after the commit:
+    its new file written, then its manifest replaced; ``flows.lake.units_update``); ``siftlake forget`` adds its
+    own (``flows.forget``). Used by tests/test_crash.py, tests/system/test_dask.py, tests/system/test_known_units.py,
+    tests/lake/test_units.py and tests/forget. With ``SIFTLAKE_FAULT_ONCE=<path>`` only the first process to
     get there dies (it creates the file): a worker killed once, whose task a cluster then runs elsewhere.
     """
     if os.environ.get(FAULT_ENV) != name:
