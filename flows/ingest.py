@@ -30,9 +30,10 @@ from prefect.utilities.annotations import quote
 
 from flows import lake as lakefs
 from flows import report, run, shard
-from flows.config import IngestConfig, RunnerConfig
+from flows.config import IngestConfig, RunnerConfig, StorageConfig
 from flows.dedup import DedupConfig
 from flows.dedup import cache as index_cache
+from flows.dedup.stages import PartitionLinks
 from flows.extract import ExtractConfig
 from flows.quality import QualityConfig
 from flows.read import InputFile, discover, plan_shards
@@ -45,7 +46,7 @@ _IO_RETRY_DELAYS = [1.0, 5.0]
 
 @task(name="read", cache_policy=NO_CACHE, persist_result=False, retries=2, retry_delay_seconds=_IO_RETRY_DELAYS)
 def read_task(number: int, files: list[InputFile], config: IngestConfig, paths: lakefs.RunPaths) -> shard.ShardBatch:
-    known = shard.load_known_ids(paths)
+    known = shard.load_known_units(paths)
     return shard.read_stage(number, files, config.read, known, config.storage.options, shard.load_blocklist(paths))
 
 
@@ -74,9 +75,24 @@ def stage_task(batch: shard.ShardBatch, paths: lakefs.RunPaths) -> shard.ShardSu
     return shard.stage_shard(batch, paths)
 
 
-@task(name="dedup", cache_policy=NO_CACHE, persist_result=False, retries=2, retry_delay_seconds=_IO_RETRY_DELAYS)
-def dedup_task(paths: lakefs.RunPaths, config: DedupConfig, index_dir: str) -> dict[str, int]:
-    return run.dedup_stage(paths, config, Path(index_dir))
+@task(name="dedup-prepare", cache_policy=NO_CACHE, persist_result=False, retries=2,
+      retry_delay_seconds=_IO_RETRY_DELAYS)
+def prepare_task(paths: lakefs.RunPaths, number: int, config: DedupConfig, storage: StorageConfig) -> int:
+    lakefs.use_system_memory_pool()
+    return run.prepare_dedup(paths, number, config, storage)
+
+
+@task(name="dedup-link", cache_policy=NO_CACHE, persist_result=False, retries=2, retry_delay_seconds=_IO_RETRY_DELAYS)
+def link_task(paths: lakefs.RunPaths, part: int, numbers: list[int], config: DedupConfig) -> PartitionLinks:
+    lakefs.use_system_memory_pool()
+    return run.link_partition(paths, part, numbers, config)
+
+
+@task(name="dedup-decide", cache_policy=NO_CACHE, persist_result=False, retries=2,
+      retry_delay_seconds=_IO_RETRY_DELAYS)
+def decide_task(paths: lakefs.RunPaths, numbers: list[int], found: list[PartitionLinks], config: DedupConfig,
+                index_dir: str) -> dict[str, int]:
+    return run.decide_stage(paths, numbers, found, config, Path(index_dir))
 
 
 @task(name="write", cache_policy=NO_CACHE, persist_result=False, retries=2, retry_delay_seconds=_IO_RETRY_DELAYS)
@@ -108,11 +124,11 @@ def _share_api_with_workers() -> None:
             os.environ["PREFECT_API_URL"] = str(client.api_url).rstrip("/")
 
 
-def process_shards(config: IngestConfig, shards: list[list[InputFile]], paths: lakefs.RunPaths,
-                   done: list[int]) -> list[shard.ShardSummary]:
-    """Run the per-shard stages on the configured task runner, a bounded number of shards in flight,
-    reporting progress. The runner is used directly, not through a subflow: a subflow run costs ~1 s
-    (its creation, and the wait for its heartbeat thread at the end)."""
+def process_shards(runner: TaskRunner[Any], config: IngestConfig, shards: list[list[InputFile]],
+                   paths: lakefs.RunPaths, done: list[int]) -> list[shard.ShardSummary]:
+    """Run the per-shard stages on the task runner, a bounded number of shards in flight, reporting progress.
+    The runner is used directly, not through a subflow: a subflow run costs ~1 s (its creation, and the wait
+    for its heartbeat thread at the end)."""
     workers = config.runner.worker_count()
     window = config.runner.shards_in_flight or 2 * workers
     todo = [n for n in range(len(shards)) if n not in done]
@@ -120,15 +136,29 @@ def process_shards(config: IngestConfig, shards: list[list[InputFile]], paths: l
                                         description=f"shards staged, run {paths.run_id}"))
     in_flight: list[PrefectFuture[shard.ShardSummary]] = []
     summaries: list[shard.ShardSummary] = []
-    with task_runner(config.runner, config.extract.sandbox) as runner:
-        for number in todo:
-            in_flight.append(_submit_shard(runner, number, shards[number], config, paths))
-            while len(in_flight) >= window or (number == todo[-1] and in_flight):
-                summaries.append(in_flight.pop(0).result())
-                finished = len(done) + len(summaries)
-                update_progress_artifact(progress, _percent(finished, len(shards)))
-                report.print_progress(finished, len(shards))
+    for number in todo:
+        in_flight.append(_submit_shard(runner, number, shards[number], config, paths))
+        while len(in_flight) >= window or (number == todo[-1] and in_flight):
+            summaries.append(in_flight.pop(0).result())
+            finished = len(done) + len(summaries)
+            update_progress_artifact(progress, _percent(finished, len(shards)))
+            report.print_progress(finished, len(shards))
     return summaries
+
+
+def find_duplicates(runner: TaskRunner[Any], config: IngestConfig, paths: lakefs.RunPaths, numbers: list[int],
+                    index_dir: Path) -> dict[str, int]:
+    """Dedup as distributed stages (``flows.dedup.stages``): a task per shard (each machine opens the lake's
+    index from its own cache), then a task per partition of the band keys, then the decision in this process
+    from their links."""
+    prepared = [runner.submit(prepare_task, {"paths": paths, "number": n, "config": config.dedup,
+                                             "storage": config.storage}) for n in numbers]
+    for future in prepared:
+        future.result()
+    linked = [runner.submit(link_task, {"paths": paths, "part": part, "numbers": numbers, "config": config.dedup})
+              for part in range(config.dedup.partitions)]
+    found = [future.result() for future in linked]
+    return decide_task(paths, numbers, cast(list[PartitionLinks], quote(found)), config.dedup, str(index_dir))
 
 
 @task(name="shard", cache_policy=NO_CACHE, persist_result=False, retries=2, retry_delay_seconds=_IO_RETRY_DELAYS)
@@ -203,19 +233,22 @@ def ingest(config: IngestConfig = IngestConfig()) -> dict[str, Any]:  # noqa: B0
         for note in opened.left_alone:
             logger.warning("%s", note)
         paths, started = opened.paths, opened.started
-        run.save_known_ids(paths, discovery.rejects)
+        if built := run.prepare_known_units(paths, discovery.rejects):  # a lake from before the store
+            logger.info("built the lake's known-units store (%s): %d unit ids, from its tables", lakefs.UNITS, built)
         lakefs.save_inputs(paths, discovery.root, files)
         done = sorted(shard.staged_shards(paths))
         if done:
             logger.info("resuming run %s: %d of %d shards already staged", paths.run_id, len(done), len(shards))
-        process_shards(config, shards, paths, done)
-        index_dir, fetched = _local_index(lake, config)
-        dedup = dedup_task(paths, config.dedup, str(index_dir))
+        with task_runner(config.runner, config.extract.sandbox) as runner:
+            process_shards(runner, config, shards, paths, done)
+            index_dir, fetched = _local_index(lake, config)
+            dedup = find_duplicates(runner, config, paths, list(range(len(shards))), index_dir)
         counts, seconds = report.run_counts(paths, dedup)
         counts.update(shards=len(shards), shards_resumed=len(done), files_unchanged=unchanged, **fetched)
         manifest = run.manifest_for(config, paths.run_id, counts, seconds, started)
         write_task(paths, manifest, config, lease)
         _compact_index(lake, index_dir, config.dedup, paths.run_id)
+        _merge_known_units(lake, config, lease)
     _publish(lake, manifest)
     return counts
 
@@ -233,6 +266,18 @@ def _compact_index(lake: Store, index_dir: Path, config: DedupConfig, run_id: st
     merged = index_cache.compact_if_needed(lake, index_dir, config, run_id)
     if merged is not None:
         get_run_logger().info("near-duplicate index: %s", merged)
+
+
+def _merge_known_units(lake: Store, config: IngestConfig, lease: lakefs.LeaseLock | None) -> None:
+    """Merge the known-units store's full tiers. The run is committed already: a merge that fails is logged, and
+    the next run merges (a merge cut short loses no key)."""
+    try:
+        merged = lakefs.merge_known_units(lake, config.storage.scratch_dir, lease.check if lease else None)
+    except Exception as err:
+        get_run_logger().warning("the known-units store was not merged (the next run merges it): %s", err)
+        return
+    if merged:
+        get_run_logger().info("merged the known-units store's files into %s", ", ".join(merged))
 
 
 def _publish(lake: Store, manifest: dict[str, Any]) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,9 +24,10 @@ import pyarrow.parquet as pq
 import xxhash
 
 from flows import lake as lakefs
-from flows.config import IngestConfig
-from flows.dedup import DedupBatch, DedupConfig, DedupDecisions, LakeIndex, resolve
-from flows.dedup.cache import cache_segment, index_moves, staged_index
+from flows.config import IngestConfig, StorageConfig
+from flows.dedup import DedupBatch, DedupConfig, DedupDecisions, LakeIndex, stages
+from flows.dedup.cache import cache_segment, index_moves, local_index, staged_index
+from flows.dedup.join import decide_run
 from flows.document import Reject
 from flows.language import MODEL as LANGUAGE_MODEL
 from flows.quality import SIGNAL_NAMES
@@ -114,66 +116,101 @@ def open_run(lake: Store, config: IngestConfig, shards: list[list[InputFile]]) -
     return OpenedRun(paths, started, left_alone)
 
 
-def save_known_ids(paths: lakefs.RunPaths, discovery_rejects: list[Reject]) -> None:
-    """Store the lake's unit ids once for the workers, and stage the rejects found while listing."""
-    known = lakefs.known_unit_ids(paths.lake)
+def prepare_known_units(paths: lakefs.RunPaths, discovery_rejects: list[Reject]) -> int | None:
+    """Build the lake's known-units store if it has none (a lake from before it: once), and stage the rejects
+    found while listing that the lake does not hold yet. Return the keys built, None when the store was there.
+
+    Workers look units up in the store themselves (``flows.shard.load_known_units``): no list of the lake's ids
+    is made or shipped."""
+    built = lakefs.ensure_known_units(paths.lake)
+    fresh = discovery_rejects
+    if discovery_rejects:
+        known = lakefs.KnownUnits.open(paths.lake).contains([r.unit_id for r in discovery_rejects])
+        fresh = [r for r, held in zip(discovery_rejects, known.tolist(), strict=True) if not held]
     paths.staging.mkdir(parents=True, exist_ok=True)
-    np.save(paths.known_ids, known)
-    fresh = [r for r in discovery_rejects if not lakefs.is_known(known, r.unit_id)]
     lakefs.write_parquet_atomic(lakefs.rejects_table(fresh, paths.run_id), paths.staging / "run.rejects.parquet")
-    lakefs.persist(paths, paths.known_ids)  # workers on other machines read it from the store
+    return built
 
 
 # -- run-level stages ------------------------------------------------------------------------
 
 
-def dedup_stage(paths: lakefs.RunPaths, config: DedupConfig, index_dir: Path) -> dict[str, int]:
-    """Decide duplicates for the whole run against the lake's index (a local folder: ``flows.dedup.cache.local_index``);
-    stage decisions and the run's index segments (one per partition with rows)."""
-    lakefs.pull_staged(paths)  # shards staged by workers on other machines
-    files = sorted(paths.shards.glob("shard-*[0-9].parquet"))
-    columns = ["doc_id", "content_hash", "signature", "quality_score", "n_chars", "n_shingles"]
-    table = pa.concat_tables([pq.read_table(f, columns=columns) for f in files]) if files else None
-    batch = _dedup_batch(table, config)
+def prepare_dedup(paths: lakefs.RunPaths, number: int, config: DedupConfig, storage: StorageConfig) -> int:
+    """Dedup's first stage for one staged shard: lake decisions and matches, band keys by partition."""
+    return stages.prepare_shard(paths, number, config, run_index(paths, config, storage))
+
+
+# The lake's index as this process sees it during a run: opened (a bucket lake's brought into this machine's
+# cache) by the first shard of the run this process prepares, not by each; it cannot change during the run.
+_RUN_INDEX: dict[tuple[str, str], LakeIndex] = {}
+_RUN_INDEX_LOCK = threading.Lock()
+
+
+def run_index(paths: lakefs.RunPaths, config: DedupConfig, storage: StorageConfig) -> LakeIndex:
+    """The lake's index on this machine (``flows.dedup.cache.local_index``), opened once per run and process."""
+    key = (paths.lake.digest, paths.run_id)
+    with _RUN_INDEX_LOCK:
+        if key not in _RUN_INDEX:
+            _RUN_INDEX.clear()  # an earlier run's
+            index_dir, _ = local_index(paths.lake, storage.cache_dir, storage.cache_max_bytes)
+            _RUN_INDEX[key] = LakeIndex.open(index_dir, config)
+        return _RUN_INDEX[key]
+
+
+def link_partition(paths: lakefs.RunPaths, part: int, numbers: list[int], config: DedupConfig) -> stages.PartitionLinks:
+    """Dedup's second stage for one partition of the band keys: its verified links."""
+    return stages.link_partition(paths, part, numbers, config)
+
+
+def decide_stage(paths: lakefs.RunPaths, numbers: list[int], found: list[stages.PartitionLinks],
+                 config: DedupConfig, index_dir: Path) -> dict[str, int]:
+    """Decide the run's duplicates from every partition's links; stage the decisions and the run's index segments
+    (one per index partition with rows)."""
+    lakefs.pull_staged(paths)  # shards staged by workers on other machines (the write stage reads them here)
     index = LakeIndex.open(index_dir, config)
-    decisions = resolve(batch, index, config)
-    lakefs.write_parquet_atomic(_decisions_table(batch, decisions), paths.staging / "decisions.parquet")
+    decisions = decide_run(paths, numbers, found, config, index)
+    lakefs.write_parquet_atomic(decisions, paths.staging / "decisions.parquet")
     shutil.rmtree(staged_index(paths), ignore_errors=True)  # a retried dedup starts afresh
+    batch, decided = _index_rows(paths, numbers, decisions, config)
     if len(batch):
-        index.write_segment(staged_index(paths), paths.run_id, batch, decisions)
-    flagged = zip(decisions.dup_cluster, decisions.is_duplicate, strict=True)
-    return {"documents": len(batch), "duplicates": int(decisions.is_duplicate.sum()),
-            "clusters_with_duplicates": len({cluster for cluster, duplicate in flagged if duplicate})}
+        index.write_segment(staged_index(paths), paths.run_id, batch, decided)
+    duplicates = decisions.filter(decisions.column("is_duplicate"))
+    return {"documents": len(batch), "duplicates": duplicates.num_rows,
+            "clusters_with_duplicates": len(set(duplicates.column("dup_cluster").to_pylist()))}
 
 
-def _dedup_batch(table: pa.Table | None, config: DedupConfig) -> DedupBatch:
+def _decisions_by_row(decisions: pa.Table, number: int) -> dict[int, int]:
+    """Row of a shard -> row of the decisions table, for the rows not simply kept alone."""
+    shards = decisions.column("shard").to_numpy()
+    mine = np.flatnonzero(shards == number)
+    return dict(zip(decisions.column("row").to_numpy()[mine].tolist(), mine.tolist(), strict=True))
+
+
+def _index_rows(paths: lakefs.RunPaths, numbers: list[int], decisions: pa.Table,
+                config: DedupConfig) -> tuple[DedupBatch, DedupDecisions]:
+    """Every row of the run with its decision, for the run's index segment."""
+    columns = ["doc_id", "content_hash", "signature", "quality_score", "n_chars", "n_shingles"]
+    tables = [stages.staged_rows(paths, n, columns) for n in numbers]
+    table = pa.concat_tables(tables) if tables else None
     if table is None or table.num_rows == 0:
-        return DedupBatch([], [], np.empty((0, config.num_perm), np.uint32), np.empty(0), np.empty(0, np.int64),
-                          np.empty(0, np.uint32))
-    # Read the signatures as one buffer: a Python bytes object per row would cost ~2x their size.
-    width = 4 * config.num_perm
-    fixed = table.column("signature").cast(pa.binary(width)).combine_chunks()
-    sigs = np.frombuffer(fixed.buffers()[1], dtype=np.uint32, count=table.num_rows * config.num_perm,
-                         offset=fixed.offset * width).reshape(table.num_rows, -1).copy()
-    return DedupBatch(
+        return stages.no_rows(config), DedupDecisions.all_kept([])
+    batch = DedupBatch(
         doc_ids=table.column("doc_id").to_pylist(),
         content_hashes=table.column("content_hash").to_pylist(),
-        signatures=sigs,
+        signatures=stages.signature_matrix(table.column("signature"), config.num_perm),
         quality=table.column("quality_score").to_numpy(),
         lengths=table.column("n_chars").to_numpy(),
         sizes=table.column("n_shingles").to_numpy(),
     )
-
-
-def _decisions_table(batch: DedupBatch, decisions: DedupDecisions) -> pa.Table:
-    return pa.table({
-        "doc_id": batch.doc_ids,
-        "dup_cluster": decisions.dup_cluster,
-        "is_duplicate": decisions.is_duplicate,
-        "dup_similarity": decisions.dup_similarity,
-        "dup_kind": pa.array(decisions.dup_kind, pa.string()),
-        "dup_containment": decisions.dup_containment,
-    })
+    decided = DedupDecisions.all_kept(batch.doc_ids)
+    first = dict(zip(numbers, np.cumsum([0] + [t.num_rows for t in tables[:-1]]).tolist(), strict=True))
+    at = [first[s] + r for s, r in zip(decisions.column("shard").to_pylist(), decisions.column("row").to_pylist(),
+                                       strict=True)]
+    for name in ("dup_cluster", "is_duplicate", "dup_similarity", "dup_kind", "dup_containment"):
+        mine, theirs = getattr(decided, name), decisions.column(name).to_pylist()
+        for row, value in zip(at, theirs, strict=True):
+            mine[row] = value
+    return batch, decided
 
 
 def write_stage(paths: lakefs.RunPaths, manifest: dict[str, Any]) -> list[str]:
@@ -183,11 +220,13 @@ def write_stage(paths: lakefs.RunPaths, manifest: dict[str, Any]) -> list[str]:
     empty file keeps the table readable (``read_parquet('LAKE/rejects/**/*.parquet')`` finds a file).
     """
     decisions = pq.read_table(paths.staging / "decisions.parquet")
-    by_id = {doc_id: row for row, doc_id in enumerate(decisions.column("doc_id").to_pylist())}
-    documents = _write_documents(paths, decisions, by_id, lakefs.table_is_empty(paths.lake, lakefs.DOCUMENTS))
+    documents = _write_documents(paths, decisions, lakefs.table_is_empty(paths.lake, lakefs.DOCUMENTS))
     lakefs.fault_point("write:after_documents")  # crash tests only (SIFTLAKE_FAULT)
-    moves = [documents, _write_rejects(paths, lakefs.table_is_empty(paths.lake, lakefs.REJECTS)),
-             lakefs.inputs_move(paths)]
+    rejects = _write_rejects(paths, lakefs.table_is_empty(paths.lake, lakefs.REJECTS))
+    moves = [documents, rejects, lakefs.inputs_move(paths)]
+    # The run's unit ids join the known-units store in the same commit: known exactly when their rows are in.
+    ids = _staged_ids(paths, documents, "doc_id") + _staged_ids(paths, rejects, "unit_id")
+    moves += lakefs.stage_run_units(paths, ids)
     # The index segments move last, one folder per partition: a document is in the index only once it is in
     # the lake (readers of the index run after ``recover``, which finishes an interrupted commit).
     moves += index_moves(paths)
@@ -196,7 +235,15 @@ def write_stage(paths: lakefs.RunPaths, manifest: dict[str, Any]) -> list[str]:
     return [m for m in moves if m]
 
 
-def _write_documents(paths: lakefs.RunPaths, decisions: pa.Table, by_id: dict[str, int], keep_empty: bool) -> str:
+def _staged_ids(paths: lakefs.RunPaths, relative: str, column: str) -> list[str]:
+    """The ids in a table file the run staged ("" : none)."""
+    if not relative:
+        return []
+    return [str(unit) for unit in pq.read_table(paths.staging / relative, columns=[column]).column(0).to_pylist()
+            if unit]
+
+
+def _write_documents(paths: lakefs.RunPaths, decisions: pa.Table, keep_empty: bool) -> str:
     schema = lakefs.documents_schema(SIGNAL_NAMES)
     relative = paths.table_file(lakefs.DOCUMENTS)
     target = paths.staging / relative
@@ -207,10 +254,7 @@ def _write_documents(paths: lakefs.RunPaths, decisions: pa.Table, by_id: dict[st
             staged = pq.read_table(shard).drop_columns(["signature", "n_shingles"])
             if staged.num_rows == 0:
                 continue
-            take = pa.array([by_id[d] for d in staged.column("doc_id").to_pylist()], pa.int64())
-            picked = decisions.take(take)
-            for name in ("dup_cluster", "is_duplicate", "dup_similarity", "dup_kind", "dup_containment"):
-                staged = staged.append_column(name, picked.column(name))
+            staged = _with_decisions(staged, decisions, int(shard.name[6:12]))
             staged = staged.append_column("run_id", pa.array([paths.run_id] * staged.num_rows, pa.string()))
             writer.write_table(staged.select(schema.names).cast(schema))
             rows += staged.num_rows
@@ -218,6 +262,25 @@ def _write_documents(paths: lakefs.RunPaths, decisions: pa.Table, by_id: dict[st
         target.unlink()
         return ""
     return relative
+
+
+def _with_decisions(staged: pa.Table, decisions: pa.Table, number: int) -> pa.Table:
+    """A staged shard with its rows' decisions: those of ``decisions``, else kept alone in their own cluster."""
+    decided = _decisions_by_row(decisions, number)
+    alone = DedupDecisions.all_kept(staged.column("doc_id").to_pylist())
+    columns = {name: list(getattr(alone, name)) for name in
+               ("dup_cluster", "is_duplicate", "dup_similarity", "dup_kind", "dup_containment")}
+    for name, values in columns.items():
+        theirs = decisions.column(name)
+        for row, at in decided.items():
+            values[row] = theirs[at].as_py()
+    for name, values in columns.items():
+        staged = staged.append_column(name, pa.array(values, _DECISION_TYPES[name]))
+    return staged
+
+
+_DECISION_TYPES = {"dup_cluster": pa.string(), "is_duplicate": pa.bool_(), "dup_similarity": pa.float64(),
+                   "dup_kind": pa.string(), "dup_containment": pa.float64()}
 
 
 def _write_rejects(paths: lakefs.RunPaths, keep_empty: bool) -> str:

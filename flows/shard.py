@@ -91,10 +91,19 @@ def _guarded(batch: ShardBatch, stage: str, apply: Callable[[list[Document]], ob
     batch.docs = kept
 
 
-def load_known_ids(paths: lakefs.RunPaths) -> np.ndarray:
-    """The sorted keys of the units the lake held when the run started (saved once by the flow)."""
-    local = lakefs.fetch_staged(paths, paths.known_ids.name)
-    return np.load(local, mmap_mode="r") if local.exists() else np.empty(0, np.uint64)
+# The known-units store as this process opened it: its manifest is read again by each shard (one small read) and
+# the rest (a bucket lake's fences and minus lists) loaded again only when the manifest changed.
+_KNOWN: dict[str, lakefs.KnownUnits] = {}
+_KNOWN_LOCK = threading.Lock()
+
+
+def load_known_units(paths: lakefs.RunPaths) -> lakefs.KnownUnits:
+    """The lake's known-units store, opened for lookups (``flows.lake.units``): never a list of every id."""
+    with _KNOWN_LOCK:
+        opened = lakefs.KnownUnits.open(paths.lake, _KNOWN.get(paths.lake.digest))
+        _KNOWN.clear()  # another lake's
+        _KNOWN[paths.lake.digest] = opened
+        return opened
 
 
 # The block list of the run this process works for: loaded by its first shard, not by every shard (on a bucket
@@ -114,26 +123,27 @@ def load_blocklist(paths: lakefs.RunPaths) -> Blocklist:
         return _BLOCKLIST[key]
 
 
-def read_chunks(number: int, files: list[InputFile], config: ReadConfig, known: np.ndarray,
+def read_chunks(number: int, files: list[InputFile], config: ReadConfig, known: lakefs.KnownUnits | None,
                 options: Mapping[str, Any] | None = None, chunk_bytes: int = 0,
                 blocked: Blocklist | None = None) -> Iterator[ShardBatch]:
     """Read a shard's units in chunks of about ``chunk_bytes`` of text (default ``config.shard_bytes``),
-    leaving out those the lake already holds (same place, same bytes); those ``blocked`` blocks by doc_id or
-    URL are rejects (``taken_down``), and the chunks carry ``blocked`` for the check after fingerprinting.
+    leaving out those the lake already holds (same place, same bytes: ``known``, looked up a chunk's worth of
+    units at a time); those ``blocked`` blocks by doc_id or URL are rejects (``taken_down``), and the chunks carry
+    ``blocked`` for the check after fingerprinting.
 
     Chunks also bound memory where a single file is larger than a shard (a compressed JSONL or a WARC
     file, which cannot be cut into shards): a worker holds a few chunks of it at a time, not the file.
     Every shard yields at least one chunk; the last one carries the shard's file count.
     """
     chunk_bytes = chunk_bytes or config.shard_bytes
-    units = iter_units(files, config, options)
+    units = _looked_up(iter_units(files, config, options), known, chunk_bytes)
     exhausted = False
     while not exhausted:
         start = time.perf_counter()
         batch, size = ShardBatch(number, [], blocked=blocked or None), 0
-        for unit in units:
+        for unit, held in units:
             batch.counts["units"] += 1
-            if lakefs.is_known(known, unit.doc_id if isinstance(unit, Document) else unit.unit_id):
+            if held:
                 batch.counts["skipped_known"] += 1
             elif isinstance(unit, Document) and (why := _blocked_unit(batch.blocked, unit)):
                 batch.rejects.append(reject(unit, "read", TAKEN_DOWN, why))
@@ -152,11 +162,38 @@ def read_chunks(number: int, files: list[InputFile], config: ReadConfig, known: 
         yield batch
 
 
+# A lookup in the known-units store takes at most this many units (a file of rejects has no text to count).
+LOOKUP_UNITS = 4096
+
+
+def _looked_up(units: Iterator[Document | Reject], known: lakefs.KnownUnits | None,
+               group_bytes: int) -> Iterator[tuple[Document | Reject, bool]]:
+    """Each unit and whether the lake holds it, looked up in groups of about ``group_bytes`` of text: one batch
+    of lookups (on a bucket lake, one round of ranged reads) per group, a group ahead of the chunk being read."""
+    group: list[Document | Reject] = []
+    size = 0
+    for unit in units:
+        group.append(unit)
+        size += len(unit.text) if isinstance(unit, Document) else 0
+        if size >= group_bytes or len(group) >= LOOKUP_UNITS:
+            yield from _known_flags(group, known)
+            group, size = [], 0
+    yield from _known_flags(group, known)
+
+
+def _known_flags(group: list[Document | Reject],
+                 known: lakefs.KnownUnits | None) -> Iterator[tuple[Document | Reject, bool]]:
+    if known is None or not group:
+        return zip(group, [False] * len(group), strict=True)
+    ids = [unit.doc_id if isinstance(unit, Document) else unit.unit_id for unit in group]
+    return zip(group, known.contains(ids).tolist(), strict=True)
+
+
 def _blocked_unit(blocked: Blocklist | None, doc: Document) -> str | None:
     return blocked.unit_reason(doc.doc_id, doc.url) if blocked is not None else None
 
 
-def read_stage(number: int, files: list[InputFile], config: ReadConfig, known: np.ndarray,
+def read_stage(number: int, files: list[InputFile], config: ReadConfig, known: lakefs.KnownUnits | None,
                options: Mapping[str, Any] | None = None, blocked: Blocklist | None = None) -> ShardBatch:
     """The whole shard as one batch (``read_chunks`` joined): for running each stage as its own task."""
     whole = ShardBatch(number, [], blocked=blocked or None)
@@ -269,7 +306,7 @@ def process_shard(number: int, files: list[InputFile], config: IngestConfig, pat
     process extracts k+1 meanwhile. Without it, the extraction processes idled a quarter of the time.
     """
     stager = ShardStager(number, paths)
-    known, blocked = load_known_ids(paths), load_blocklist(paths)
+    known, blocked = load_known_units(paths), load_blocklist(paths)
     chunk_bytes = max(1, config.read.shard_bytes // CHUNKS_PER_SHARD)
     extracting: ExtractingBatch | None = None
     try:

@@ -5,9 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pyarrow.parquet as pq
+
 from flows import lake as lakefs
 from flows import run
 from flows.config import IngestConfig
+from flows.document import Reject
 from flows.read import InputFile
 from flows.storage import Store
 
@@ -65,3 +68,16 @@ def test_a_run_of_another_plan_starts_afresh_and_names_the_unfinished_one(tmp_pa
 
 def test_a_run_without_state_has_none_to_resume(tmp_path: Path) -> None:
     assert run.read_run_state(Store(str(tmp_path / "lake")), "20260101T000000Z-gone") == {}
+
+
+def test_the_rejects_found_while_listing_are_staged_unless_the_lake_holds_them(tmp_path: Path) -> None:
+    lake = Store(str(tmp_path / "lake"))
+    old = Reject("a" * 32, "gone.txt", "read", "unreadable", "permission denied")
+    lakefs.write_parquet_atomic(lakefs.rejects_table([old], "r0"),
+                                tmp_path / "lake" / "rejects" / "ingest_date=2026-01-01" / "run-r0.parquet")
+    paths = lakefs.RunPaths(lake, "r1", "2026-01-02")
+    new = Reject("b" * 32, "locked.txt", "read", "unreadable", "permission denied")
+    assert run.prepare_known_units(paths, [old, new]) == 1  # the store built from the tables, once
+    staged = pq.read_table(paths.staging / "run.rejects.parquet").column("unit_id").to_pylist()
+    assert staged == [new.unit_id]
+    assert run.prepare_known_units(paths, [old, new]) is None

@@ -89,9 +89,10 @@ class DedupConfig(BaseModel):
         default=16,
         ge=1,
         le=4096,
-        description="Partitions of the lake's near-duplicate index (by hash of the LSH band key): each is "
-        "compacted by itself, so a query touches O(log L) segments per partition and a compaction holds one "
-        "partition's segments, not the lake's. Fixed when the index is created (recorded in "
+        description="Partitions of the LSH band keys: a run's duplicates are found by one task per partition, "
+        "so no process holds the whole run's fingerprints; the lake's near-duplicate index is split the same "
+        "way (band rows by band key, entries by doc-id key), each partition compacted by itself, so a query "
+        "touches O(log L) segments per partition. Fixed when the index is created (recorded in "
         "LAKE/_index/index.json): a lake's later runs must use the same value.",
     )
 

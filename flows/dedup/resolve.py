@@ -1,9 +1,10 @@
 """The resolver: which rows of a run are exact, near or contained duplicates, within the run and against
 the lake's index, and which document of each cluster is kept.
 
-Candidate pairs are the rows sharing an LSH band key (``band_keys`` of ``flows.dedup.fingerprint``, paired
-by ``bucket_pairs``); verified pairs are joined by union-find into components, components are linked to
-the components or lake documents that contain them, and each row is then assigned its cluster.
+Rows with equal fingerprints are one node; candidate pairs are the nodes sharing an LSH band key, verified
+into near links and containment offers (``flows.dedup.graph``, work that can be split by band-key partition).
+The near links' components are the clusters (``decide_new``); components are linked to the components or lake
+documents that contain them, and each row is then assigned its cluster.
 
 Keep policy (see :func:`resolve`):
 
@@ -24,19 +25,13 @@ Keep policy (see :func:`resolve`):
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 from flows.dedup.config import DedupConfig
-from flows.dedup.fingerprint import (
-    band_keys,
-    contained_in,
-    estimated_containment,
-    estimated_jaccard,
-    hash_words,
-)
+from flows.dedup.fingerprint import band_keys, estimated_containment, estimated_jaccard, hash_words
+from flows.dedup.graph import Links, Nodes, UnionFind, bucket_pairs, distinct_nodes, link_candidates
 from flows.dedup.index.lake_index import LakeIndex
 from flows.dedup.records import DedupBatch, DedupDecisions, LakeMatches
 
@@ -73,26 +68,31 @@ def _resolve_new(
     config: DedupConfig,
     out: DedupDecisions,
 ) -> None:
-    sigs = np.ascontiguousarray(batch.signatures[todo], dtype=np.uint32)
-    sizes = np.asarray(batch.sizes, dtype=np.uint32)[todo]
-    # Identical (signature, size) rows are handled once: np.unique sorts, so the order is row-order free.
-    keyed, inverse = np.unique(np.column_stack([sigs, sizes]), axis=0, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    uniq, usizes = np.ascontiguousarray(keyed[:, :-1]), keyed[:, -1]
-    parent = np.arange(len(uniq))
-    for u, v in _content_hash_links([batch.content_hashes[r] for r in todo], inverse):
-        _union(parent, u, v)
-    keys = band_keys(uniq, config)
-    _link_near_duplicates(uniq, keys, config, parent)
-    roots = _roots(parent, np.arange(len(uniq)))
-    near, inside = index.query(uniq, usizes)
-    lake_near, lake_in = _best_lake_matches(near, len(uniq)), _best_lake_matches(inside, len(uniq))
+    nodes = distinct_nodes(batch.signatures[todo], np.asarray(batch.sizes, dtype=np.uint32)[todo])
+    keys = band_keys(nodes.signatures, config)
+    every = np.arange(len(nodes))
+    links = link_candidates(nodes, ((keys[band], every) for band in range(len(keys))), config)
+    near, inside = index.query(nodes.signatures, nodes.sizes)
+    decide_new(batch, todo, nodes, links, (near, inside), index, out)
+
+
+def decide_new(batch: DedupBatch, todo: np.ndarray, nodes: Nodes, links: Links,
+               lake: tuple[LakeMatches, LakeMatches], index: LakeIndex, out: DedupDecisions) -> None:
+    """Decide rows ``todo`` of the batch (none of them in the lake yet) from their nodes' verified links and best
+    lake matches (near, containing): clusters are the components of the near links."""
+    usizes = nodes.sizes
+    linked = UnionFind(len(nodes))
+    for u, v in links.near_pairs().tolist():
+        linked.union(u, v)
+    roots = linked.roots(np.arange(len(nodes)))
+    lake_near, lake_in = _best_lake_matches(lake[0], len(nodes)), _best_lake_matches(lake[1], len(nodes))
     # As in the run, only a component's largest member being contained takes it into a container.
     lake_in = [m if big else None for m, big in zip(lake_in, _largest_members(roots, usizes).tolist(), strict=True)]
     targets = _component_targets(
         roots, usizes, _component_best(lake_near, roots), _component_best(lake_in, roots),
-        _batch_containers(uniq, usizes, keys, roots, config),
+        _batch_containers(roots, usizes, *links.offer_pairs()),
     )
+    inverse = nodes.of_row
     row_comp = roots[inverse]
     row_target = [targets[int(c)] for c in row_comp.tolist()]
     in_lake = np.array([t.lake_cluster is not None for t in row_target], dtype=bool)
@@ -109,94 +109,20 @@ def _resolve_new(
                   dtype=np.int64), np.array([row_target[k].contained for k in rest.tolist()], dtype=bool), out)
 
 
-def _content_hash_links(hashes: list[str], inverse: np.ndarray) -> list[tuple[int, int]]:
-    # Equal content always gives equal signatures; this only guards callers whose hash and
-    # signature disagree, so that exact duplicates are never missed.
-    first: dict[str, int] = {}
-    links = []
-    for h, u in zip(hashes, inverse.tolist(), strict=True):
-        other = first.setdefault(h, u)
-        if other != u:
-            links.append((other, u))
-    return links
-
-
-def _find(parent: np.ndarray, u: int) -> int:
-    while parent[u] != u:
-        parent[u] = parent[parent[u]]
-        u = int(parent[u])
-    return u
-
-
-def _union(parent: np.ndarray, u: int, v: int) -> None:
-    ru, rv = _find(parent, u), _find(parent, v)
-    if ru != rv:
-        # The smaller id becomes the root: the result is independent of the edge order.
-        parent[max(ru, rv)] = min(ru, rv)
-
-
-def bucket_pairs(keys: np.ndarray, cap: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Rows sharing a band key, one band and one distance in the sorted bucket at a time.
-
-    Inside one bucket each row is paired with at most ``cap`` following members (in sorted
-    order), which bounds the quadratic blow-up of a huge bucket. A pair may come from several bands.
-    """
-    n = keys.shape[1]
-    for band in range(keys.shape[0]):
-        order = np.argsort(keys[band], kind="stable")
-        sorted_keys = keys[band][order]
-        for distance in range(1, min(cap, n - 1) + 1):
-            same = np.flatnonzero(sorted_keys[:-distance] == sorted_keys[distance:])
-            if len(same) == 0:
-                break
-            yield order[same], order[same + distance]
-
-
 def candidate_pairs(keys: np.ndarray, cap: int) -> tuple[np.ndarray, np.ndarray]:
     """Pairs ``(i, j)``, ``i < j``, that share a band key in any band (each pair once; see ``bucket_pairs``)."""
     n = keys.shape[1]
     codes = []
-    for i, j in bucket_pairs(keys, cap):
-        lo, hi = np.minimum(i, j).astype(np.uint64), np.maximum(i, j).astype(np.uint64)
-        codes.append(lo * np.uint64(n) + hi)
+    every = np.arange(n)
+    for band in range(keys.shape[0]):
+        for i, j in bucket_pairs(keys[band], every, cap):
+            lo, hi = np.minimum(i, j).astype(np.uint64), np.maximum(i, j).astype(np.uint64)
+            codes.append(lo * np.uint64(n) + hi)
     if not codes:
         empty = np.empty(0, dtype=np.int64)
         return empty, empty
     unique = np.unique(np.concatenate(codes))
     return (unique // np.uint64(n)).astype(np.int64), (unique % np.uint64(n)).astype(np.int64)
-
-
-def _link_near_duplicates(uniq: np.ndarray, keys: np.ndarray, config: DedupConfig, parent: np.ndarray) -> None:
-    """Union the distinct signatures ``uniq`` that are LSH candidates with estimated Jaccard >= threshold.
-
-    Candidates come one band and one bucket distance at a time (``bucket_pairs``), and a pair whose
-    ends are already linked is skipped unverified: the components are those of all verified candidate
-    pairs (``candidate_pairs``), but memory stays at one band's pairs rather than every band's (a run
-    of many near-copies of each page once needed ~6 KB per document here).
-    """
-    for left, right in bucket_pairs(keys, config.max_candidates_per_band):
-        apart = _roots(parent, left) != _roots(parent, right)
-        _union_verified(uniq, left[apart], right[apart], config.threshold, parent)
-
-
-def _roots(parent: np.ndarray, nodes: np.ndarray) -> np.ndarray:
-    """The union-find roots of ``nodes`` (vectorized ``_find``, without path compression)."""
-    roots: np.ndarray = parent[nodes]
-    while True:
-        up: np.ndarray = parent[roots]
-        if np.array_equal(up, roots):
-            return roots
-        roots = up
-
-
-def _union_verified(uniq: np.ndarray, left: np.ndarray, right: np.ndarray, threshold: float,
-                    parent: np.ndarray) -> None:
-    step = 1 << 15
-    for start in range(0, len(left), step):
-        lo, hi = left[start : start + step], right[start : start + step]
-        similar = estimated_jaccard(uniq[lo], uniq[hi]) >= threshold
-        for u, v in zip(lo[similar].tolist(), hi[similar].tolist(), strict=True):
-            _union(parent, u, v)
 
 
 def _component_order(roots: np.ndarray, sizes: np.ndarray) -> np.ndarray:
@@ -209,37 +135,28 @@ def _component_order(roots: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     return rank
 
 
-def _batch_containers(uniq: np.ndarray, sizes: np.ndarray, keys: np.ndarray, roots: np.ndarray,
-                      config: DedupConfig) -> dict[int, int]:
-    """For each component with a member contained in a larger member of another component, that
-    container's component: the best-estimated link, then the larger container, then the smaller root.
+def _batch_containers(roots: np.ndarray, sizes: np.ndarray, offers: np.ndarray,
+                      estimates: np.ndarray) -> dict[int, int]:
+    """For each component with a member contained in a larger member of another component (the verified
+    ``offers``, (small, large) node pairs), that container's component: the best-estimated link, then the
+    larger container, then the smaller root.
 
     Links only go from a lower to a higher component rank (``_component_order``), so following them
     ends. A component is never joined by two containers: a story contained in two mash-ups does not
     make the mash-ups duplicates of each other.
     """
     rank = _component_order(roots, sizes)
-    largest = _largest_members(roots, sizes)
+    small, large = offers[:, 0], offers[:, 1]
+    # A component goes into a container only when its largest member is contained: a feed that
+    # is a near-duplicate of its article does not take the article into a story quoting the feed.
+    keep = (roots[small] != roots[large]) & _largest_members(roots, sizes)[small]
+    src, dst, estimate = roots[small[keep]], roots[large[keep]], estimates[keep]
+    up = rank[src] < rank[dst]
     best: dict[int, tuple[float, int, int]] = {}
-    step = 1 << 15
-    for left, right in bucket_pairs(keys, config.max_candidates_per_band):
-        apart = roots[left] != roots[right]
-        left, right = left[apart], right[apart]
-        swap = (sizes[left] > sizes[right]) | ((sizes[left] == sizes[right]) & (left > right))
-        small, large = np.where(swap, right, left), np.where(swap, left, right)
-        # A component goes into a container only when its largest member is contained: a feed that
-        # is a near-duplicate of its article does not take the article into a story quoting the feed.
-        keep = largest[small]
-        small, large = small[keep], large[keep]
-        for start in range(0, len(small), step):
-            s, g = small[start : start + step], large[start : start + step]
-            ok, estimate = contained_in(uniq[s], uniq[g], sizes[s], sizes[g], config)
-            src, dst = roots[s[ok]], roots[g[ok]]
-            up = rank[src] < rank[dst]
-            for a, b, e in zip(src[up].tolist(), dst[up].tolist(), estimate[ok][up].tolist(), strict=True):
-                offer = (e, int(rank[b]), b)
-                if a not in best or offer > best[a]:
-                    best[a] = offer
+    for a, b, e in zip(src[up].tolist(), dst[up].tolist(), estimate[up].tolist(), strict=True):
+        offer = (e, int(rank[b]), b)
+        if a not in best or offer > best[a]:
+            best[a] = offer
     return {a: b for a, (_, _, b) in best.items()}
 
 

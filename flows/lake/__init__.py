@@ -15,7 +15,6 @@ from flows.lake.contents import (
     arrow_filesystem,
     changed_inputs,
     inputs_move,
-    is_known,
     known_unit_ids,
     read_manifests,
     read_run_documents,
@@ -40,6 +39,7 @@ from flows.lake.layout import (
     SEGMENTS,
     STAGING,
     TAKEDOWNS,
+    UNITS,
     RunPaths,
     as_store,
     default_scratch,
@@ -56,6 +56,11 @@ from flows.lake.locks import (
     check_not_busy,
     lake_lock,
 )
+from flows.lake.units import KnownUnits, all_known_keys, unit_key
+from flows.lake.units_update import ensure as ensure_known_units
+from flows.lake.units_update import merge as merge_known_units
+from flows.lake.units_update import stage_forgotten as stage_forgotten_units
+from flows.lake.units_update import stage_run as stage_run_units
 
 __all__ = [
     "COMMIT",
@@ -74,9 +79,12 @@ __all__ = [
     "SEGMENT_META",
     "STAGING",
     "TAKEDOWNS",
+    "UNITS",
+    "KnownUnits",
     "LakeBusyError",
     "LeaseLock",
     "RunPaths",
+    "all_known_keys",
     "arrow_filesystem",
     "as_store",
     "changed_inputs",
@@ -85,12 +93,13 @@ __all__ = [
     "default_scratch",
     "documents_schema",
     "done_shards",
+    "ensure_known_units",
     "fault_point",
     "fetch_staged",
     "inputs_move",
-    "is_known",
     "known_unit_ids",
     "lake_lock",
+    "merge_known_units",
     "persist",
     "pull_staged",
     "read_manifests",
@@ -98,12 +107,15 @@ __all__ = [
     "recover",
     "rejects_table",
     "save_inputs",
+    "stage_forgotten_units",
+    "stage_run_units",
     "staged_schema",
     "staged_table",
     "table_file_sizes",
     "table_files",
     "table_is_empty",
     "unfinished_runs",
+    "unit_key",
     "use_system_memory_pool",
     "write_parquet_atomic",
 ]

@@ -20,6 +20,7 @@ from flows.storage import Store
 
 FAULT_ENV = "SIFTLAKE_FAULT"
 """Crash-test hook: ``SIFTLAKE_FAULT=<point>`` makes the process die at that point (see ``fault_point``)."""
+FAULT_ONCE_ENV = "SIFTLAKE_FAULT_ONCE"
 
 
 def persist(paths: RunPaths, *files: Path) -> None:
@@ -66,13 +67,24 @@ def done_shards(paths: RunPaths) -> set[int]:
 def fault_point(name: str) -> None:
     """Die here, as ``kill -9`` would, when ``SIFTLAKE_FAULT`` names this point; a no-op otherwise.
 
-    Points: ``write:after_documents`` (the documents file is assembled in staging, the rejects file
-    not yet), ``commit:before_marker`` (the run's files are written in staging, no COMMIT yet) and
-    ``commit:after_first_move`` (COMMIT written, one of its renames done); ``siftlake forget`` adds its own
-    (``flows.forget``). Used by tests/test_crash.py and tests/forget.
+    Points: ``dedup:link`` (a partition task of dedup, before it reads anything), ``write:after_documents``
+    (the documents file is assembled in staging, the rejects file not yet), ``commit:before_marker`` (the run's
+    files are written in staging, no COMMIT yet), ``commit:after_first_move`` (COMMIT written, one of its
+    renames done), ``units:merged`` and ``units:published`` (a merge of the known-units store after the commit:
+    its new file written, then its manifest replaced; ``flows.lake.units_update``); ``siftlake forget`` adds its
+    own (``flows.forget``). Used by tests/test_crash.py, tests/system/test_dask.py, tests/system/test_known_units.py,
+    tests/lake/test_units.py and tests/forget. With ``SIFTLAKE_FAULT_ONCE=<path>`` only the first process to
+    get there dies (it creates the file): a worker killed once, whose task a cluster then runs elsewhere.
     """
-    if os.environ.get(FAULT_ENV) == name:
-        os._exit(137)
+    if os.environ.get(FAULT_ENV) != name:
+        return
+    once = os.environ.get(FAULT_ONCE_ENV)
+    if once:
+        try:
+            Path(once).touch(exist_ok=False)
+        except FileExistsError:
+            return
+    os._exit(137)
 
 
 def commit(paths: RunPaths, moves: Sequence[str], manifest: str = "", deletes: Sequence[str] = ()) -> None:

@@ -1,4 +1,5 @@
-"""What the lake holds: the unit ids already in it, its tables and manifests, and the ledger of inputs ingested."""
+"""What the lake holds: the unit ids in its tables (scanned), its tables and manifests, and the ledger of inputs
+ingested."""
 
 from __future__ import annotations
 
@@ -12,30 +13,22 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
-import xxhash
 
 from flows.lake.commit import persist
 from flows.lake.layout import DOCUMENTS, INPUTS, REJECTS, RUNS, RunPaths, as_store, write_parquet_atomic
+from flows.lake.units import KEY, unit_keys
 from flows.read import InputFile
 from flows.storage import Store
 
 
-def _id_key(unit: str) -> int:
-    """64-bit key of an id: ample to tell ids apart, 8 bytes a row in memory."""
-    return xxhash.xxh3_64_intdigest(unit.encode())
-
-
-def _id_keys(ids: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    return np.array([_id_key(unit) for unit in ids.to_pylist() if unit], dtype=np.uint64)
-
-
 def known_unit_ids(lake: Store | str | os.PathLike[str]) -> np.ndarray:
-    """Sorted 64-bit keys of every unit already in documents or rejects."""
+    """Sorted 64-bit keys (``flows.lake.units.unit_key``) of every unit in documents or rejects, from a scan of
+    both tables: O(lake) work and memory, done once per lake, when its known-units store is built."""
     store = as_store(lake)
-    keys = [np.empty(0, dtype=np.uint64)]
+    keys = [np.empty(0, dtype=KEY)]
     for table, column in ((DOCUMENTS, "doc_id"), (REJECTS, "unit_id")):
         for batch in _scan(store, table, [column]):
-            keys.append(_id_keys(batch.column(0)))
+            keys.append(unit_keys([unit for unit in batch.column(0).to_pylist() if unit]))
     return np.unique(np.concatenate(keys))
 
 
@@ -87,14 +80,6 @@ def table_is_empty(lake: Store, table: str) -> bool:
     """True when the table has no file yet: the run then writes one, empty if need be, so readers'
     globs (``documents/**/*.parquet``) match something."""
     return not table_files(lake, table)
-
-
-def is_known(keys: np.ndarray, unit_id: str) -> bool:
-    if not unit_id or keys.size == 0:
-        return False
-    key = np.uint64(_id_key(unit_id))
-    position = int(np.searchsorted(keys, key))
-    return position < keys.size and keys[position] == key
 
 
 def read_manifests(lake: Store | str | os.PathLike[str]) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ Layout (``LAKE`` is the lake root, a local folder or a prefix on an object store
     LAKE/_index/                                                 the near-duplicate index (flows.dedup.index)
     LAKE/_inputs/run-<run_id>.parquet                            input objects a run committed (path, size, ETag)
     LAKE/_takedowns/                                             what ``siftlake forget`` removed and keeps blocked
+    LAKE/_units/                                                 keys of the unit ids the lake holds (flows.lake.units)
     LAKE/_staging/<run_id>/                                      a run in progress (readers never look here)
     LAKE/_lock                                                   held by the run writing the lake
 
@@ -41,6 +42,7 @@ LOCK = "_lock"
 COMMIT = "COMMIT"
 PARTITION_KEY = "ingest_date"
 INPUTS = "_inputs"  # LAKE/_inputs/: the inputs ledger (flows.lake.contents)
+UNITS = "_units"  # LAKE/_units/: the known-units store, looked up to skip units already in the lake (flows.lake.units)
 TAKEDOWNS = "_takedowns"  # LAKE/_takedowns/: block lists, blocked fingerprints and log of takedowns (flows.forget)
 FORGET_PREFIX = "forget-"  # LAKE/_staging/forget-<id>/: a takedown's staging, discarded unless committed
 # A segment of the index is complete once its meta.json is there (flows.dedup.index).
@@ -200,8 +202,4 @@ class RunPaths:
     @property
     def manifest(self) -> Path:
         return self.staging / "manifest.json"
-
-    @property
-    def known_ids(self) -> Path:
-        return self.staging / "known_ids.npy"
 

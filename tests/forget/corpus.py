@@ -13,6 +13,7 @@ import pyarrow.dataset as ds
 from flows.config import IngestConfig
 from flows.dedup import LakeIndex, index_config
 from flows.forget import Blocklist
+from flows.lake import KnownUnits
 from flows.storage import Store
 
 WORDS = str.split("the river runs past the old mill and the children walk along the bank every morning before "
@@ -125,12 +126,17 @@ def index_entries(lake: Path) -> dict[str, tuple[str, bool]]:
 
 
 def snapshot(lake: Path) -> dict[str, Any]:
-    """What a reader of the lake sees: its documents' decisions, the index's entries and what is blocked."""
+    """What a reader of the lake sees: its documents' decisions, the index's entries, what is blocked, and which
+    of the documents' and the blocked doc_ids a run finds known (its units in the lake: skipped)."""
     blocked = Blocklist.load(Store(str(lake)))
+    rows = documents(lake)
+    ids = sorted({r["doc_id"] for r in rows} | blocked.doc_ids)
     return {
-        "documents": [(r["doc_id"], r["dup_cluster"], r["is_duplicate"], r["dup_kind"]) for r in documents(lake)],
+        "documents": [(r["doc_id"], r["dup_cluster"], r["is_duplicate"], r["dup_kind"]) for r in rows],
         "index": sorted(index_entries(lake).items()),
         "blocked": (sorted(blocked.urls), sorted(blocked.domains), sorted(blocked.doc_ids), len(blocked.sizes)),
+        "known": [i for i, held in zip(ids, KnownUnits.open(Store(str(lake))).contains(ids).tolist(), strict=True)
+                  if held],
     }
 
 

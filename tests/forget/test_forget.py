@@ -231,3 +231,16 @@ def test_export_and_the_report_leave_out_what_was_forgotten(lake: Path, tmp_path
     assert "https://site-a.example/p/8" not in urls and "https://site-c.example/n/9" not in urls
     data = write_report(Store(str(lake)), tmp_path / "r.html")
     assert data.totals["documents"] == log["counts"]["rows_after"]
+
+
+def test_a_forgotten_unit_read_again_from_its_place_is_a_taken_down_reject_once(built: Path, lake: Path) -> None:
+    """A unit's id stays known while its row is in the lake: once forgotten it is read again (and rejected, being
+    blocked), then known through its reject; the units still in the lake stay skipped throughout."""
+    gone = ["https://site-c.example/n/3", "https://site-c.example/n/4"]
+    assert forget(lake, "urls", gone)[0] == 0
+    source = built.parent / "run2"  # the second run's file, read from the same place: the same unit ids
+    again = corpus.ingest(source, lake)
+    assert again["reject_reasons"] == {"read/taken_down": 2}
+    assert again["documents"] == 0 and again["skipped_known"] == len(corpus.second_run()) - 2
+    third = corpus.ingest(source, lake)
+    assert third["skipped_known"] == len(corpus.second_run()) and third["rejects"] == 0

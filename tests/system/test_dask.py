@@ -48,13 +48,21 @@ def _ingest(source: Path | str, lake: Path | str, runner: dict[str, Any],
     return ingest(config)
 
 
+@pytest.fixture(scope="module")
+def reference(source: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]:
+    """The counts and lake of an undisturbed run on this machine, which every cluster run must equal."""
+    lake = tmp_path_factory.mktemp("reference") / "lake"
+    return _ingest(source, lake, {"kind": "process", "workers": 2}), lake
+
+
 def _table(lake: Path, name: str, columns: list[str]) -> pd.DataFrame:
     frame = duckdb.sql(f"select * from read_parquet('{lake}/{name}/**/*.parquet', hive_partitioning=true)").df()
     return frame[columns].sort_values("source_uri").reset_index(drop=True)
 
 
-def test_a_dask_cluster_by_address_writes_the_same_lake_as_a_local_run(source: Path, tmp_path: Path) -> None:
-    local = _ingest(source, tmp_path / "local", {"kind": "process", "workers": 2})
+def test_a_dask_cluster_by_address_writes_the_same_lake_as_a_local_run(
+        source: Path, tmp_path: Path, reference: tuple[dict[str, Any], Path]) -> None:
+    local, local_lake = reference
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         remote = _ingest(source, tmp_path / "dask", {"kind": "dask", "dask_address": cluster.scheduler_address})
         assert len(cluster.workers) == 2
@@ -62,21 +70,22 @@ def test_a_dask_cluster_by_address_writes_the_same_lake_as_a_local_run(source: P
         assert cluster.scheduler.task_prefixes["shard_task"].state_counts["memory"] == remote["shards"] > 1
     assert remote == local
     assert local["documents"] >= 10 and local["duplicates"] >= 2 and local["rejects"] >= 1
-    docs_local = _table(tmp_path / "local", "documents", COMPARED)
+    docs_local = _table(local_lake, "documents", COMPARED)
     docs_dask = _table(tmp_path / "dask", "documents", COMPARED)
     pd.testing.assert_frame_equal(docs_dask, docs_local)
     assert docs_local["is_duplicate"].sum() >= 2
     reject_columns = ["unit_id", "source_uri", "stage", "reason"]
     pd.testing.assert_frame_equal(_table(tmp_path / "dask", "rejects", reject_columns),
-                                  _table(tmp_path / "local", "rejects", reject_columns))
+                                  _table(local_lake, "rejects", reject_columns))
 
 
 def test_dask_workers_without_a_shared_disk_write_the_same_lake_from_a_bucket_as_a_local_run(
-        source: Path, tmp_path: Path, s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> None:
+        source: Path, tmp_path: Path, s3_server: S3Server, monkeypatch: pytest.MonkeyPatch,
+        reference: tuple[dict[str, Any], Path]) -> None:
     """SOURCE and the lake on S3: the workers' scratch folder is not the flow's; they share only the store."""
     raw, corpus = s3_server.bucket("dask-raw"), s3_server.bucket("dask-corpus")
     s3_server.upload_tree(source, f"{raw}/crawl")
-    local = _ingest(source, tmp_path / "local", {"kind": "process", "workers": 2})
+    local, local_lake = reference
     monkeypatch.setenv("SIFTLAKE_SCRATCH", str(tmp_path / "flow-scratch"))
     storage = {"cache_dir": str(tmp_path / "flow-cache")}
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
@@ -93,4 +102,31 @@ def test_dask_workers_without_a_shared_disk_write_the_same_lake_from_a_bucket_as
     connection.register_filesystem(store.fs)
     docs_s3 = connection.sql(f"select * from read_parquet('{store.url()}/documents/**/*.parquet', "
                              "hive_partitioning=true)").df()[COMPARED].sort_values("source_uri").reset_index(drop=True)
-    pd.testing.assert_frame_equal(docs_s3, _table(tmp_path / "local", "documents", COMPARED))
+    pd.testing.assert_frame_equal(docs_s3, _table(local_lake, "documents", COMPARED))
+
+
+def test_a_worker_killed_mid_dedup_on_a_bucket_lake_costs_the_run_nothing(
+        source: Path, tmp_path: Path, s3_server: S3Server, monkeypatch: pytest.MonkeyPatch,
+        reference: tuple[dict[str, Any], Path]) -> None:
+    """kill -9 of a Dask worker in a partition task of dedup: the cluster runs that task again elsewhere, and the
+    lake is the one an undisturbed run writes (no row twice, none lost, the same decisions)."""
+    raw, corpus = s3_server.bucket("kill-raw"), s3_server.bucket("kill-corpus")
+    s3_server.upload_tree(source, f"{raw}/crawl")
+    undisturbed, undisturbed_lake = reference
+    monkeypatch.setenv("SIFTLAKE_SCRATCH", str(tmp_path / "flow-scratch"))
+    killed = tmp_path / "killed"
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                      env={"SIFTLAKE_SCRATCH": str(tmp_path / "worker-scratch"), "SIFTLAKE_FAULT": "dedup:link",
+                           "SIFTLAKE_FAULT_ONCE": str(killed)}) as cluster:
+        counts = _ingest(f"{raw}/crawl", f"{corpus}/lake", {"kind": "dask", "dask_address": cluster.scheduler_address},
+                         {"cache_dir": str(tmp_path / "flow-cache")})
+    assert killed.exists(), "a worker died in a partition task"
+    assert {k: v for k, v in counts.items() if not k.startswith("index_")} == \
+        {k: v for k, v in undisturbed.items() if not k.startswith("index_")}
+    store = Store(f"{corpus}/lake")
+    connection = duckdb.connect()
+    connection.register_filesystem(store.fs)
+    docs = connection.sql(f"select * from read_parquet('{store.url()}/documents/**/*.parquet', "
+                          "hive_partitioning=true)").df()[COMPARED].sort_values("source_uri").reset_index(drop=True)
+    assert docs["doc_id"].is_unique
+    pd.testing.assert_frame_equal(docs, _table(undisturbed_lake, "documents", COMPARED))

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import numpy as np
 import pytest
 
 from flows import shard
@@ -27,7 +26,7 @@ from flows.quality import QualityConfig
 from flows.read import ReadConfig, discover, read_shard
 from tests.support import hostile_corpus as hc
 
-LAKE_ENTRIES = {"documents", "rejects", "_runs", "_index", "_lock", "_reports"}
+LAKE_ENTRIES = {"documents", "rejects", "_runs", "_index", "_units", "_lock", "_reports"}
 LOW_QUALITY = 0.3
 
 
@@ -84,7 +83,7 @@ def run_stages(corpus: hc.Corpus) -> tuple[list[Document], list[Reject]]:
     """The per-shard stages of the pipeline on the whole corpus, as one shard, without Prefect."""
     config = IngestConfig.model_validate({"source": str(corpus.source), **corpus.config()})
     found = discover(str(corpus.source))
-    batch = shard.read_stage(0, found.files, config.read, np.empty(0, np.uint64))
+    batch = shard.read_stage(0, found.files, config.read, None)
     batch = shard.normalize_stage(batch)
     batch = shard.extract_stage(batch, config.extract)
     batch = shard.score_stage(batch, QualityConfig())

@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from flows.dedup import graph
 from flows.dedup.config import DedupConfig
 from flows.dedup.index.files import IncompatibleIndexError
 from flows.dedup.index.segment import BANDING, check_params, live_in
@@ -55,8 +56,9 @@ def partition_name(partition: int) -> str:
 
 
 def partition_of(keys: np.ndarray, partitions: int) -> np.ndarray:
-    """The partition of band keys (``k % P``) or of doc-id keys (an entry's home), as intp."""
-    return (np.asarray(keys, dtype=np.uint64) % np.uint64(partitions)).astype(np.intp)
+    """The partition of band keys (``k % P``, the run's dedup stages' own: ``flows.dedup.graph``) or of doc-id
+    keys (an entry's home), as intp."""
+    return graph.partition_of(keys, partitions).astype(np.intp)
 
 
 def index_file(config: DedupConfig) -> dict[str, Any]:

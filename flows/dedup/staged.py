@@ -1,0 +1,103 @@
+"""The files a run's partitioned dedup stages hand each other, in its staging folder (``staging/dedup/``).
+
+Per staged shard, written by ``flows.dedup.stages.prepare_shard``:
+
+* ``shard-N.nodes.npy``: the shard's new distinct fingerprints (nodes), by digest: digest, set size, first row;
+* ``shard-N.sigs.npy``: their signatures, aligned;
+* ``shard-N.bands.npy``: every band key of every node, sorted by partition (``partition_of``), then key;
+* ``shard-N.copies.npy``: every new row's digest, sorted by the digest's partition, for exact copies;
+* ``shard-N.offsets.npy``: ``(2, P + 1)``: where each partition's rows start in ``bands`` and ``copies``;
+* ``shard-N.lake.parquet``: rows the lake already decided, and rows with a near or containing lake match.
+
+A partition task reads only its slice of each shard's ``bands`` and ``copies`` and the signatures of the nodes
+its candidate pairs name: from the local file when this machine has it (memory-mapped), else by ranged reads
+from the lake's store, where ``persist`` mirrored it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from flows.lake.commit import persist
+from flows.lake.layout import RunPaths
+
+NODE_DTYPE = np.dtype([("hi", "<u8"), ("lo", "<u8"), ("size", "<u4"), ("row", "<u4")])
+BAND_DTYPE = np.dtype([("key", "<u8"), ("hi", "<u8"), ("lo", "<u8"), ("node", "<u4")])
+COPY_DTYPE = np.dtype([("hi", "<u8"), ("lo", "<u8"), ("row", "<u4")])
+_RANGE_BLOCK = 1 << 20
+DEDUP_DIR = "dedup"
+
+
+def relative(number: int, part: str) -> str:
+    """Where a shard's file ``part`` (nodes, sigs, bands, copies, offsets, lake.parquet) is, relative to staging."""
+    return f"{DEDUP_DIR}/shard-{number:06d}.{part}"
+
+
+def local(paths: RunPaths, number: int, part: str) -> Path:
+    return paths.staging / relative(number, part)
+
+
+def save(paths: RunPaths, number: int, arrays: dict[str, np.ndarray]) -> None:
+    """Write a shard's arrays (``offsets`` last: a shard's files are whole once it is there) and mirror them."""
+    written = []
+    for part, array in sorted(arrays.items(), key=lambda item: item[0] == "offsets"):
+        path = local(paths, number, f"{part}.npy")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.partial")
+        with open(partial, "wb") as f:
+            np.save(f, array, allow_pickle=False)
+        partial.replace(path)
+        written.append(path)
+    persist(paths, *written)
+
+
+def _header(stream: IO[bytes]) -> tuple[tuple[int, ...], np.dtype[Any], int]:
+    """Shape, dtype and data offset of the .npy file ``stream`` is at the start of."""
+    version = np.lib.format.read_magic(stream)
+    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, _fortran, dtype = read(stream)
+    return shape, dtype, stream.tell()
+
+
+def _mapped(paths: RunPaths, number: int, part: str) -> np.ndarray | None:
+    """The shard's array ``part`` memory-mapped when this machine has the file (always, for a local lake)."""
+    path = local(paths, number, f"{part}.npy")
+    if path.exists() or not paths.lake.remote:
+        mapped: np.ndarray = np.load(path, mmap_mode="r")
+        return mapped
+    return None
+
+
+def rows(paths: RunPaths, number: int, part: str, start: int, stop: int) -> np.ndarray:
+    """Rows ``start:stop`` of a shard's array ``part``: from the local file, else a ranged read of the store's copy."""
+    mapped = _mapped(paths, number, part)
+    if mapped is not None:
+        return np.asarray(mapped[start:stop])
+    return picked_rows(paths, number, part, np.arange(start, stop))
+
+
+def picked_rows(paths: RunPaths, number: int, part: str, wanted: np.ndarray) -> np.ndarray:
+    """The rows ``wanted`` (sorted, distinct) of a shard's array ``part``, reading only those (runs of adjacent
+    rows in one read)."""
+    mapped = _mapped(paths, number, part)
+    if mapped is not None:
+        return np.asarray(mapped[wanted])
+    key = f"{paths.staging_key}/{relative(number, f'{part}.npy')}"
+    with paths.lake.open_ranged(key, _RANGE_BLOCK) as stream:
+        shape, dtype, offset = _header(stream)
+        width = dtype.itemsize * int(np.prod(shape[1:], dtype=np.int64))
+        chunks = []
+        breaks = np.flatnonzero(np.diff(wanted) != 1) + 1
+        for run in np.split(np.asarray(wanted, dtype=np.int64), breaks):
+            if len(run):
+                stream.seek(offset + int(run[0]) * width)
+                chunks.append(stream.read(len(run) * width))
+    return np.frombuffer(b"".join(chunks), dtype=dtype).reshape(len(wanted), *shape[1:])
+
+
+def offsets(paths: RunPaths, number: int) -> np.ndarray:
+    """``(2, P + 1)``: where each partition's rows start in the shard's ``bands`` and ``copies``."""
+    return rows(paths, number, "offsets", 0, 2)

@@ -1,0 +1,242 @@
+"""A run's duplicate detection as stages partitioned by band key: no process holds the whole run's fingerprints.
+
+1. ``prepare_shard``, a task per staged shard: rows already in the lake get the lake's decision; the others'
+   distinct fingerprints (nodes) are matched against the lake's index (their best near and containing lake
+   documents), and their band keys are written partitioned by key (``flows.dedup.graph.partition_of``), with
+   every new row's digest partitioned by digest, for exact copies across shards (``flows.dedup.staged``).
+2. ``link_partition``, a task per partition: the band keys of one partition from every shard; the candidate
+   pairs they give, verified from the signatures of the nodes they name only: near links and containment offers
+   between nodes, and the rows of every node found in more than one row (exact copies).
+3. ``decide_run``, in the flow: the links of every partition and the lake matches, joined to the attributes of
+   the rows they name, decided by the same keep policy as ``resolve`` (``decide_new``); every other row is kept,
+   alone in its cluster. The flow holds the links and the rows they involve, not the run.
+
+The decisions equal those of ``resolve`` on the whole run, whatever the number of partitions, shards or workers
+(tests/dedup/test_stages.py): nodes are ordered by digest everywhere, and links only ever add up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from flows.dedup import staged
+from flows.dedup.config import DedupConfig
+from flows.dedup.fingerprint import band_keys
+from flows.dedup.graph import (
+    Nodes,
+    band_rows,
+    bucket_pairs,
+    distinct_nodes,
+    link_candidates,
+    partition_of,
+    unique_digests,
+)
+from flows.dedup.index.lake_index import LakeIndex
+from flows.dedup.records import DedupBatch, KnownDecisions, LakeMatches
+from flows.lake.commit import fault_point, fetch_staged, persist
+from flows.lake.layout import RunPaths
+
+_DIGEST = ("hi", "lo")
+
+
+def signature_matrix(column: pa.ChunkedArray, num_perm: int) -> np.ndarray:
+    """A staged ``signature`` column as one ``(n, num_perm)`` uint32 array (one buffer, no object per row)."""
+    width = 4 * num_perm
+    fixed = column.cast(pa.binary(width)).combine_chunks()
+    if len(fixed) == 0:
+        return np.empty((0, num_perm), np.uint32)
+    return np.frombuffer(fixed.buffers()[1], dtype=np.uint32, count=len(fixed) * num_perm,
+                         offset=fixed.offset * width).reshape(len(fixed), -1).copy()
+
+
+def staged_rows(paths: RunPaths, number: int, columns: Sequence[str]) -> pa.Table:
+    """Columns of a staged shard (``signature`` stays binary: see ``signature_matrix``)."""
+    relative = paths.shard_file(number).relative_to(paths.staging).as_posix()
+    return pq.read_table(fetch_staged(paths, relative), columns=list(columns))
+
+
+# -- 1. per shard ------------------------------------------------------------------------------------------
+
+
+def prepare_shard(paths: RunPaths, number: int, config: DedupConfig, index: LakeIndex) -> int:
+    """Stage 1 for one shard (see the module docstring); returns its count of new rows."""
+    table = staged_rows(paths, number, ["doc_id", "signature", "n_shingles"])
+    doc_ids = table.column("doc_id").to_pylist()
+    known = index.decisions_of(doc_ids)
+    new = np.flatnonzero(~known.found)
+    sigs = signature_matrix(table.column("signature"), config.num_perm)[new]
+    nodes = distinct_nodes(sigs, table.column("n_shingles").to_numpy()[new])
+    near, inside = index.query(nodes.signatures, nodes.sizes)
+    _write_lake_rows(paths, number, known, new, nodes, near, inside)
+    staged.save(paths, number, _partitioned(nodes, new, config))
+    return len(new)
+
+
+def _partitioned(nodes: Nodes, new: np.ndarray, config: DedupConfig) -> dict[str, np.ndarray]:
+    first = np.zeros(len(nodes), dtype=np.int64)
+    first[nodes.of_row[::-1]] = np.arange(len(new))[::-1]  # the last write wins: each node's first row
+    node_rows = np.zeros(len(nodes), staged.NODE_DTYPE)
+    node_rows["hi"], node_rows["lo"] = nodes.digests[:, 0], nodes.digests[:, 1]
+    node_rows["size"], node_rows["row"] = nodes.sizes, new[first] if len(new) else first
+    keys, members = band_rows(band_keys(nodes.signatures, config)) if len(nodes) else (np.empty(0, np.uint64),) * 2
+    bands = np.zeros(len(keys), staged.BAND_DTYPE)
+    bands["key"], bands["node"] = keys, members
+    bands["hi"], bands["lo"] = nodes.digests[members.astype(np.int64), 0], nodes.digests[members.astype(np.int64), 1]
+    copies = np.zeros(len(new), staged.COPY_DTYPE)
+    copies["hi"], copies["lo"] = nodes.digests[nodes.of_row, 0], nodes.digests[nodes.of_row, 1]
+    copies["row"] = new
+    parts = config.partitions
+    band_part, copy_part = partition_of(bands["key"], parts), partition_of(copies["lo"], parts)
+    bands, copies = bands[np.argsort(band_part, kind="stable")], copies[np.argsort(copy_part, kind="stable")]
+    edges = np.arange(parts + 1, dtype=np.uint64)
+    offsets = np.stack([np.searchsorted(np.sort(band_part), edges), np.searchsorted(np.sort(copy_part), edges)])
+    return {"nodes": node_rows, "sigs": nodes.signatures, "bands": bands, "copies": copies,
+            "offsets": offsets.astype(np.int64)}
+
+
+def _write_lake_rows(paths: RunPaths, number: int, known: KnownDecisions, new: np.ndarray, nodes: Nodes,
+                     near: LakeMatches, inside: LakeMatches) -> None:
+    """The shard's rows the lake decided already, and its new rows with a near or containing lake match."""
+    found = np.flatnonzero(known.found)
+    rows: dict[str, list[object]] = {name: [] for name in _LAKE_COLUMNS}
+    for r in found.tolist():
+        _append(rows, r, None, known=(known.dup_cluster[r], bool(known.is_duplicate[r]),
+                                      float(known.dup_similarity[r]), known.dup_kind[r],
+                                      float(known.dup_containment[r])))
+    best_near = dict(zip(near.query_rows.tolist(), zip(near.similarity.tolist(), near.dup_cluster, strict=True),
+                         strict=True))
+    best_in = dict(zip(inside.query_rows.tolist(), zip(inside.similarity.tolist(), inside.dup_cluster, strict=True),
+                       strict=True))
+    for k, node in enumerate(nodes.of_row.tolist()):
+        if node in best_near or node in best_in:
+            _append(rows, int(new[k]), nodes.digests[node], near=best_near.get(node), inside=best_in.get(node))
+    path = staged.local(paths, number, "lake.parquet")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table(rows, schema=_LAKE_SCHEMA), path)
+    persist(paths, path)
+
+
+_LAKE_SCHEMA = pa.schema([
+    ("row", pa.int64()), ("hi", pa.uint64()), ("lo", pa.uint64()),
+    ("near_similarity", pa.float64()), ("near_cluster", pa.string()),
+    ("in_estimate", pa.float64()), ("in_cluster", pa.string()),
+    ("known_cluster", pa.string()), ("known_duplicate", pa.bool_()), ("known_similarity", pa.float64()),
+    ("known_kind", pa.string()), ("known_containment", pa.float64()),
+])
+_LAKE_COLUMNS = _LAKE_SCHEMA.names
+
+
+def _append(rows: dict[str, list[object]], row: int, digest: np.ndarray | None,
+            near: tuple[float, str] | None = None, inside: tuple[float, str] | None = None,
+            known: tuple[str, bool, float, str | None, float] | None = None) -> None:
+    values = [row, *(digest.tolist() if digest is not None else (None, None)), *(near or (None, None)),
+              *(inside or (None, None)), *(known or (None,) * 5)]
+    for name, value in zip(_LAKE_COLUMNS, values, strict=True):
+        rows[name].append(value)
+
+
+# -- 2. per partition ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class PartitionLinks:
+    """What one partition found, nodes named by digest ``(hi, lo)``: near links, containment offers, the
+    nodes those name (digest, set size, a shard and row holding it), and the rows of nodes held by several rows."""
+
+    near: np.ndarray
+    """``(k, 4)`` uint64: the digests of both ends."""
+    offers: np.ndarray
+    """``(k, 4)`` uint64: the small node's digest, then the large one's."""
+    estimates: np.ndarray
+    nodes: np.ndarray
+    """``(m, 4)`` uint64: hi, lo, then a shard and row holding the node."""
+    copies: np.ndarray
+    """``(c, 4)`` uint64: hi, lo, shard, row, for each row of a node held by two rows or more."""
+
+
+def link_partition(paths: RunPaths, part: int, numbers: Sequence[int], config: DedupConfig) -> PartitionLinks:
+    """Stage 2 for partition ``part`` (see the module docstring)."""
+    fault_point("dedup:link")  # crash tests only (SIFTLAKE_FAULT)
+    bands, where = _gather(paths, part, numbers, "bands", 0)
+    digests, members = unique_digests(np.column_stack([bands["hi"], bands["lo"]]))
+    # A node held by several shards is one member of its buckets, as in one process: a bucket is cut to
+    # ``max_candidates_per_band`` following members, and a repeated member would shift the cut.
+    order = np.lexsort((members, bands["key"]))
+    repeated = np.zeros(len(order), dtype=bool)
+    repeated[1:] = (bands["key"][order][1:] == bands["key"][order][:-1]) & (members[order][1:] == members[order][:-1])
+    once = np.sort(order[~repeated])
+    bands, where, members = bands[once], where[once], members[once]
+    pairs = [np.concatenate(pair) for pair in bucket_pairs(bands["key"], members, config.max_candidates_per_band)]
+    involved = np.unique(np.concatenate(pairs)) if pairs else np.empty(0, np.int64)
+    first = np.full(len(digests), -1, dtype=np.int64)
+    first[members[::-1]] = np.arange(len(members))[::-1]
+    source = first[involved]
+    nodes, rows = _involved_nodes(paths, digests[involved], where[source], bands["node"][source].astype(np.int64),
+                                  config)
+    keep = np.isin(members, involved)
+    compact = np.searchsorted(involved, members[keep])
+    links = link_candidates(nodes, [(bands["key"][keep], compact)], config)
+    near, (offers, estimates) = links.near_pairs(), links.offer_pairs()
+    named = np.unique(np.concatenate([near.reshape(-1), offers.reshape(-1)])).astype(np.int64)
+    info = np.column_stack([nodes.digests[named], where[source[named]].astype(np.uint64),
+                            rows[named].astype(np.uint64)])
+    return PartitionLinks(_as_digests(nodes, near), _as_digests(nodes, offers), estimates, info,
+                          _copies(paths, part, numbers))
+
+
+def _gather(paths: RunPaths, part: int, numbers: Sequence[int], name: str, which: int) -> tuple[np.ndarray,
+                                                                                                 np.ndarray]:
+    """Partition ``part``'s slice of every shard's ``bands`` or ``copies`` (``which``), and each row's shard."""
+    slices, shards = [], []
+    for number in numbers:
+        start, stop = staged.offsets(paths, number)[which, part : part + 2].tolist()
+        if stop > start:
+            slices.append(staged.rows(paths, number, name, start, stop))
+            shards.append(np.full(stop - start, number, dtype=np.int64))
+    dtype = staged.BAND_DTYPE if name == "bands" else staged.COPY_DTYPE
+    if not slices:
+        return np.zeros(0, dtype), np.empty(0, np.int64)
+    return np.concatenate(slices), np.concatenate(shards)
+
+
+def _involved_nodes(paths: RunPaths, digests: np.ndarray, shards: np.ndarray, indexes: np.ndarray,
+                    config: DedupConfig) -> tuple[Nodes, np.ndarray]:
+    """The nodes candidate pairs name, read from the shards that hold them (signature, set size), and a row of
+    each in its shard."""
+    sigs = np.zeros((len(digests), config.num_perm), np.uint32)
+    sizes = np.zeros(len(digests), np.uint32)
+    rows = np.zeros(len(digests), np.int64)
+    for number in np.unique(shards).tolist():
+        mine = np.flatnonzero(shards == number)
+        wanted, back = np.unique(indexes[mine], return_inverse=True)
+        sigs[mine] = staged.picked_rows(paths, number, "sigs", wanted)[back.reshape(-1)]
+        node_rows = staged.picked_rows(paths, number, "nodes", wanted)[back.reshape(-1)]
+        sizes[mine], rows[mine] = node_rows["size"], node_rows["row"]
+    return Nodes(sigs, sizes, digests.astype(np.uint64), np.arange(len(digests))), rows
+
+
+def _as_digests(nodes: Nodes, pairs: np.ndarray) -> np.ndarray:
+    return np.column_stack([nodes.digests[pairs[:, 0]], nodes.digests[pairs[:, 1]]]).astype(np.uint64)
+
+
+def _copies(paths: RunPaths, part: int, numbers: Sequence[int]) -> np.ndarray:
+    """Every row of the nodes of this partition's digests held by two rows or more (exact copies)."""
+    copies, where = _gather(paths, part, numbers, "copies", 1)
+    if len(copies) == 0:
+        return np.empty((0, 4), np.uint64)
+    digests = np.column_stack([copies["hi"], copies["lo"]])
+    _, inverse = unique_digests(digests)
+    several = np.bincount(inverse)[inverse] > 1
+    return np.column_stack([digests[several], where[several].astype(np.uint64),
+                            copies["row"][several].astype(np.uint64)])
+
+
+def no_rows(config: DedupConfig) -> DedupBatch:
+    """An empty batch of the config's signature width."""
+    return DedupBatch([], [], np.empty((0, config.num_perm), np.uint32), np.empty(0), np.empty(0, np.int64),
+                      np.empty(0, np.uint32))

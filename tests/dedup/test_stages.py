@@ -1,0 +1,131 @@
+"""A run's dedup as partitioned stages decides exactly as ``resolve`` on the whole run, in a lake or not."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from flows.dedup import DedupBatch, DedupConfig, DedupDecisions, LakeIndex, resolve
+from flows.dedup.join import decide_run
+from flows.dedup.stages import link_partition, prepare_shard
+from flows.lake.commit import persist
+from flows.lake.layout import RunPaths
+from flows.storage import Store
+from tests.dedup.helpers import CONFIG, article, batch_of, edit, run
+from tests.support.servers import S3Server
+
+
+def texts_of(families: list[list[str]], seed: int) -> list[str]:
+    texts = []
+    for f, steps in enumerate(families):
+        base = article(900 + f, words=300)
+        for step, what in enumerate(steps):
+            texts.append({"copy": base, "excerpt": " ".join(base.split()[: 100 + 30 * step]),
+                          "light": edit(base, 10 * f + step, 0.02), "heavy": edit(base, 10 * f + step, 0.4)}[what])
+    random.Random(seed).shuffle(texts)
+    return texts
+
+
+def stage_shards(paths: RunPaths, batch: DedupBatch, cuts: list[int]) -> list[int]:
+    """Write the batch as staged shards cut at ``cuts`` (the columns dedup reads)."""
+    bounds = [0, *cuts, len(batch)]
+    numbers = []
+    for number, (lo, hi) in enumerate(itertools.pairwise(bounds)):
+        table = pa.table({
+            "doc_id": batch.doc_ids[lo:hi], "content_hash": batch.content_hashes[lo:hi],
+            "signature": [row.tobytes() for row in batch.signatures[lo:hi]],
+            "quality_score": batch.quality[lo:hi], "n_chars": batch.lengths[lo:hi],
+            "n_shingles": pa.array(batch.sizes[lo:hi], pa.uint32()),
+        })
+        paths.shard_file(number).parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(table, paths.shard_file(number))
+        numbers.append(number)
+    return numbers
+
+
+def staged_decisions(lake: Path, batch: DedupBatch, cuts: list[int], config: DedupConfig) -> list[tuple[object, ...]]:
+    paths = RunPaths(str(lake), f"run-{len(cuts)}-{config.partitions}", "2026-12-03")
+    numbers = stage_shards(paths, batch, cuts)
+    index = LakeIndex.open(lake / "_index", config)
+    for number in numbers:
+        prepare_shard(paths, number, config, index)
+    found = [link_partition(paths, part, numbers, config) for part in range(config.partitions)]
+    table = decide_run(paths, numbers, found, config, index)
+    bounds = np.cumsum([0, *[pq.read_metadata(paths.shard_file(n)).num_rows for n in numbers]])
+    out = DedupDecisions.all_kept(batch.doc_ids)
+    for row in table.to_pylist():
+        at = int(bounds[row["shard"]]) + row["row"]
+        for name in ("dup_cluster", "is_duplicate", "dup_similarity", "dup_kind", "dup_containment"):
+            getattr(out, name)[at] = row[name]
+    return fields(out)
+
+
+def fields(d: DedupDecisions) -> list[tuple[object, ...]]:
+    return list(zip(d.dup_cluster, np.asarray(d.is_duplicate).tolist(), np.round(d.dup_similarity, 9).tolist(),
+                    d.dup_kind, np.round(d.dup_containment, 9).tolist(), strict=True))
+
+
+FAMILIES = st.lists(st.lists(st.sampled_from(["copy", "light", "heavy", "excerpt"]), min_size=1, max_size=4),
+                    min_size=1, max_size=4)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(FAMILIES, st.sampled_from([1, 16, 64]), st.lists(st.integers(1, 12), max_size=3), st.integers(0, 99),
+       st.sampled_from([1, 2, 256]))
+def test_partitioned_stages_decide_as_resolve_on_the_whole_run(tmp_path: Path, families: list[list[str]],
+                                                               partitions: int, cuts: list[int], seed: int,
+                                                               cap: int) -> None:
+    """Also with buckets cut short (``max_candidates_per_band`` 1 or 2), copies spread over shards."""
+    texts = texts_of(families, seed)
+    rng = random.Random(seed)
+    batch = batch_of([f"r{seed}-{i}" for i in range(len(texts))], texts,
+                     [rng.choice([0.3, 0.5, 0.9]) for _ in texts])
+    config = CONFIG.model_copy(update={"partitions": partitions, "max_candidates_per_band": cap})
+    lake = tmp_path / f"lake-{seed}-{partitions}-{cap}-{'-'.join(map(str, cuts))}"
+    expected = fields(resolve(batch, LakeIndex.open(lake / "_index", config), config))
+    assert staged_decisions(lake, batch, sorted({c for c in cuts if c < len(batch)}), config) == expected
+
+
+def test_against_a_lake_the_stages_decide_as_resolve(tmp_path: Path) -> None:
+    """Copies of lake documents join their lake clusters; rows the lake holds keep its decision."""
+    old = batch_of(["a", "b", "c"], [article(1), edit(article(1), 2), article(3)], [0.9, 0.5, 0.5])
+    texts = [article(1), edit(article(1), 7), " ".join(article(3).split()[:120]), article(4), article(4), article(3)]
+    batch = batch_of(["n1", "n2", "n3", "n4", "n5", "c"], texts, [0.5] * 6)
+    for partitions in (1, 16):  # a lake's index fixes its partitions: one lake each
+        config = CONFIG.model_copy(update={"partitions": partitions})
+        lake = tmp_path / f"lake-{partitions}"
+        run(lake / "_index", "first", old, config)
+        expected = fields(resolve(batch, LakeIndex.open(lake / "_index", config), config))
+        assert staged_decisions(lake, batch, [2, 4], config) == expected
+    clusters = [e[0] for e in expected]
+    assert clusters[:3] == ["a", "a", "c"] and clusters[3] == clusters[4] and clusters[5] == "c"
+
+
+def test_partition_tasks_on_another_machine_read_their_slices_from_the_bucket(s3_server: S3Server,
+                                                                               tmp_path: Path) -> None:
+    """A partition task whose machine lacks the shards' dedup files reads only its slices from the lake's store."""
+    lake = f"{s3_server.bucket('stages')}/lake"
+    options = s3_server.storage_options()
+    texts = texts_of([["copy", "light", "excerpt"], ["copy", "copy"], ["heavy"]], seed=3)
+    batch = batch_of([f"s{i}" for i in range(len(texts))], texts)
+    config = CONFIG.model_copy(update={"partitions": 4})
+    here = RunPaths(Store(lake, options), "run-1", "2026-12-03", str(tmp_path / "here"))
+    numbers = stage_shards(here, batch, [3])
+    for number in numbers:
+        persist(here, here.shard_file(number))
+        prepare_shard(here, number, config, LakeIndex.open(tmp_path / "_index", config))
+    there = RunPaths(Store(lake, options), "run-1", "2026-12-03", str(tmp_path / "there"))
+    assert not (there.staging / "dedup").exists()
+    remote = [link_partition(there, part, numbers, config) for part in range(4)]
+    assert not (there.staging / "dedup").exists(), "the slices were read from the store, not downloaded whole"
+    local = [link_partition(here, part, numbers, config) for part in range(4)]
+    for a, b in zip(remote, local, strict=True):
+        assert all(np.array_equal(getattr(a, f), getattr(b, f)) for f in ("near", "offers", "estimates", "copies"))
+    assert sum(len(f.near) for f in local) >= 2 and sum(len(f.copies) for f in local) >= 2
