@@ -693,8 +693,8 @@ def child(step: str, tmp: str, lake_docs: int, batch_docs: int, segments: int) -
             decisions = dedup.DedupDecisions(list(ids), np.zeros(n, bool), np.ones(n), [None] * n, np.ones(n))
             staging = Path(tmp) / "staging" / f"run-{s:04d}"
             before = peak_rss_mb()
-            dedup.LakeIndex(index_dir, config, []).write_segment(staging, batch, decisions)
-            dedup.publish_segment(index_dir, staging)
+            dedup.LakeIndex(index_dir, config, []).write_segment(staging, f"run-{s:04d}", batch, decisions)
+            dedup.publish_segment(index_dir, staging, f"run-{s:04d}")
             after = peak_rss_mb()
             print(
                 f"  write_segment of {n:,} entries: peak RSS {after:,.0f} MB "
@@ -704,8 +704,8 @@ def child(step: str, tmp: str, lake_docs: int, batch_docs: int, segments: int) -
         print(
             f"  built in {time.perf_counter() - start:.0f} s: {size / 1e6:.0f} MB on disk = "
             f"{size / lake_docs:.0f} bytes/doc "
-            f"(signatures {4 * config.num_perm}, band keys+rows {12 * config.bands}, set size 4, content hash 16, "
-            "decisions 10, id keys+rows 12, doc ids and clusters the rest)"
+            f"(signatures {4 * config.num_perm}, band keys+refs {16 * config.bands}, set size 4, content hash 16, "
+            "decisions 10, id keys 8, doc ids and clusters the rest)"
         )
         return
     index = dedup.LakeIndex.open(index_dir, config) if step == "query" else dedup.LakeIndex(index_dir, config, [])
@@ -733,8 +733,9 @@ def _query_batch(index_dir: Path | None, config: dedup.DedupConfig, n: int, segm
     if index_dir is not None:
         index = dedup.LakeIndex.open(index_dir, config)
         half = n // 2
-        seg = index.segments[0]
-        rows = np.sort(rng.choice(seg.count, size=half, replace=False))
+        seg = max(index.segments, key=lambda s: s.count)
+        rows = np.sort(rng.choice(seg.count, size=min(half, seg.count), replace=False))
+        half = len(rows)
         copies = seg.read_signatures(rows).copy()
         mask = rng.random(copies.shape) < 0.1
         copies[mask] = sigs[:half][mask]

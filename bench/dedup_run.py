@@ -74,7 +74,7 @@ def _single_process(paths: RunPaths, numbers: list[int], config: DedupConfig, in
     del table
     index = LakeIndex.open(index_dir, config)
     decisions = resolve(batch, index, config)
-    index.write_segment(paths.staging / "single-segment", batch, decisions)
+    index.write_segment(paths.staging / "single-segment", "single", batch, decisions)
     return {"duplicates": int(decisions.is_duplicate.sum())}
 
 

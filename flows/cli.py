@@ -1,6 +1,7 @@
 """The ``siftlake`` command: ``siftlake ingest SOURCE [--lake DIR] [--json]``, ``siftlake report [--lake DIR]
 [--run RUN_ID] [--out FILE.html]``, ``siftlake export --lake DIR OUT [...]``, ``siftlake forget --lake DIR
-(--urls F | --domains F | --doc-ids F) --reason R [--with-copies]``, ``siftlake server``, ``siftlake config``."""
+(--urls F | --domains F | --doc-ids F) --reason R [--with-copies]``, ``siftlake index migrate --lake DIR``,
+``siftlake server``, ``siftlake config``."""
 
 from __future__ import annotations
 
@@ -43,6 +44,14 @@ def _parser() -> argparse.ArgumentParser:
     server.add_argument("action", choices=["start", "status", "stop"])
     export.add_parser(commands)
     forget.add_parser(commands)
+    index = commands.add_parser("index", help="the lake's near-duplicate index: 'migrate' folds the segments of "
+                                "older formats into the partitioned one at once (README: Dedup)")
+    index.add_argument("action", choices=["migrate"])
+    index.add_argument("--lake", default="lake", help="root of the lake, a folder or a URI (default: lake)")
+    index.add_argument("--partitions", type=int, help="partitions of an index that does not record them yet "
+                       "(default: dedup.partitions' default); an index that does keeps its own")
+    index.add_argument("--lock-wait-s", type=float, default=0.0, help="wait up to this long for a run that "
+                       "holds the lake (default: fail at once)")
     return parser
 
 
@@ -76,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         return export.main(args)
     if args.command == "forget":
         return forget.main(args)
+    if args.command == "index":
+        return _index(args.lake, args.partitions, args.lock_wait_s)
     for key, value in _PREFECT_DEFAULTS.items():
         os.environ.setdefault(key, value)
     if args.command == "server":
@@ -145,6 +156,22 @@ def _report(lake_uri: str, run_id: str | None, out: str) -> int:
     t = data.totals
     print(f"wrote {out}: {t['documents']} documents ({t['duplicates']} duplicates), {t['rejects']} rejects, "
           f"{t['runs']} run(s)")
+    return 0
+
+
+def _index(lake_uri: str, partitions: int | None, lock_wait_s: float) -> int:
+    """``siftlake index migrate``: no Prefect involved."""
+    from flows.dedup import IncompatibleIndexError
+    from flows.dedup.maintenance import migrate_index
+    from flows.lake import LakeBusyError
+    from flows.storage import StorageError
+
+    try:
+        done = migrate_index(lake_uri, partitions, lock_wait_s)
+    except (IncompatibleIndexError, LakeBusyError, StorageError, OSError) as err:
+        print(f"siftlake: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    print(json.dumps(done, sort_keys=True))
     return 0
 
 

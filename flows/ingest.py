@@ -265,7 +265,7 @@ def _local_index(lake: Store, config: IngestConfig) -> tuple[Path, dict[str, int
 def _compact_index(lake: Store, index_dir: Path, config: DedupConfig, run_id: str) -> None:
     merged = index_cache.compact_if_needed(lake, index_dir, config, run_id)
     if merged is not None:
-        get_run_logger().info("compacted the near-duplicate index into %s", merged)
+        get_run_logger().info("near-duplicate index: %s", merged)
 
 
 def _merge_known_units(lake: Store, config: IngestConfig, lease: lakefs.LeaseLock | None) -> None:

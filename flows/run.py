@@ -26,7 +26,7 @@ import xxhash
 from flows import lake as lakefs
 from flows.config import IngestConfig, StorageConfig
 from flows.dedup import DedupBatch, DedupConfig, DedupDecisions, LakeIndex, stages
-from flows.dedup.cache import cache_segment, local_index, segment_of
+from flows.dedup.cache import cache_segment, index_moves, local_index, staged_index
 from flows.dedup.join import decide_run
 from flows.document import Reject
 from flows.language import MODEL as LANGUAGE_MODEL
@@ -164,15 +164,16 @@ def link_partition(paths: lakefs.RunPaths, part: int, numbers: list[int], config
 
 def decide_stage(paths: lakefs.RunPaths, numbers: list[int], found: list[stages.PartitionLinks],
                  config: DedupConfig, index_dir: Path) -> dict[str, int]:
-    """Decide the run's duplicates from every partition's links; stage the decisions and the run's index segment."""
+    """Decide the run's duplicates from every partition's links; stage the decisions and the run's index segments
+    (one per index partition with rows)."""
     lakefs.pull_staged(paths)  # shards staged by workers on other machines (the write stage reads them here)
     index = LakeIndex.open(index_dir, config)
     decisions = decide_run(paths, numbers, found, config, index)
     lakefs.write_parquet_atomic(decisions, paths.staging / "decisions.parquet")
-    shutil.rmtree(paths.staging / segment_of(paths), ignore_errors=True)  # a retried dedup starts afresh
+    shutil.rmtree(staged_index(paths), ignore_errors=True)  # a retried dedup starts afresh
     batch, decided = _index_rows(paths, numbers, decisions, config)
     if len(batch):
-        index.write_segment(paths.staging / segment_of(paths), batch, decided)
+        index.write_segment(staged_index(paths), paths.run_id, batch, decided)
     duplicates = decisions.filter(decisions.column("is_duplicate"))
     return {"documents": len(batch), "duplicates": duplicates.num_rows,
             "clusters_with_duplicates": len(set(duplicates.column("dup_cluster").to_pylist()))}
@@ -226,9 +227,9 @@ def write_stage(paths: lakefs.RunPaths, manifest: dict[str, Any]) -> list[str]:
     # The run's unit ids join the known-units store in the same commit: known exactly when their rows are in.
     ids = _staged_ids(paths, documents, "doc_id") + _staged_ids(paths, rejects, "unit_id")
     moves += lakefs.stage_run_units(paths, ids)
-    # The index segment moves last, as one folder: a document is in the index only once it is in the lake.
-    if (paths.staging / segment_of(paths)).exists():
-        moves.append(segment_of(paths))
+    # The index segments move last, one folder per partition: a document is in the index only once it is in
+    # the lake (readers of the index run after ``recover``, which finishes an interrupted commit).
+    moves += index_moves(paths)
     manifest_path = paths.manifest
     manifest_path.write_text(json.dumps(manifest, indent=2, default=str))
     return [m for m in moves if m]
@@ -297,9 +298,9 @@ def _write_rejects(paths: lakefs.RunPaths, keep_empty: bool) -> str:
 
 def commit_run(paths: lakefs.RunPaths, manifest: dict[str, Any], cache_dir: str,
                lease: lakefs.LeaseLock | None) -> list[str]:
-    """Write the run's tables, keep its index segment in this machine's cache, and commit it; return the moves."""
+    """Write the run's tables, keep its index segments in this machine's cache, and commit it; return the moves."""
     moves = write_stage(paths, manifest)
-    cache_segment(paths, segment_of(paths), cache_dir)
+    cache_segment(paths, cache_dir)
     if lease is not None:
         lease.check()  # never commit into a lake another run has taken over
     lakefs.commit(paths, moves)

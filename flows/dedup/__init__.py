@@ -22,6 +22,7 @@ from flows.dedup.index import (
     LakeIndex,
     compact,
     index_config,
+    migrate,
     publish_segment,
     rewrite_entries,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "estimated_jaccard",
     "fingerprints",
     "index_config",
+    "migrate",
     "publish_segment",
     "resolve",
     "rewrite_entries",

@@ -12,8 +12,9 @@ class DedupConfig(BaseModel):
 
     The shingle, permutation, seed and hash fields shape the persistent index's signatures, so
     changing one of them needs a new index (``LakeIndex.open`` refuses a mismatch). ``bands`` and
-    ``rows`` may change: each index segment is queried with the banding it was built with, and
-    compaction re-bands merged segments to the current one.
+    ``rows`` may change: each index segment is queried with the banding it was built with (compaction
+    merges segments of one banding; folding older-format segments into the partitions re-bands them).
+    ``partitions`` is fixed when the lake's index is created (``LAKE/_index/index.json``).
 
     Defaults chosen with ``python bench/dedup.py --sweep`` (exact Jaccard on 698 extracted pages
     of the built near-duplicate set, and the clough pairs): word 3-grams at 0.6 gave pairwise
@@ -89,7 +90,10 @@ class DedupConfig(BaseModel):
         ge=1,
         le=4096,
         description="Partitions of the LSH band keys: a run's duplicates are found by one task per partition, "
-        "so no process holds the whole run's fingerprints.",
+        "so no process holds the whole run's fingerprints; the lake's near-duplicate index is split the same "
+        "way (band rows by band key, entries by doc-id key), each partition compacted by itself, so a query "
+        "touches O(log L) segments per partition. Fixed when the index is created (recorded in "
+        "LAKE/_index/index.json): a lake's later runs must use the same value.",
     )
 
     @model_validator(mode="after")

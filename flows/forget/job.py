@@ -3,7 +3,7 @@ files, one commit, the log. No Prefect.
 
 The commit is the lake's (``flows.lake.commit``): every file is written under ``_staging/forget-<id>/`` first;
 then a COMMIT list of moves is written and performed (the rewritten documents files replace theirs, one
-rename each; the index segment that replaces the touched ones; the block list and fingerprints; the minus lists
+rename each; the index segments that replace the touched ones; the block list and fingerprints; the minus lists
 of the known-units store, so the removed units are no longer known: ``flows.lake.units``), the replaced segments
 and minus lists, the stale run pages and the staged shards of unfinished runs are deleted, and the log is
 published last. A takedown killed before its COMMIT leaves the lake as it was (the next command discards
@@ -30,7 +30,6 @@ from flows.lake import (
     INDEX,
     REPORTS,
     RUNS,
-    SEGMENTS,
     STAGING,
     RunPaths,
     commit,
@@ -92,18 +91,19 @@ def forget(options: ForgetOptions) -> dict[str, Any]:
         for key in moves:
             stage_file(lake, key, paths, plan)
         fault_point("forget:after_documents")
-        segment, rewrite = stage_index(paths, index_dir, config, plan)
+        rewrite = stage_index(paths, index_dir, config, plan)
         fingerprints, printed = stage_fingerprints(paths, index if options.with_copies else None, plan.removed)
-        moves += [m for m in (segment, stage_blocked(paths, wanted, plan), fingerprints) if m]
+        moves += rewrite.moves + [m for m in (stage_blocked(paths, wanted, plan), fingerprints) if m]
         # The removed documents' units are no longer in the lake: a re-read is a taken_down reject, not a skip.
         units, units_replaced = stage_forgotten_units(paths, sorted(plan.removed))
         moves += units
         runs = unfinished_runs(lake)
-        log["index"] = {"segment": segment.rsplit("/", 1)[-1] if segment else None, "replaced": rewrite.replaced,
+        log["index"] = {"segments": [m.removeprefix(f"{INDEX}/") for m in rewrite.moves],
+                        "replaced": [r.removeprefix(f"{INDEX}/") for r in rewrite.replaced],
                         "entries_removed": rewrite.removed, "entries_changed": rewrite.changed}
         log["blocked"]["fingerprints"] = printed
         log["unfinished_runs_reset"] = runs
-        deletes = [f"{INDEX}/{SEGMENTS}/{name}" for name in rewrite.replaced]
+        deletes = list(rewrite.replaced)
         deletes += [f"{REPORTS}/{run}.html" for run in sorted({_run_of(key) for key in plan.files})]
         deletes += [f"{STAGING}/{run}/shards" for run in runs] + units_replaced
         paths.manifest.write_text(json.dumps(log, indent=2, sort_keys=True))

@@ -1,4 +1,4 @@
-"""Staging a takedown: the rewritten documents files, the index segment that replaces the touched ones, and
+"""Staging a takedown: the rewritten documents files, the index segments that replace the touched ones, and
 the block list and fingerprints it adds, each written under the takedown's staging folder at the path it
 takes in the lake (the commit moves them there)."""
 
@@ -16,7 +16,7 @@ from flows.dedup import DedupConfig, EntryChange, IndexRewrite, LakeIndex, rewri
 from flows.forget.blocklist import BLOCKED, BLOCKED_SCHEMA, ENTRY_KINDS, FINGERPRINTS, FINGERPRINTS_SCHEMA
 from flows.forget.lists import TakedownList
 from flows.forget.plan import Plan
-from flows.lake import INDEX, SEGMENTS, RunPaths, write_parquet_atomic
+from flows.lake import INDEX, RunPaths, write_parquet_atomic
 from flows.storage import Store
 
 _DECISIONS = ("dup_cluster", "is_duplicate", "dup_similarity", "dup_kind", "dup_containment")
@@ -49,13 +49,15 @@ def _apply(table: pa.Table, changed: list[tuple[int, EntryChange]]) -> pa.Table:
     return table
 
 
-def stage_index(paths: RunPaths, index_dir: Path, config: DedupConfig | None, plan: Plan) -> tuple[str, IndexRewrite]:
-    """The segment replacing those that hold removed or changed entries; its move ("" when none is needed)."""
+def stage_index(paths: RunPaths, index_dir: Path, config: DedupConfig | None, plan: Plan) -> IndexRewrite:
+    """The segments replacing those that hold removed or changed entries (or removed entries' band rows);
+    their moves and the replaced ones, relative to the lake."""
     if config is None:
-        return "", IndexRewrite()
-    relative = f"{INDEX}/{SEGMENTS}/{paths.run_id}"
-    result = rewrite_entries(index_dir, paths.staging / relative, config, set(plan.removed), plan.changes)
-    return (relative if result.segment is not None else ""), result
+        return IndexRewrite()
+    result = rewrite_entries(index_dir, paths.staging / INDEX, paths.run_id, config, set(plan.removed), plan.changes)
+    result.moves = [f"{INDEX}/{m}" for m in result.moves]
+    result.replaced = [f"{INDEX}/{r}" for r in result.replaced]
+    return result
 
 
 def stage_blocked(paths: RunPaths, wanted: TakedownList, plan: Plan) -> str:

@@ -2,7 +2,7 @@
 
 A run works in a local staging folder (the lake's own ``_staging/<run_id>`` on a local lake; a scratch
 folder mirrored to it on an object store), then commits: it writes a ``COMMIT`` list of moves and performs
-them (one file per table, then the index segment), writes the manifest and removes the staging folder. On
+them (one file per table, then the index segments), writes the manifest and removes the staging folder. On
 an object store a move is a copy of one object, atomic per object, and a segment's ``meta.json`` goes last.
 A run that dies mid-commit is rolled forward by the next run, so a reader sees all of a run or none of it.
 """
@@ -92,7 +92,7 @@ def commit(paths: RunPaths, moves: Sequence[str], manifest: str = "", deletes: S
     the lake that the moves make obsolete), publish the manifest (to ``manifest``, relative to the lake;
     default ``_runs/<run_id>.json``). All of it is rolled forward after a crash.
 
-    On a local lake a move is a rename (the index segment moves as one folder). On an object store
+    On a local lake a move is a rename (an index segment moves as one folder). On an object store
     the run's files are first put under its staging prefix, then each is copied to its place (one
     atomic object each; a segment's ``meta.json`` last, so readers see whole segments only).
     """

@@ -51,14 +51,14 @@ def batch_of(ids: list[str], texts: list[str], quality: list[float] | None = Non
     )
 
 
-def run(index_dir: Path, name: str, batch: DedupBatch) -> tuple[DedupDecisions, int]:
+def run(index_dir: Path, name: str, batch: DedupBatch, config: DedupConfig = CONFIG) -> tuple[DedupDecisions, int]:
     """One ingest run as the pipeline does it: open, resolve, write a segment, publish it."""
-    index = LakeIndex.open(index_dir, CONFIG)
-    decisions = resolve(batch, index, CONFIG)
-    staging = index_dir.parent / "_staging" / name
-    written = index.write_segment(staging, batch, decisions)
+    index = LakeIndex.open(index_dir, config)
+    decisions = resolve(batch, index, config)
+    staging = index_dir.parent / "_staging" / name / "_index"
+    written = index.write_segment(staging, name, batch, decisions)
     if written:
-        publish_segment(index_dir, staging)
+        publish_segment(index_dir, staging, name)
     else:
         assert not staging.exists()  # nothing new: nothing to publish
     return decisions, written
@@ -101,4 +101,13 @@ FORMAT_1_EXPECTED = json.loads((FORMAT_1 / "expected.json").read_text())
 
 
 def segment_metas(index_dir: Path) -> dict[str, dict[str, object]]:
-    return {p.name: json.loads((p / "meta.json").read_text()) for p in sorted((index_dir / "segments").iterdir())}
+    """The metas of the older-format segments (``segments/<name>``), by name."""
+    folder = index_dir / "segments"
+    return {p.name: json.loads((p / "meta.json").read_text()) for p in sorted(folder.iterdir())} if folder.is_dir() \
+        else {}
+
+
+def part_metas(index_dir: Path) -> dict[str, dict[str, object]]:
+    """The metas of the partitions' segments, by ``pNNNN/<name>``."""
+    return {f"{p.parent.name}/{p.name}": json.loads((p / "meta.json").read_text())
+            for p in sorted(index_dir.glob("p[0-9][0-9][0-9][0-9]/*")) if not p.name.startswith((".", "_"))}

@@ -96,13 +96,14 @@ def test_partitioned_stages_decide_as_resolve_on_the_whole_run(tmp_path: Path, f
 def test_against_a_lake_the_stages_decide_as_resolve(tmp_path: Path) -> None:
     """Copies of lake documents join their lake clusters; rows the lake holds keep its decision."""
     old = batch_of(["a", "b", "c"], [article(1), edit(article(1), 2), article(3)], [0.9, 0.5, 0.5])
-    run(tmp_path / "_index", "first", old)
     texts = [article(1), edit(article(1), 7), " ".join(article(3).split()[:120]), article(4), article(4), article(3)]
     batch = batch_of(["n1", "n2", "n3", "n4", "n5", "c"], texts, [0.5] * 6)
-    for partitions in (1, 16):
+    for partitions in (1, 16):  # a lake's index fixes its partitions: one lake each
         config = CONFIG.model_copy(update={"partitions": partitions})
-        expected = fields(resolve(batch, LakeIndex.open(tmp_path / "_index", config), config))
-        assert staged_decisions(tmp_path, batch, [2, 4], config) == expected
+        lake = tmp_path / f"lake-{partitions}"
+        run(lake / "_index", "first", old, config)
+        expected = fields(resolve(batch, LakeIndex.open(lake / "_index", config), config))
+        assert staged_decisions(lake, batch, [2, 4], config) == expected
     clusters = [e[0] for e in expected]
     assert clusters[:3] == ["a", "a", "c"] and clusters[3] == clusters[4] and clusters[5] == "c"
 

@@ -1,7 +1,7 @@
-"""One segment of the lake's near-duplicate index on disk: its files and their layout, opening one as
-memory-mapped arrays, looking entries up in it, listing the live segments and checking they fit a config.
+"""Segments of the index's older formats (1 and 2), read as they are: their files and layout, opening one
+as memory-mapped arrays, looking entries up in it, listing the live ones and checking they fit a config.
 
-Layout (``INDEX = LAKE/_index``)::
+Layout (``INDEX = LAKE/_index``; a lake indexed before the partitioned format 3, see ``flows.dedup.index.layout``)::
 
     INDEX/segments/<name>/meta.json         format, index parameters, entry count, replaced segments
     INDEX/segments/<name>/signatures.npy     (n, num_perm) uint32 MinHash values, row = entry
@@ -19,59 +19,42 @@ Layout (``INDEX = LAKE/_index``)::
     INDEX/segments/<name>/containment.npy    (n,) float32, their dup_containment
 
 Directories whose name starts with ``.`` or ``_`` (``_tmp...``) are ignored; a segment is live unless
-a later segment's ``meta.json`` names it in ``replaces`` (compaction).
+a later segment's ``meta.json`` names it in ``replaces`` (compaction of that time).
 
-Older indexes: segments of format 1 (before containment dedup; no ``sizes``, ``hashes``, ``kinds``,
-``containment``) are read as they are, each segment queried with the banding in its own
+These segments are queried as they were (``candidates``, one band at a time) until compaction folds them
+into the partitions (``flows.dedup.index.migration``). Format 1 segments (before containment dedup; no
+``sizes``, ``hashes``, ``kinds``, ``containment``) are each queried with the banding in their own
 ``meta.json`` (format 1 lakes have the then default 32 x 4). Their entries are matched as near and
-exact-signature duplicates only: without set sizes nothing is found contained in them, and
-without content hashes a copy of one is ``near`` (similarity 1.0), not ``exact``.
+exact-signature duplicates only: without set sizes nothing is found contained in them, and without
+content hashes a copy of one is ``near`` (similarity 1.0), not ``exact``.
 """
 
 from __future__ import annotations
 
 import json
-import mmap
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
-import xxhash
 
 from flows.dedup.config import DedupConfig
+from flows.dedup.index.files import CorruptIndexError, IncompatibleIndexError, Mapped, map_npy, open_signatures
 from flows.dedup.records import DUP_KINDS
 from flows.lake.layout import SEGMENT_META, SEGMENTS
 
-FORMAT = 2
-"""2: set sizes, content hashes, dup_kind and dup_containment per entry (containment dedup)."""
-READABLE_FORMATS = (1, 2)
-"""Format 1 segments (written before containment dedup) are read and queried for near and exact
-duplicates; they have no set sizes, so nothing is ever found contained in their entries."""
+LEGACY_FORMATS = (1, 2)
+"""Formats of the segments under ``INDEX/segments``: 1 (before containment dedup) and 2 (set sizes, content
+hashes, dup_kind and dup_containment per entry)."""
 _FORMAT_2_ARRAYS = ("sizes", "hashes", "kinds", "containment")
-_BANDING = ("bands", "rows")
+BANDING = ("bands", "rows")
 """Index parameters a segment may differ in from the run's config: queried with its own banding."""
 KIND_CODES = (None, *DUP_KINDS)
 """``kinds.npy`` stores the position of an entry's dup_kind in this tuple (0: kept, no kind)."""
-
-
-class IncompatibleIndexError(ValueError):
-    """The index on disk was built with other parameters than the ones asked for."""
-
-
-class CorruptIndexError(RuntimeError):
-    """A published segment is unreadable."""
-
-
-def doc_id_keys(doc_ids: Sequence[str]) -> np.ndarray:
-    """The 64-bit keys ``id_keys.npy`` sorts doc_ids by: xxh3_64 of their UTF-8 bytes."""
-    return np.fromiter(
-        (xxhash.xxh3_64_intdigest(d.encode("utf-8")) for d in doc_ids),
-        dtype=np.uint64,
-        count=len(doc_ids),
-    )
+ENTRY_ARRAYS = ("signatures", "doc_ids", "clusters", "is_duplicate", "similarity", "sizes", "hashes", "kinds",
+                "containment")
+"""The arrays that describe an entry, row by row, in every format."""
 
 
 _UNKNOWN: dict[str, tuple[tuple[int, ...], type[np.generic], float]] = {
@@ -88,73 +71,25 @@ def _unknown(name: str, n: int) -> np.ndarray:
     return np.broadcast_to(one, (n, *tail))
 
 
-def _npy_header(f: BinaryIO) -> tuple[tuple[int, ...], bool, np.dtype[Any], int]:
-    """Shape, Fortran order, dtype and data offset of an open .npy file."""
-    version = np.lib.format.read_magic(f)
-    if version == (1, 0):
-        shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-    else:
-        shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-    return shape, fortran, dtype, f.tell()
-
-
-def _map_npy(path: Path, maps: list[mmap.mmap]) -> np.ndarray:
-    """A read-only view of a .npy file through an mmap we own (so its pages can be released)."""
-    with open(path, "rb") as f:
-        shape, fortran, dtype, offset = _npy_header(f)
-        count = int(np.prod(shape))
-        if fortran or count == 0:
-            return np.asarray(np.load(path, allow_pickle=False))
-        mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-    maps.append(mapped)
-    return np.frombuffer(mapped, dtype=dtype, count=count, offset=offset).reshape(shape)
-
-
 @dataclass
-class Segment:
-    """One published segment opened read-only: its arrays memory-mapped (format-1 gaps filled with
-    stride-0 stand-ins), its ``meta.json`` and a file handle for reading single signatures."""
+class Segment(Mapped):
+    """One published format 1 or 2 segment opened read-only: its arrays memory-mapped (format-1 gaps filled
+    with stride-0 stand-ins) and its ``meta.json``."""
 
     name: str
     meta: dict[str, Any]
-    signatures: np.ndarray
-    band_keys: np.ndarray
-    band_rows: np.ndarray
-    id_keys: np.ndarray
-    id_rows: np.ndarray
-    doc_ids: np.ndarray
-    clusters: np.ndarray
-    is_duplicate: np.ndarray
-    similarity: np.ndarray
-    sizes: np.ndarray
-    hashes: np.ndarray
-    kinds: np.ndarray
-    containment: np.ndarray
-    maps: list[mmap.mmap]
-    signature_file: BinaryIO
-    """Unbuffered handle for reading single signature rows with pread (see ``read_signatures``)."""
-    signature_offset: int
 
-    def release(self) -> None:
-        """Drop this segment's mapped pages from our RSS (they stay in the OS page cache).
+    @property
+    def band_keys(self) -> np.ndarray:
+        return self.arrays["band_keys"]
 
-        Random band keys touch every page of a band's array once a batch is large, so without
-        this the resident set would grow with the lake instead of with the batch.
-        """
-        for mapped in self.maps:
-            mapped.madvise(mmap.MADV_DONTNEED)
+    @property
+    def band_rows(self) -> np.ndarray:
+        return self.arrays["band_rows"]
 
-    def read_signatures(self, rows: np.ndarray) -> np.ndarray:
-        """Signatures of entry ``rows`` read with pread, not through the mapping.
-
-        A page fault on a mapping maps its 64 KB neighbourhood too ("fault-around"), so 10,000
-        random rows through the mmap cost the whole 512 MB file in RSS; reads cost what they read.
-        """
-        uniq, pos = np.unique(np.asarray(rows, dtype=np.int64), return_inverse=True)
-        width = self.signatures.shape[1] * 4
-        fd = self.signature_file.fileno()
-        raw = b"".join(os.pread(fd, width, self.signature_offset + r * width) for r in uniq.tolist())
-        return np.frombuffer(raw, dtype=np.uint32).reshape(len(uniq), -1)[pos.reshape(-1)]
+    @property
+    def id_rows(self) -> np.ndarray:
+        return self.arrays["id_rows"]
 
     @property
     def count(self) -> int:
@@ -173,36 +108,14 @@ class Segment:
 
     @classmethod
     def load(cls, path: Path, meta: dict[str, Any]) -> Segment:
-        maps: list[mmap.mmap] = []
-
-        def arr(name: str) -> np.ndarray:
-            if name in _FORMAT_2_ARRAYS and int(meta["format"]) < 2:
-                return _unknown(name, int(meta["count"]))
-            return _map_npy(path / f"{name}.npy", maps)
-
+        maps: list[Any] = []
+        n = int(meta["count"])
+        names = ("signatures", "band_keys", "band_rows", "id_keys", "id_rows", *ENTRY_ARRAYS[1:])
         try:
-            signature_file = open(path / "signatures.npy", "rb", buffering=0)  # noqa: SIM115 (lives with the segment)
-            signature_offset = _npy_header(signature_file)[3]
-            segment = cls(
-                path.name,
-                meta,
-                arr("signatures"),
-                arr("band_keys"),
-                arr("band_rows"),
-                arr("id_keys"),
-                arr("id_rows"),
-                arr("doc_ids"),
-                arr("clusters"),
-                arr("is_duplicate"),
-                arr("similarity"),
-                arr("sizes"),
-                arr("hashes"),
-                arr("kinds"),
-                arr("containment"),
-                maps,
-                signature_file,
-                signature_offset,
-            )
+            arrays = {name: _unknown(name, n) if name in _FORMAT_2_ARRAYS and int(meta["format"]) < 2
+                      else map_npy(path / f"{name}.npy", maps) for name in names}
+            handle, offset = open_signatures(path / "signatures.npy")
+            segment = cls(maps, handle, offset, int(meta["index_params"]["num_perm"]), arrays, path.name, meta)
             segment.check_shapes()
             return segment
         except (OSError, ValueError) as exc:
@@ -213,26 +126,13 @@ class Segment:
 
     def check_shapes(self) -> None:
         """Raise ValueError unless the arrays agree with meta.json (a truncated copy, say)."""
-        n, params = self.count, self.meta["index_params"]
-        bands = self.banding[0]
-        expected = {
-            "signatures": (n, params["num_perm"]),
-            "band_keys": (bands, n),
-            "band_rows": (bands, n),
-            "id_keys": (n,),
-            "id_rows": (n,),
-            "doc_ids": (n,),
-            "clusters": (n,),
-            "is_duplicate": (n,),
-            "similarity": (n,),
-            "sizes": (n,),
-            "hashes": (n, 2),
-            "kinds": (n,),
-            "containment": (n,),
-        }
-        for name, shape in expected.items():
-            if getattr(self, name).shape != shape:
-                raise ValueError(f"{name}.npy has shape {getattr(self, name).shape}, expected {shape}")
+        n, bands = self.count, self.banding[0]
+        expected = {"signatures": (n, self.num_perm), "band_keys": (bands, n), "band_rows": (bands, n),
+                    "hashes": (n, 2)}
+        for name, array in self.arrays.items():
+            shape = expected.get(name, (n,))
+            if array.shape != shape:
+                raise ValueError(f"{name}.npy has shape {array.shape}, expected {shape}")
 
     def find_ids(self, doc_ids: Sequence[str], keys: np.ndarray) -> np.ndarray:
         """Entry row of each doc_id in this segment, -1 where absent."""
@@ -277,16 +177,16 @@ class Segment:
         return codes // self.count, codes % self.count
 
 
-def live_segments(index_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
-    """``(path, meta)`` of each live segment, by name: not hidden, not replaced by a compaction.
+def live_in(folder: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """``(path, meta)`` of each live segment directly under ``folder``, by name: not hidden (``.`` or ``_``),
+    not named in the ``replaces`` of another one there.
 
     Raises ``CorruptIndexError`` for a live directory without ``meta.json``.
     """
-    root = index_dir / SEGMENTS
-    if not root.is_dir():
+    if not folder.is_dir():
         return []
     found: dict[str, tuple[Path, dict[str, Any] | None]] = {}
-    for path in sorted(root.iterdir()):
+    for path in sorted(folder.iterdir()):
         if not path.is_dir() or path.name.startswith((".", "_")):
             continue
         meta_path = path / SEGMENT_META
@@ -299,31 +199,37 @@ def live_segments(index_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
             continue
         if meta is None:
             raise CorruptIndexError(
-                f"index segment {path} has no {SEGMENT_META}: it was not written by write_segment; "
-                f"move it out of {root}"
+                f"index segment {path} has no {SEGMENT_META}: it was not written by siftlake; move it out of {folder}"
             )
         live.append((path, meta))
     return live
 
 
-def check_params(path: Path, meta: dict[str, Any], config: DedupConfig) -> None:
-    """Raise ``IncompatibleIndexError`` unless the segment's format is readable and its signatures
-    were built as ``config`` builds them."""
-    # The banding may differ (each segment is queried with its own; compaction re-bands to the config's):
-    # what must match is everything the stored signatures depend on.
-    want = {k: v for k, v in config.index_params().items() if k not in _BANDING}
-    have = {k: v for k, v in meta.get("index_params", {}).items() if k not in _BANDING}
-    if meta.get("format") not in READABLE_FORMATS:
+def live_segments(index_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """``(path, meta)`` of each live segment of the older formats (``INDEX/segments``), by name."""
+    return live_in(Path(index_dir) / SEGMENTS)
+
+
+def check_params(path: Path, meta: dict[str, Any], config: DedupConfig, formats: Sequence[int] = LEGACY_FORMATS,
+                 where: Path | None = None) -> None:
+    """Raise ``IncompatibleIndexError`` unless the segment's format is one of ``formats`` and its signatures
+    were built as ``config`` builds them (``where``: the index folder, for the message)."""
+    # The banding may differ (each segment is queried with its own): what must match is everything the
+    # stored signatures depend on.
+    index_dir = where or path.parent.parent
+    want = {k: v for k, v in config.index_params().items() if k not in BANDING}
+    have = {k: v for k, v in meta.get("index_params", {}).items() if k not in BANDING}
+    if meta.get("format") not in formats:
         raise IncompatibleIndexError(
-            f"the near-duplicate index at {path.parent.parent} has format {meta.get('format')}, this "
-            f"siftlake reads formats {', '.join(map(str, READABLE_FORMATS))}. Run the siftlake version "
-            "that wrote it, or move that directory aside to start a new index (documents already in the "
-            "lake are then not matched by new runs)."
+            f"the near-duplicate index at {index_dir} has a segment of format {meta.get('format')} ({path.name}), "
+            f"this siftlake reads formats 1, 2, 3 (older ones under {SEGMENTS}/, 3 in the partitions). Run the "
+            "siftlake version that wrote it, or move that directory aside to start a new index (documents already "
+            "in the lake are then not matched by new runs)."
         )
     if have != want:
         diff = {k: (have.get(k), want.get(k)) for k in sorted(set(have) | set(want)) if have.get(k) != want.get(k)}
         raise IncompatibleIndexError(
-            f"the near-duplicate index at {path.parent.parent} was built with other dedup "
+            f"the near-duplicate index at {index_dir} was built with other dedup "
             f"parameters (index vs this run: {diff}). "
             "Run with the DedupConfig the index was built with, or move that directory aside to "
             "start a new index (documents already in the lake are then not matched by new runs)."

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from flows.dedup import LakeIndex, estimated_jaccard, resolve
-from flows.dedup.index import lake_index
+from flows.dedup.index import query
+from flows.dedup.index.column import Column
 from tests.dedup.helpers import CONFIG, FIRST, article, batch_of, edit, run
 
 
@@ -26,9 +28,9 @@ def test_query_fetches_only_candidates(index_dir: Path) -> None:
     assert containing.doc_ids == []  # an exact copy is not "contained": the container must be larger
     assert matches.doc_ids == ["b1"] and matches.dup_cluster == ["b1"]
     assert np.array_equal(matches.similarity, [1.0])
-    # Segments are read-only views of memory-mapped files, not loaded copies.
-    sigs = index.segments[0].signatures
-    assert not sigs.flags.owndata and not sigs.flags.writeable
+    # Segments are read on demand, not loaded: a segment holds its arrays' layout only (no array, no descriptor).
+    segment = next(s for s in index.segments if s.count)
+    assert isinstance(segment.signatures, Column) and segment.signatures.shape == (segment.count, CONFIG.num_perm)
 
 
 def test_a_doc_id_given_twice_is_indexed_once_as_kept(index_dir: Path) -> None:
@@ -49,7 +51,8 @@ def test_a_query_against_many_copies_finds_each_querys_best_match_in_any_block_s
     probe = batch_of([f"q{i}" for i in range(9)], [edit(page, 900 + i, 0.03) for i, page in enumerate(pages * 3)])
     index = LakeIndex.open(index_dir, CONFIG)
     whole, _ = index.query(probe.signatures, probe.sizes)
-    monkeypatch.setattr(lake_index, "_CANDIDATE_PAIRS_AT_ONCE", 1)  # one query row per block
+    monkeypatch.setattr(query, "_CANDIDATE_PAIRS_AT_ONCE", 1)  # one query row per chunk of pairs
+    monkeypatch.setattr(query, "_QUERY_ROWS_AT_ONCE", 1)  # one query row's band keys at a time
     one_by_one, _ = index.query(probe.signatures, probe.sizes)
     assert np.array_equal(whole.query_rows, one_by_one.query_rows)
     assert whole.doc_ids == one_by_one.doc_ids and whole.dup_cluster == one_by_one.dup_cluster
@@ -64,3 +67,15 @@ def test_a_query_against_many_copies_finds_each_querys_best_match_in_any_block_s
         top = float(sims.max())
         assert whole.similarity[q] == top
         assert whole.dup_cluster[q] == min(c for s, c in zip(sims.tolist(), clusters, strict=True) if s == top)
+
+
+def test_an_open_partitioned_index_holds_no_file_descriptor(index_dir: Path) -> None:
+    # Python's mmap keeps a descriptor per mapping: P x segments x 12 arrays would pass the usual limit of 1,024.
+    for number in range(3):
+        run(index_dir, f"run-{number}", batch_of([f"d{number}"], [article(800 + number)]))
+    before = len(os.listdir("/proc/self/fd"))
+    index = LakeIndex.open(index_dir, CONFIG)
+    probe = batch_of(["q"], [edit(article(801), 3)])
+    matches, _ = index.query(probe.signatures, probe.sizes)
+    assert matches.doc_ids == ["d1"] and len(index.segments) > 16
+    assert len(os.listdir("/proc/self/fd")) == before
