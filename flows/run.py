@@ -25,9 +25,10 @@ import xxhash
 
 from flows import lake as lakefs
 from flows.config import IngestConfig, StorageConfig
-from flows.dedup import DedupBatch, DedupConfig, DedupDecisions, LakeIndex, stages
+from flows.dedup import DedupConfig, DedupDecisions, LakeIndex, stages
 from flows.dedup.cache import cache_segment, index_moves, local_index, staged_index
 from flows.dedup.join import decide_run
+from flows.dedup.run_index import write_run_entries
 from flows.document import Reject
 from flows.language import MODEL as LANGUAGE_MODEL
 from flows.quality import SIGNAL_NAMES
@@ -171,11 +172,10 @@ def decide_stage(paths: lakefs.RunPaths, numbers: list[int], found: list[stages.
     decisions = decide_run(paths, numbers, found, config, index)
     lakefs.write_parquet_atomic(decisions, paths.staging / "decisions.parquet")
     shutil.rmtree(staged_index(paths), ignore_errors=True)  # a retried dedup starts afresh
-    batch, decided = _index_rows(paths, numbers, decisions, config)
-    if len(batch):
-        index.write_segment(staged_index(paths), paths.run_id, batch, decided)
+    write_run_entries(staged_index(paths), paths.run_id, paths, numbers, decisions, config, not index.has_index_file)
     duplicates = decisions.filter(decisions.column("is_duplicate"))
-    return {"documents": len(batch), "duplicates": duplicates.num_rows,
+    documents = sum(pq.read_metadata(paths.shard_file(n)).num_rows for n in numbers)
+    return {"documents": documents, "duplicates": duplicates.num_rows,
             "clusters_with_duplicates": len(set(duplicates.column("dup_cluster").to_pylist()))}
 
 
@@ -184,33 +184,6 @@ def _decisions_by_row(decisions: pa.Table, number: int) -> dict[int, int]:
     shards = decisions.column("shard").to_numpy()
     mine = np.flatnonzero(shards == number)
     return dict(zip(decisions.column("row").to_numpy()[mine].tolist(), mine.tolist(), strict=True))
-
-
-def _index_rows(paths: lakefs.RunPaths, numbers: list[int], decisions: pa.Table,
-                config: DedupConfig) -> tuple[DedupBatch, DedupDecisions]:
-    """Every row of the run with its decision, for the run's index segment."""
-    columns = ["doc_id", "content_hash", "signature", "quality_score", "n_chars", "n_shingles"]
-    tables = [stages.staged_rows(paths, n, columns) for n in numbers]
-    table = pa.concat_tables(tables) if tables else None
-    if table is None or table.num_rows == 0:
-        return stages.no_rows(config), DedupDecisions.all_kept([])
-    batch = DedupBatch(
-        doc_ids=table.column("doc_id").to_pylist(),
-        content_hashes=table.column("content_hash").to_pylist(),
-        signatures=stages.signature_matrix(table.column("signature"), config.num_perm),
-        quality=table.column("quality_score").to_numpy(),
-        lengths=table.column("n_chars").to_numpy(),
-        sizes=table.column("n_shingles").to_numpy(),
-    )
-    decided = DedupDecisions.all_kept(batch.doc_ids)
-    first = dict(zip(numbers, np.cumsum([0] + [t.num_rows for t in tables[:-1]]).tolist(), strict=True))
-    at = [first[s] + r for s, r in zip(decisions.column("shard").to_pylist(), decisions.column("row").to_pylist(),
-                                       strict=True)]
-    for name in ("dup_cluster", "is_duplicate", "dup_similarity", "dup_kind", "dup_containment"):
-        mine, theirs = getattr(decided, name), decisions.column(name).to_pylist()
-        for row, value in zip(at, theirs, strict=True):
-            mine[row] = value
-    return batch, decided
 
 
 def write_stage(paths: lakefs.RunPaths, manifest: dict[str, Any]) -> list[str]:

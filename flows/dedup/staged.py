@@ -71,6 +71,16 @@ def _mapped(paths: RunPaths, number: int, part: str) -> np.ndarray | None:
     return None
 
 
+def length(paths: RunPaths, number: int, part: str) -> int:
+    """The number of rows of a shard's array ``part``."""
+    mapped = _mapped(paths, number, part)
+    if mapped is not None:
+        return len(mapped)
+    key = f"{paths.staging_key}/{relative(number, f'{part}.npy')}"
+    with paths.lake.open_ranged(key, 4096) as stream:
+        return int(_header(stream)[0][0])
+
+
 def rows(paths: RunPaths, number: int, part: str, start: int, stop: int) -> np.ndarray:
     """Rows ``start:stop`` of a shard's array ``part``: from the local file, else a ranged read of the store's copy."""
     mapped = _mapped(paths, number, part)

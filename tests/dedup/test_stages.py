@@ -13,7 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flows.dedup import DedupBatch, DedupConfig, DedupDecisions, LakeIndex, resolve
+from flows.dedup.index import publish_segment
 from flows.dedup.join import decide_run
+from flows.dedup.run_index import write_run_entries
 from flows.dedup.stages import link_partition, prepare_shard
 from flows.lake.commit import persist
 from flows.lake.layout import RunPaths
@@ -129,3 +131,41 @@ def test_partition_tasks_on_another_machine_read_their_slices_from_the_bucket(s3
     for a, b in zip(remote, local, strict=True):
         assert all(np.array_equal(getattr(a, f), getattr(b, f)) for f in ("near", "offers", "estimates", "copies"))
     assert sum(len(f.near) for f in local) >= 2 and sum(len(f.copies) for f in local) >= 2
+
+
+def index_contents(index_dir: Path, doc_ids: list[str], config: DedupConfig) -> list[tuple[object, ...]]:
+    """What an index holds for ``doc_ids``: decisions, signatures, sizes and content hashes."""
+    index = LakeIndex.open(index_dir, config)
+    known, kept = index.decisions_of(doc_ids), index.kept_documents(doc_ids)
+    return [(bool(f), c, bool(d), round(float(s), 6), k, sig.tobytes(), int(size), tuple(h.tolist()))
+            for f, c, d, s, k, sig, size, h in zip(known.found.tolist(), known.dup_cluster, known.is_duplicate,
+                                                   known.dup_similarity, known.dup_kind, kept.signatures,
+                                                   kept.sizes, kept.hashes, strict=True)]
+
+
+def test_the_runs_index_segments_hold_what_one_process_writes(tmp_path: Path) -> None:
+    """The run's entries written from the staged shards (no whole-run batch) equal ``write_segment``'s: every
+    new doc_id once, with its decision, signature, set size and content hash; rows the lake holds are left out."""
+    run(tmp_path / "stages" / "_index", "first", batch_of(["a"], [article(1)]))
+    run(tmp_path / "whole" / "_index", "first", batch_of(["a"], [article(1)]))
+    texts = [*texts_of([["copy", "light", "excerpt"], ["copy", "copy", "heavy"]], seed=9), article(1), article(5)]
+    ids = [*(f"t{i}" for i in range(len(texts) - 2)), "a", "t0"]  # "a" is in the lake; "t0" comes twice
+    batch = batch_of(ids, texts, [0.4 + 0.05 * i for i in range(len(texts))])
+    config = CONFIG
+    whole = LakeIndex.open(tmp_path / "whole" / "_index", config)
+    decisions = resolve(batch, whole, config)
+    whole.write_segment(tmp_path / "whole" / "staged", "run-2", batch, decisions)
+    publish_segment(tmp_path / "whole" / "_index", tmp_path / "whole" / "staged", "run-2")
+    paths = RunPaths(str(tmp_path / "stages"), "run-2", "2026-12-03")
+    numbers = stage_shards(paths, batch, [3, 5])
+    index = LakeIndex.open(tmp_path / "stages" / "_index", config)
+    for number in numbers:
+        prepare_shard(paths, number, config, index)
+    found = [link_partition(paths, part, numbers, config) for part in range(config.partitions)]
+    table = decide_run(paths, numbers, found, config, index)
+    written = write_run_entries(paths.staging / "_index", "run-2", paths, numbers, table, config, False)
+    publish_segment(tmp_path / "stages" / "_index", paths.staging / "_index", "run-2")
+    assert written == len(set(ids)) - 1
+    every = sorted(set(ids))
+    assert index_contents(tmp_path / "stages" / "_index", every, config) == \
+        index_contents(tmp_path / "whole" / "_index", every, config)
