@@ -55,6 +55,16 @@ def reference(source: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[d
     return _ingest(source, lake, {"kind": "process", "workers": 2}), lake
 
 
+def _bucket_documents(lake: str) -> pd.DataFrame:
+    """The compared columns of a bucket lake's documents, read by duckdb through the store's filesystem."""
+    store = Store(lake)
+    connection = duckdb.connect()
+    connection.register_filesystem(store.fs)
+    frame = connection.sql(f"select * from read_parquet('{store.url()}/documents/**/*.parquet', "
+                           "hive_partitioning=true)").df()
+    return frame[COMPARED].sort_values("source_uri").reset_index(drop=True)
+
+
 def _table(lake: Path, name: str, columns: list[str]) -> pd.DataFrame:
     frame = duckdb.sql(f"select * from read_parquet('{lake}/{name}/**/*.parquet', hive_partitioning=true)").df()
     return frame[columns].sort_values("source_uri").reset_index(drop=True)
@@ -97,12 +107,7 @@ def test_dask_workers_without_a_shared_disk_write_the_same_lake_from_a_bucket_as
     assert len(list((tmp_path / "worker-scratch").rglob("shard-*[0-9].parquet"))) == remote["shards"]
     assert {k: v for k, v in remote.items() if not k.startswith("index_")} == \
         {k: v for k, v in local.items() if not k.startswith("index_")}
-    store = Store(f"{corpus}/lake")
-    connection = duckdb.connect()
-    connection.register_filesystem(store.fs)
-    docs_s3 = connection.sql(f"select * from read_parquet('{store.url()}/documents/**/*.parquet', "
-                             "hive_partitioning=true)").df()[COMPARED].sort_values("source_uri").reset_index(drop=True)
-    pd.testing.assert_frame_equal(docs_s3, _table(local_lake, "documents", COMPARED))
+    pd.testing.assert_frame_equal(_bucket_documents(f"{corpus}/lake"), _table(local_lake, "documents", COMPARED))
 
 
 def test_a_worker_killed_mid_dedup_on_a_bucket_lake_costs_the_run_nothing(
@@ -123,10 +128,6 @@ def test_a_worker_killed_mid_dedup_on_a_bucket_lake_costs_the_run_nothing(
     assert killed.exists(), "a worker died in a partition task"
     assert {k: v for k, v in counts.items() if not k.startswith("index_")} == \
         {k: v for k, v in undisturbed.items() if not k.startswith("index_")}
-    store = Store(f"{corpus}/lake")
-    connection = duckdb.connect()
-    connection.register_filesystem(store.fs)
-    docs = connection.sql(f"select * from read_parquet('{store.url()}/documents/**/*.parquet', "
-                          "hive_partitioning=true)").df()[COMPARED].sort_values("source_uri").reset_index(drop=True)
+    docs = _bucket_documents(f"{corpus}/lake")
     assert docs["doc_id"].is_unique
     pd.testing.assert_frame_equal(docs, _table(undisturbed_lake, "documents", COMPARED))
