@@ -31,7 +31,7 @@ from bench.support.meters import peak_rss_mb
 from flows.config import StorageConfig
 from flows.dedup import DedupBatch, DedupConfig, LakeIndex, resolve
 from flows.dedup.stages import signature_matrix
-from flows.lake.layout import RunPaths
+from flows.lake.layout import RunPaths, use_system_memory_pool
 from flows.run import decide_stage, link_partition, prepare_dedup
 
 
@@ -80,6 +80,7 @@ def _single_process(paths: RunPaths, numbers: list[int], config: DedupConfig, in
 
 def child(step: str, work: str) -> None:
     """One step in this process; prints its seconds and peak RSS as JSON."""
+    use_system_memory_pool()  # as the flow and its tasks do
     state = json.loads((Path(work) / "state.json").read_text())
     paths = RunPaths(state["lake"], "bench-run", "2026-01-01")
     config = DedupConfig(partitions=state["partitions"])

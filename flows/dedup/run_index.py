@@ -36,7 +36,7 @@ class RunEntries:
         hashes: list[np.ndarray] = []
         sizes: list[np.ndarray] = []
         duplicate: list[np.ndarray] = []
-        doc_ids: list[list[str]] = []
+        doc_ids: list[np.ndarray] = []
         first = 0
         self.changed: dict[int, tuple[str, float, int, float]] = {}
         """Entry position -> (dup_cluster, dup_similarity, kind code, dup_containment), where not kept alone."""
@@ -47,12 +47,13 @@ class RunEntries:
             first += len(rows)
             shards.append(np.full(len(rows), number, np.int64))
             nodes.append(node)
-            doc_ids.append(table.column("doc_id").to_pylist())
+            doc_ids.append(encode(table.column("doc_id").to_pylist()))  # a shard's strings at a time
             hashes.append(hash_words(table.column("content_hash").to_pylist()))
             sizes.append(table.column("n_shingles").to_numpy().astype(np.uint32))
         self.shard = np.concatenate(shards) if shards else np.empty(0, np.int64)
         self.node = np.concatenate(nodes) if nodes else np.empty(0, np.int64)
-        self.doc_ids = encode([d for ids in doc_ids for d in ids])
+        width = max((ids.dtype.itemsize for ids in doc_ids), default=1)
+        self.doc_ids = np.concatenate([ids.astype(f"S{width}") for ids in doc_ids]) if doc_ids else encode([])
         self.hashes = np.concatenate(hashes) if hashes else np.empty((0, 2), np.uint64)
         self.sizes = np.concatenate(sizes) if sizes else np.empty(0, np.uint32)
         self._keep_one_per_doc_id(np.concatenate(duplicate) if duplicate else np.empty(0, bool))
