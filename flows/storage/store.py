@@ -269,7 +269,7 @@ class Store:
 
 def _within(seconds: float, call: Callable[[], Any]) -> Any:
     """``call()``'s answer, or a ``TimeoutError`` after ``seconds``: gcsfs and adlfs retry an unreachable
-    endpoint for a minute or more, with no option to ask once (the call goes on in a thread of its own)."""
+    endpoint for several seconds, as they retry a transient error (the call goes on in a thread of its own)."""
     answer: list[Any] = []
     failure: list[BaseException] = []
 

@@ -1,5 +1,5 @@
 """Local servers the tests start: object stores (S3 on moto, Cloud Storage on fake-gcs-server, Azure Blob on
-Azurite), a proxy to S3 that fails on purpose, a Prefect API."""
+Azurite), a proxy to any of them that fails on purpose, a Prefect API."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -107,6 +108,10 @@ class S3Server:
     def storage_options(self) -> dict[str, Any]:
         return {"client_kwargs": {"endpoint_url": self.endpoint}, "use_listings_cache": False}
 
+    def options_via(self, port: int) -> dict[str, Any]:
+        """Storage options that reach this server through a proxy on 127.0.0.1:``port``."""
+        return {"endpoint_url": f"http://127.0.0.1:{port}"}
+
     def filesystem(self) -> Any:
         from s3fs import S3FileSystem
 
@@ -151,6 +156,7 @@ class FsspecServer(abc.ABC):
     """An object store emulator in a process of its own, filled and emptied through its fsspec filesystem."""
 
     scheme = ""
+    port: int
     env: dict[str, str]
     process: subprocess.Popen[bytes] | None = None
 
@@ -161,6 +167,10 @@ class FsspecServer(abc.ABC):
     @abc.abstractmethod
     def storage_options(self) -> dict[str, Any]:
         """fsspec options that reach this server, for readers in this process (pandas, duckdb)."""
+
+    @abc.abstractmethod
+    def options_via(self, port: int) -> dict[str, Any]:
+        """Storage options that reach this server through a proxy on 127.0.0.1:``port``."""
 
     def stop(self) -> None:
         if self.process is not None:
@@ -211,6 +221,9 @@ class GCSServer(FsspecServer):
     def storage_options(self) -> dict[str, Any]:
         return {"endpoint_url": self.endpoint, "token": "anon", "use_listings_cache": False}
 
+    def options_via(self, port: int) -> dict[str, Any]:
+        return {"endpoint_url": f"http://127.0.0.1:{port}", "token": "anon"}
+
     def filesystem(self) -> Any:
         import gcsfs
 
@@ -248,6 +261,9 @@ class AzureServer(FsspecServer):
     def storage_options(self) -> dict[str, Any]:
         return {"connection_string": self.env["AZURE_STORAGE_CONNECTION_STRING"], "use_listings_cache": False}
 
+    def options_via(self, port: int) -> dict[str, Any]:
+        return {"connection_string": azurite_connection_string(port)}
+
     def filesystem(self) -> Any:
         import adlfs
 
@@ -255,15 +271,16 @@ class AzureServer(FsspecServer):
 
 
 class FaultyProxy:
-    """An HTTP proxy to the S3 server that fails on purpose: every ``every``-th request gets a 503
-    SlowDown or a dropped connection (alternately); ``down`` drops every connection, and so does every
+    """An HTTP proxy to an object store's server (``target``, its root URL) that fails on purpose: every
+    ``every``-th request gets a 503 SlowDown or a dropped connection (alternately), ``limit`` of them at most
+    when that is set (each costs the client a backoff); ``down`` drops every connection, and so does every
     request after the ``down_after``-th when that is set (the server goes away mid-run), or, with
-    ``go_away_after``, a few requests after the first one whose path matches a pattern. With ``unconditional``
-    it drops the conditional headers (If-None-Match, If-Match) of every request: an S3-compatible server that
+    ``go_away_after``, a few requests after the first one that matches a pattern. With ``unconditional`` it
+    drops the conditional headers (If-None-Match, If-Match) of every request: an S3-compatible server that
     ignores them."""
 
-    def __init__(self, target: str, every: int = 0, unconditional: bool = False) -> None:
-        self.target, self.unconditional = target, unconditional
+    def __init__(self, target: str, every: int = 0, unconditional: bool = False, limit: int = 0) -> None:
+        self.target, self.unconditional, self.limit = target, unconditional, limit
         self.every, self.down, self.down_after, self.requests, self.faults = every, False, 0, 0, 0
         self._away_when: tuple[re.Pattern[str], int] | None = None
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ProxyHandler)
@@ -271,17 +288,23 @@ class FaultyProxy:
         self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def go_away_after(self, path_pattern: str, more: int) -> None:
-        """Go away ``more`` requests after the first request whose path matches ``path_pattern``: a point in the
-        run's progress (a shard staged, say), not a count from its start, which its timing would move."""
-        self._away_when = (re.compile(path_pattern), more)
+    @property
+    def port(self) -> int:
+        return int(self.server.server_address[1])
 
-    def fault(self, path: str = "") -> str | None:
-        """Count a request; say whether it gets a fault: "drop" (the connection), "503", or None."""
+    def go_away_after(self, pattern: str, more: int) -> None:
+        """Go away ``more`` requests after the first request that matches ``pattern`` (its unquoted path, or the
+        start of its body, where Cloud Storage names the object it uploads): a point in the run's progress (a
+        shard staged, say), not a count from its start, which its timing would move."""
+        self._away_when = (re.compile(pattern), more)
+
+    def fault(self, request: str = "") -> str | None:
+        """Count a request (its path and the start of its body); say whether it gets a fault: "drop" (the
+        connection), "503", or None."""
         self.requests += 1
-        if self._away_when and self._away_when[0].search(path):  # once: setting down_after = 0 brings it back
+        if self._away_when and self._away_when[0].search(request):  # once: setting down_after = 0 brings it back
             self.down_after, self._away_when = self.requests + self._away_when[1], None
-        fault = self.every and self.requests % self.every == 0
+        fault = self.every and self.requests % self.every == 0 and not (self.limit and self.faults >= self.limit)
         gone = self.down or (self.down_after and self.requests > self.down_after)
         if gone or (fault and self.faults % 2 == 1):
             self.faults += 1
@@ -309,17 +332,18 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
 
     def _forward(self) -> None:
         proxy: FaultyProxy = self.server.proxy  # type: ignore[attr-defined]
-        fault = proxy.fault(self.path)
+        body = self._body()
+        fault = proxy.fault(f"{urllib.parse.unquote(self.path)} {body[:1024].decode('latin-1')}")
         if fault == "drop":
             self.close_connection = True
             self.connection.close()
             return
-        body = self._body()
         if fault == "503":
             self.send_response(503)
             self.send_header("Content-Length", str(len(_SLOW_DOWN)))
             self.end_headers()
-            self.wfile.write(_SLOW_DOWN)
+            if self.command != "HEAD":  # the client reads no body: it would read this as the next answer
+                self.wfile.write(_SLOW_DOWN)
             return
         status, headers, data = self._ask(proxy.target, body)
         self.send_response(status)
@@ -338,8 +362,8 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
         if self.server.proxy.unconditional:  # type: ignore[attr-defined]
             dropped += ["if-none-match", "if-match"]
         headers = {k: v for k, v in self.headers.items() if k.lower() not in dropped}
-        # urllib would label a body as a form, which the server then parses away.
-        headers.setdefault("Content-Type", "application/octet-stream")
+        if body:  # urllib would label a body as a form, which the server then parses away
+            headers.setdefault("Content-Type", "application/octet-stream")
         request = urllib.request.Request(target + self.path, data=body or None, method=self.command, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=60) as response:
