@@ -21,7 +21,7 @@ from flows.dedup.graph import Links, Nodes, distinct_nodes
 from flows.dedup.index.lake_index import LakeIndex
 from flows.dedup.records import DedupBatch, DedupDecisions, LakeMatches
 from flows.dedup.resolve import decide_new
-from flows.dedup.stages import PartitionLinks, signature_matrix, staged_rows
+from flows.dedup.stages import PartitionLinks, no_rows, signature_matrix, staged_rows
 from flows.lake.commit import fetch_staged
 from flows.lake.layout import RunPaths
 
@@ -72,8 +72,7 @@ def _read_rows(paths: RunPaths, wanted: np.ndarray, config: DedupConfig) -> Dedu
         rows = wanted[wanted[:, 0] == number, 1]
         parts.append(staged_rows(paths, number, _ROW_COLUMNS).take(pa.array(rows)))
     if not parts:
-        return DedupBatch([], [], np.empty((0, config.num_perm), np.uint32), np.empty(0), np.empty(0, np.int64),
-                          np.empty(0, np.uint32))
+        return no_rows(config)
     table = pa.concat_tables(parts)
     return DedupBatch(
         doc_ids=table.column("doc_id").to_pylist(),
