@@ -33,7 +33,7 @@ from flows import report, run, shard
 from flows.config import IngestConfig, RunnerConfig, StorageConfig
 from flows.dedup import DedupConfig
 from flows.dedup import cache as index_cache
-from flows.dedup.stages import PartitionLinks
+from flows.dedup.index.layout import check_index
 from flows.extract import ExtractConfig
 from flows.quality import QualityConfig
 from flows.read import InputFile, discover, plan_shards
@@ -83,16 +83,24 @@ def prepare_task(paths: lakefs.RunPaths, number: int, config: DedupConfig, stora
 
 
 @task(name="dedup-link", cache_policy=NO_CACHE, persist_result=False, retries=2, retry_delay_seconds=_IO_RETRY_DELAYS)
-def link_task(paths: lakefs.RunPaths, part: int, numbers: list[int], config: DedupConfig) -> PartitionLinks:
+def link_task(paths: lakefs.RunPaths, part: int, numbers: list[int], config: DedupConfig) -> int:
     lakefs.use_system_memory_pool()
     return run.link_partition(paths, part, numbers, config)
 
 
 @task(name="dedup-decide", cache_policy=NO_CACHE, persist_result=False, retries=2,
       retry_delay_seconds=_IO_RETRY_DELAYS)
-def decide_task(paths: lakefs.RunPaths, numbers: list[int], found: list[PartitionLinks], config: DedupConfig,
-                index_dir: str) -> dict[str, int]:
-    return run.decide_stage(paths, numbers, found, config, Path(index_dir))
+def decide_task(paths: lakefs.RunPaths, numbers: list[int], config: DedupConfig,
+                storage: StorageConfig) -> dict[str, int]:
+    lakefs.use_system_memory_pool()
+    return run.decide_stage(paths, numbers, config, storage)
+
+
+@task(name="dedup-index", cache_policy=NO_CACHE, persist_result=False, retries=2,
+      retry_delay_seconds=_IO_RETRY_DELAYS)
+def index_task(paths: lakefs.RunPaths, part: int, numbers: list[int], config: DedupConfig) -> int:
+    lakefs.use_system_memory_pool()
+    return run.index_stage(paths, part, numbers, config)
 
 
 @task(name="write", cache_policy=NO_CACHE, persist_result=False, retries=2, retry_delay_seconds=_IO_RETRY_DELAYS)
@@ -148,17 +156,23 @@ def process_shards(runner: TaskRunner[Any], config: IngestConfig, shards: list[l
 
 def find_duplicates(runner: TaskRunner[Any], config: IngestConfig, paths: lakefs.RunPaths, numbers: list[int],
                     index_dir: Path) -> dict[str, int]:
-    """Dedup as distributed stages (``flows.dedup.stages``): a task per shard (each machine opens the lake's
-    index from its own cache), then a task per partition of the band keys, then the decision in this process
-    from their links."""
+    """Dedup as distributed stages (``flows.dedup.stages``), each a task on the runner: one per shard (each machine
+    opens the lake's index from its own cache), one per partition of the band keys (its links staged), the decision
+    from the links, then one per index partition writing the run's segment of it. Tasks hand each other files in
+    the run's staging (``flows.dedup.staged``): this process holds counts only."""
+    new_index = check_index(index_dir, config.dedup) is None  # also: a lake of other partitions fails here
+    submit = {"paths": paths, "numbers": numbers, "config": config.dedup}
     prepared = [runner.submit(prepare_task, {"paths": paths, "number": n, "config": config.dedup,
                                              "storage": config.storage}) for n in numbers]
     for future in prepared:
         future.result()
-    linked = [runner.submit(link_task, {"paths": paths, "part": part, "numbers": numbers, "config": config.dedup})
-              for part in range(config.dedup.partitions)]
-    found = [future.result() for future in linked]
-    return decide_task(paths, numbers, cast(list[PartitionLinks], quote(found)), config.dedup, str(index_dir))
+    linked = [runner.submit(link_task, {**submit, "part": part}) for part in range(config.dedup.partitions)]
+    for future in linked:
+        future.result()
+    counts = runner.submit(decide_task, {**submit, "storage": config.storage}).result()
+    indexed = {part: runner.submit(index_task, {**submit, "part": part}) for part in range(config.dedup.partitions)}
+    run.stage_index(paths, {part: future.result() for part, future in indexed.items()}, config.dedup, new_index)
+    return cast(dict[str, int], counts)
 
 
 @task(name="shard", cache_policy=NO_CACHE, persist_result=False, retries=2, retry_delay_seconds=_IO_RETRY_DELAYS)
@@ -243,6 +257,7 @@ def ingest(config: IngestConfig = IngestConfig()) -> dict[str, Any]:  # noqa: B0
             process_shards(runner, config, shards, paths, done)
             index_dir, fetched = _local_index(lake, config)
             dedup = find_duplicates(runner, config, paths, list(range(len(shards))), index_dir)
+        lakefs.pull_staged(paths)  # shards staged by workers on other machines: their counts, then their rows
         counts, seconds = report.run_counts(paths, dedup)
         counts.update(shards=len(shards), shards_resumed=len(done), files_unchanged=unchanged, **fetched)
         manifest = run.manifest_for(config, paths.run_id, counts, seconds, started)

@@ -9,13 +9,11 @@ then write the run's tables in staging and commit them. No Prefect (``flows.inge
 from __future__ import annotations
 
 import json
-import shutil
 import threading
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,9 +25,12 @@ from flows import lake as lakefs
 from flows.config import IngestConfig, StorageConfig
 from flows.dedup import DedupConfig, DedupDecisions, LakeIndex, stages
 from flows.dedup.cache import cache_segment, index_moves, local_index, staged_index
+from flows.dedup.index.layout import partition_name, write_index_file
 from flows.dedup.join import decide_run
-from flows.dedup.run_index import write_run_entries
+from flows.dedup.run_index import DECISIONS, save_for_index, unindexed_rows, write_partition
 from flows.document import Reject
+from flows.lake.commit import fetch_staged
+from flows.lake.layout import INDEX, SEGMENT_META
 from flows.language import MODEL as LANGUAGE_MODEL
 from flows.quality import SIGNAL_NAMES
 from flows.read import InputFile
@@ -158,25 +159,52 @@ def run_index(paths: lakefs.RunPaths, config: DedupConfig, storage: StorageConfi
         return _RUN_INDEX[key]
 
 
-def link_partition(paths: lakefs.RunPaths, part: int, numbers: list[int], config: DedupConfig) -> stages.PartitionLinks:
-    """Dedup's second stage for one partition of the band keys: its verified links."""
-    return stages.link_partition(paths, part, numbers, config)
+def link_partition(paths: lakefs.RunPaths, part: int, numbers: list[int], config: DedupConfig) -> int:
+    """Dedup's second stage for one partition of the band keys: its verified links, staged; their count."""
+    links = stages.link_partition(paths, part, numbers, config)
+    links.save(paths, part)
+    return len(links.near) + len(links.offers)
 
 
-def decide_stage(paths: lakefs.RunPaths, numbers: list[int], found: list[stages.PartitionLinks],
-                 config: DedupConfig, index_dir: Path) -> dict[str, int]:
-    """Decide the run's duplicates from every partition's links; stage the decisions and the run's index segments
-    (one per index partition with rows)."""
-    lakefs.pull_staged(paths)  # shards staged by workers on other machines (the write stage reads them here)
-    index = LakeIndex.open(index_dir, config)
-    decisions = decide_run(paths, numbers, found, config, index)
-    lakefs.write_parquet_atomic(decisions, paths.staging / "decisions.parquet")
-    shutil.rmtree(staged_index(paths), ignore_errors=True)  # a retried dedup starts afresh
-    write_run_entries(staged_index(paths), paths.run_id, paths, numbers, decisions, config, not index.has_index_file)
+def decide_stage(paths: lakefs.RunPaths, numbers: list[int], config: DedupConfig,
+                 storage: StorageConfig) -> dict[str, int]:
+    """Decide the run's duplicates from every partition's staged links; stage the decisions and the rows the index
+    leaves out, for the index tasks and the write stage. Returns the run's counts of documents and duplicates."""
+    found = [stages.PartitionLinks.staged(paths, part) for part in range(config.partitions)]
+    decisions = decide_run(paths, numbers, found, config, run_index(paths, config, storage))
+    save_for_index(paths, decisions, unindexed_rows(paths, numbers, decisions))
     duplicates = decisions.filter(decisions.column("is_duplicate"))
-    documents = sum(pq.read_metadata(paths.shard_file(n)).num_rows for n in numbers)
+    documents = sum(pq.read_metadata(fetch_staged(paths, _shard_relative(paths, n))).num_rows for n in numbers)
     return {"documents": documents, "duplicates": duplicates.num_rows,
             "clusters_with_duplicates": len(set(duplicates.column("dup_cluster").to_pylist()))}
+
+
+def _shard_relative(paths: lakefs.RunPaths, number: int) -> str:
+    return paths.shard_file(number).relative_to(paths.staging).as_posix()
+
+
+def index_stage(paths: lakefs.RunPaths, part: int, numbers: list[int], config: DedupConfig) -> int:
+    """The run's segment of index partition ``part``, staged (``flows.dedup.run_index``); its count of entries."""
+    return write_partition(staged_index(paths), paths.run_id, paths, part, numbers, config)
+
+
+def stage_index(paths: lakefs.RunPaths, written: dict[int, int], config: DedupConfig, new_index: bool) -> None:
+    """Make the run's staged index whole on this machine before its commit: ``index.json`` for a new index, and
+    the segments index tasks on other machines wrote (mirrored to a bucket lake's staging)."""
+    root = staged_index(paths)
+    if new_index and any(written.values()):
+        write_index_file(root, config)
+    if not paths.lake.remote:
+        return
+    for part in sorted(written):
+        relative = f"{INDEX}/{partition_name(part)}/{paths.run_id}"
+        if (paths.staging / relative / SEGMENT_META).is_file():
+            continue
+        names = paths.lake.children(f"{paths.staging_key}/{relative}")
+        if SEGMENT_META not in names:
+            continue  # the partition got no row
+        for name in sorted(names, key=lambda n: n == SEGMENT_META):
+            fetch_staged(paths, f"{relative}/{name}")
 
 
 def _decisions_by_row(decisions: pa.Table, number: int) -> dict[int, int]:
@@ -192,14 +220,15 @@ def write_stage(paths: lakefs.RunPaths, manifest: dict[str, Any]) -> list[str]:
     A run with no rows for a table writes no file to it, unless the table has none yet: then an
     empty file keeps the table readable (``read_parquet('LAKE/rejects/**/*.parquet')`` finds a file).
     """
-    decisions = pq.read_table(paths.staging / "decisions.parquet")
+    lakefs.pull_staged(paths)  # shards staged by workers on other machines
+    decisions = pq.read_table(fetch_staged(paths, DECISIONS))
     documents = _write_documents(paths, decisions, lakefs.table_is_empty(paths.lake, lakefs.DOCUMENTS))
     lakefs.fault_point("write:after_documents")  # crash tests only (SIFTLAKE_FAULT)
     rejects = _write_rejects(paths, lakefs.table_is_empty(paths.lake, lakefs.REJECTS))
     moves = [documents, rejects, lakefs.inputs_move(paths)]
     # The run's unit ids join the known-units store in the same commit: known exactly when their rows are in.
-    ids = _staged_ids(paths, documents, "doc_id") + _staged_ids(paths, rejects, "unit_id")
-    moves += lakefs.stage_run_units(paths, ids)
+    keys = np.concatenate([_staged_keys(paths, documents, "doc_id"), _staged_keys(paths, rejects, "unit_id")])
+    moves += lakefs.stage_run_unit_keys(paths, keys)
     # The index segments move last, one folder per partition: a document is in the index only once it is in
     # the lake (readers of the index run after ``recover``, which finishes an interrupted commit).
     moves += index_moves(paths)
@@ -208,12 +237,13 @@ def write_stage(paths: lakefs.RunPaths, manifest: dict[str, Any]) -> list[str]:
     return [m for m in moves if m]
 
 
-def _staged_ids(paths: lakefs.RunPaths, relative: str, column: str) -> list[str]:
-    """The ids in a table file the run staged ("" : none)."""
-    if not relative:
-        return []
-    return [str(unit) for unit in pq.read_table(paths.staging / relative, columns=[column]).column(0).to_pylist()
-            if unit]
+def _staged_keys(paths: lakefs.RunPaths, relative: str, column: str) -> np.ndarray:
+    """The keys (``lakefs.unit_keys``) of the ids in a table file the run staged ("" : none), a batch at a time."""
+    keys = [np.empty(0, np.uint64)]
+    if relative:
+        for batch in pq.ParquetFile(paths.staging / relative).iter_batches(columns=[column]):
+            keys.append(lakefs.unit_keys([str(unit) for unit in batch.column(0).to_pylist() if unit]))
+    return np.concatenate(keys)
 
 
 def _write_documents(paths: lakefs.RunPaths, decisions: pa.Table, keep_empty: bool) -> str:

@@ -6,7 +6,12 @@ Per staged shard, written by ``flows.dedup.stages.prepare_shard``:
 * ``shard-N.sigs.npy``: their signatures, aligned;
 * ``shard-N.bands.npy``: every band key of every node, sorted by partition (``partition_of``), then key;
 * ``shard-N.copies.npy``: every new row's digest, sorted by the digest's partition, for exact copies;
-* ``shard-N.offsets.npy``: ``(2, P + 1)``: where each partition's rows start in ``bands`` and ``copies``;
+* ``shard-N.entries.npy``, ``shard-N.ids.npy``: every new row as an index entry (doc-id key, content hash, set
+  size, row, node) and its doc_id, sorted by the doc-id key's partition (the entry's home in the index), then key;
+* ``shard-N.refs.npy``: every new row's node, row and doc-id key, sorted by node (a node's band rows in the index
+  name the doc-id keys of its rows);
+* ``shard-N.offsets.npy``: ``(3, P + 1)``: where each partition's rows start in ``bands``, ``copies`` and
+  ``entries``;
 * ``shard-N.lake.parquet``: rows the lake already decided, and rows with a near or containing lake match.
 
 A partition task reads only its slice of each shard's ``bands`` and ``copies`` and the signatures of the nodes
@@ -27,6 +32,9 @@ from flows.lake.layout import RunPaths
 NODE_DTYPE = np.dtype([("hi", "<u8"), ("lo", "<u8"), ("size", "<u4"), ("row", "<u4")])
 BAND_DTYPE = np.dtype([("key", "<u8"), ("hi", "<u8"), ("lo", "<u8"), ("node", "<u4")])
 COPY_DTYPE = np.dtype([("hi", "<u8"), ("lo", "<u8"), ("row", "<u4")])
+ENTRY_DTYPE = np.dtype([("key", "<u8"), ("hash_hi", "<u8"), ("hash_lo", "<u8"), ("size", "<u4"), ("row", "<u4"),
+                        ("node", "<u4")])
+REF_DTYPE = np.dtype([("node", "<u4"), ("row", "<u4"), ("key", "<u8")])
 _RANGE_BLOCK = 1 << 20
 DEDUP_DIR = "dedup"
 
@@ -109,5 +117,5 @@ def picked_rows(paths: RunPaths, number: int, part: str, wanted: np.ndarray) -> 
 
 
 def offsets(paths: RunPaths, number: int) -> np.ndarray:
-    """``(2, P + 1)``: where each partition's rows start in the shard's ``bands`` and ``copies``."""
-    return rows(paths, number, "offsets", 0, 2)
+    """``(3, P + 1)``: where each partition's rows start in the shard's ``bands``, ``copies`` and ``entries``."""
+    return rows(paths, number, "offsets", 0, 3)

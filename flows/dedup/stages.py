@@ -18,7 +18,7 @@ The decisions equal those of ``resolve`` on the whole run, whatever the number o
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import pyarrow as pa
@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from flows.dedup import staged
 from flows.dedup.config import DedupConfig
-from flows.dedup.fingerprint import band_keys
+from flows.dedup.fingerprint import band_keys, hash_words
 from flows.dedup.graph import (
     Nodes,
     band_rows,
@@ -36,6 +36,7 @@ from flows.dedup.graph import (
     partition_of,
     unique_digests,
 )
+from flows.dedup.index.files import doc_id_keys, encode
 from flows.dedup.index.lake_index import LakeIndex
 from flows.dedup.records import DedupBatch, KnownDecisions, LakeMatches
 from flows.lake.commit import fault_point, fetch_staged, persist
@@ -65,7 +66,7 @@ def staged_rows(paths: RunPaths, number: int, columns: Sequence[str]) -> pa.Tabl
 
 def prepare_shard(paths: RunPaths, number: int, config: DedupConfig, index: LakeIndex) -> int:
     """Stage 1 for one shard (see the module docstring); returns its count of new rows."""
-    table = staged_rows(paths, number, ["doc_id", "signature", "n_shingles"])
+    table = staged_rows(paths, number, ["doc_id", "content_hash", "signature", "n_shingles"])
     doc_ids = table.column("doc_id").to_pylist()
     known = index.decisions_of(doc_ids)
     new = np.flatnonzero(~known.found)
@@ -73,8 +74,32 @@ def prepare_shard(paths: RunPaths, number: int, config: DedupConfig, index: Lake
     nodes = distinct_nodes(sigs, table.column("n_shingles").to_numpy()[new])
     near, inside = index.query(nodes.signatures, nodes.sizes)
     _write_lake_rows(paths, number, known, new, nodes, near, inside)
-    staged.save(paths, number, _partitioned(nodes, new, config))
+    arrays = _partitioned(nodes, new, config)
+    new_ids = [doc_ids[r] for r in new.tolist()]
+    hashes = table.column("content_hash").take(pa.array(new, pa.int64())).to_pylist()
+    arrays.update(_entries(nodes, new, new_ids, hashes, config, arrays.pop("offsets")))
+    staged.save(paths, number, arrays)
     return len(new)
+
+
+def _entries(nodes: Nodes, new: np.ndarray, doc_ids: list[str], hashes: list[str], config: DedupConfig,
+             offsets: np.ndarray) -> dict[str, np.ndarray]:
+    """The shard's new rows as index entries: ``entries`` and ``ids`` sorted by home partition (the partition of
+    the doc-id key) then key, ``refs`` (each row's node and doc-id key) by node; ``offsets`` gains the homes'
+    starts."""
+    ids = encode(doc_ids)
+    entries = np.zeros(len(new), staged.ENTRY_DTYPE)
+    entries["key"] = doc_id_keys(ids)
+    words = hash_words(hashes)
+    entries["hash_hi"], entries["hash_lo"] = words[:, 0], words[:, 1]
+    entries["size"], entries["row"], entries["node"] = nodes.sizes[nodes.of_row], new, nodes.of_row
+    refs = np.zeros(len(new), staged.REF_DTYPE)
+    refs["node"], refs["row"], refs["key"] = entries["node"], entries["row"], entries["key"]
+    home = partition_of(entries["key"], config.partitions)
+    order = np.lexsort((entries["row"], entries["key"], home))
+    starts = np.searchsorted(home[order], np.arange(config.partitions + 1, dtype=np.uint64))
+    return {"entries": entries[order], "ids": ids[order], "refs": refs[np.lexsort((refs["row"], refs["node"]))],
+            "offsets": np.vstack([offsets, starts]).astype(np.int64)}
 
 
 def _partitioned(nodes: Nodes, new: np.ndarray, config: DedupConfig) -> dict[str, np.ndarray]:
@@ -157,6 +182,26 @@ class PartitionLinks:
     """``(m, 4)`` uint64: hi, lo, then a shard and row holding the node."""
     copies: np.ndarray
     """``(c, 4)`` uint64: hi, lo, shard, row, for each row of a node held by two rows or more."""
+
+
+    @classmethod
+    def staged(cls, paths: RunPaths, part: int) -> PartitionLinks:
+        """Partition ``part``'s links, as ``save`` staged them (downloaded when this machine lacks them)."""
+        with np.load(fetch_staged(paths, _links_file(part))) as saved:
+            return cls(**{f.name: saved[f.name] for f in fields(cls)})
+
+    def save(self, paths: RunPaths, part: int) -> None:
+        """Stage the links for the decide task (mirrored to a bucket lake's staging)."""
+        path = paths.staging / _links_file(part)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.partial.npz")
+        np.savez(partial, **{f.name: getattr(self, f.name) for f in fields(self)})
+        partial.replace(path)
+        persist(paths, path)
+
+
+def _links_file(part: int) -> str:
+    return f"{staged.DEDUP_DIR}/links-p{part:04d}.npz"
 
 
 def link_partition(paths: RunPaths, part: int, numbers: Sequence[int], config: DedupConfig) -> PartitionLinks:

@@ -56,11 +56,12 @@ from flows.lake.locks import (
     check_not_busy,
     lake_lock,
 )
-from flows.lake.units import KnownUnits, all_known_keys, unit_key
+from flows.lake.units import KnownUnits, all_known_keys, unit_key, unit_keys
 from flows.lake.units_update import ensure as ensure_known_units
 from flows.lake.units_update import merge as merge_known_units
 from flows.lake.units_update import stage_forgotten as stage_forgotten_units
 from flows.lake.units_update import stage_run as stage_run_units
+from flows.lake.units_update import stage_run_keys as stage_run_unit_keys
 
 __all__ = [
     "COMMIT",
@@ -108,6 +109,7 @@ __all__ = [
     "rejects_table",
     "save_inputs",
     "stage_forgotten_units",
+    "stage_run_unit_keys",
     "stage_run_units",
     "staged_schema",
     "staged_table",
@@ -116,6 +118,7 @@ __all__ = [
     "table_is_empty",
     "unfinished_runs",
     "unit_key",
+    "unit_keys",
     "use_system_memory_pool",
     "write_parquet_atomic",
 ]

@@ -75,10 +75,15 @@ def _stage_manifest(paths: RunPaths, manifest: Manifest) -> str:
 def stage_run(paths: RunPaths, ids: Sequence[str]) -> list[str]:
     """Stage the keys of the run's ids (its documents and rejects), one file per partition they fall in, and the
     manifest naming them; return the moves for the run's commit (none when it has no id)."""
+    return stage_run_keys(paths, unit_keys([unit for unit in ids if unit]))
+
+
+def stage_run_keys(paths: RunPaths, keys: np.ndarray) -> list[str]:
+    """``stage_run`` from the ids' keys (``unit_keys``; 8 bytes an id, where the ids would be ~80)."""
     manifest = read_manifest(paths.lake)
     if manifest is None:
         raise FileNotFoundError(f"{paths.lake.url(MANIFEST)} is missing: the run builds it when it starts")
-    keys = np.unique(unit_keys([unit for unit in ids if unit]))
+    keys = np.unique(np.asarray(keys, dtype=KEY))
     if not keys.size:
         return []
     stem = f"run-{paths.run_id}"

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from flows.dedup import DedupBatch, DedupConfig, DedupDecisions, LakeIndex, resolve
 from flows.dedup.index import publish_segment
 from flows.dedup.join import decide_run
-from flows.dedup.run_index import write_run_entries
+from flows.dedup.run_index import save_for_index, unindexed_rows, write_partition
 from flows.dedup.stages import link_partition, prepare_shard
 from flows.lake.commit import persist
 from flows.lake.layout import RunPaths
@@ -163,9 +163,25 @@ def test_the_runs_index_segments_hold_what_one_process_writes(tmp_path: Path) ->
         prepare_shard(paths, number, config, index)
     found = [link_partition(paths, part, numbers, config) for part in range(config.partitions)]
     table = decide_run(paths, numbers, found, config, index)
-    written = write_run_entries(paths.staging / "_index", "run-2", paths, numbers, table, config, False)
+    save_for_index(paths, table, unindexed_rows(paths, numbers, table))
+    written = [write_partition(paths.staging / "_index", "run-2", paths, part, numbers, config)
+               for part in range(config.partitions)]
     publish_segment(tmp_path / "stages" / "_index", paths.staging / "_index", "run-2")
-    assert written == len(set(ids)) - 1
+    assert sum(written) == len(set(ids)) - 1
     every = sorted(set(ids))
     assert index_contents(tmp_path / "stages" / "_index", every, config) == \
         index_contents(tmp_path / "whole" / "_index", every, config)
+    assert segment_arrays(tmp_path / "stages" / "_index", "run-2") == \
+        segment_arrays(tmp_path / "whole" / "_index", "run-2"), "the same band rows and entries, partition by partition"
+
+
+def segment_arrays(index_dir: Path, name: str) -> dict[str, list[object]]:
+    """Every array of segment ``name`` in each partition (fixed-width strings decoded)."""
+    out: dict[str, list[object]] = {}
+    for folder in sorted(index_dir.glob(f"p*/{name}")):
+        for array in sorted(folder.glob("*.npy")):
+            values = np.load(array)
+            key = f"{folder.parent.name}/{array.stem}"
+            out[key] = [v.decode() for v in values.tolist()] if values.dtype.kind == "S" else values.tolist()
+    assert out, f"no segment {name} under {index_dir}"
+    return out
