@@ -1,24 +1,35 @@
-"""A run's dedup on synthetic signatures (no extraction): memory and time of each stage, against one process.
+"""A run's dedup on synthetic signatures (no extraction), against lakes of growing size: time and memory of each
+stage, of the flow's process, and of one process doing it all. Not run in CI.
 
-    python -m bench.dedup_run --docs 100000 1000000 --partitions 16
+    python -m bench.dedup_run --docs 100000 1000000 --partitions 16              # an empty lake
+    python -m bench.dedup_run --docs 100000 --lakes 1000000 3000000 10000000 --partitions 64 --no-single
 
-For each run size N: a staged run of N documents (random signatures, 5% light near-copies of others, 2% exact
-copies, shards of ``--shard-docs``) is deduplicated twice, each step in a child process so its peak RSS is its
-own: (a) the single-process resolver (``resolve`` over the whole run, then the run's index segment: what the
-flow did before dedup became stages), (b) the stages: every shard's ``prepare`` (one child, the peak is the
-largest shard's), every partition's ``link`` (one child, the peak is the largest partition's), and the flow's
-``decide`` with the index segment. Prints wall and CPU seconds and peak RSS per step, and the ratio of the
-flow's peak to the single process's.
+For each lake size L (ascending; one lake, grown run by run with the flow's own index writer and size-tier
+compaction, ``bench.scale.build_partitioned``) and each run size N: a staged run of N documents (random
+signatures; 5% light near-copies of others, 2% exact copies, and 5% near-copies of lake entries when L > 0;
+shards of ``--shard-docs``) is deduplicated
+(a) by the stages, each in a child process so its peak RSS is its own: every shard's ``prepare`` (one child: the
+    peak is the largest shard's), every partition's ``link``, the ``decide`` task, every index partition's
+    ``index`` task;
+(b) by the flow's own code (``flows.ingest.find_duplicates`` in a Prefect flow on a 2-worker process pool): the
+    flow process's peak RSS and the largest worker's, and the wall time;
+(c) unless ``--no-single``: by one process holding the run (``resolve``, then the run's index segment), as the
+    flow did before dedup became stages.
+Prints wall and CPU seconds and peak RSS per step; per N, the stages' total time against L and its growth exponent
+(time ~ L^k). Disk: the lake's index takes ~1.7 KB a document (10M: ~17 GB) under ``--workdir``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import pickle
+import math
+import os
+import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -27,16 +38,23 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from bench.scale import build_partitioned, entries_of_run
 from bench.support.meters import peak_rss_mb
 from flows.config import StorageConfig
 from flows.dedup import DedupBatch, DedupConfig, LakeIndex, resolve
 from flows.dedup.stages import signature_matrix
 from flows.lake.layout import RunPaths, use_system_memory_pool
-from flows.run import decide_stage, link_partition, prepare_dedup
+from flows.run import decide_stage, index_stage, link_partition, prepare_dedup
+from flows.storage import Store
+
+LAKE_RUN_DOCS = 250_000
+"""Entries a lake-building run adds (``bench.scale``'s runs: lake entries are regenerated from their seed)."""
 
 
-def synthetic_run(paths: RunPaths, docs: int, shard_docs: int, config: DedupConfig, seed: int = 1) -> list[int]:
-    """Stage ``docs`` synthetic documents in shards: random signatures with planted near and exact copies."""
+def synthetic_run(paths: RunPaths, docs: int, shard_docs: int, config: DedupConfig, lake_docs: int,
+                  seed: int = 1) -> list[int]:
+    """Stage ``docs`` synthetic documents in shards: random signatures with planted near and exact copies, and
+    near-copies of the lake's first run's entries when the lake has some."""
     rng = np.random.default_rng(seed)
     sigs = rng.integers(0, 2**32, size=(docs, config.num_perm), dtype=np.uint32)
     near = rng.choice(docs, size=docs // 20, replace=False)
@@ -47,6 +65,11 @@ def synthetic_run(paths: RunPaths, docs: int, shard_docs: int, config: DedupConf
         sigs[row, changed] = rng.integers(0, 2**32, size=len(changed), dtype=np.uint32)
     exact = rng.choice(docs, size=docs // 50, replace=False)
     sigs[exact] = sigs[rng.integers(0, docs, size=len(exact))]
+    if lake_docs:
+        lake = entries_of_run(0, min(LAKE_RUN_DOCS, lake_docs), config.num_perm).signatures
+        planted = rng.choice(docs, size=docs // 20, replace=False)
+        copies = lake[rng.choice(len(lake), size=len(planted), replace=False)]
+        sigs[planted] = np.where(rng.random(copies.shape) < 0.1, sigs[planted], copies)
     numbers = []
     for number, start in enumerate(range(0, docs, shard_docs)):
         stop = min(docs, start + shard_docs)
@@ -78,6 +101,42 @@ def _single_process(paths: RunPaths, numbers: list[int], config: DedupConfig, in
     return {"duplicates": int(decisions.is_duplicate.sum())}
 
 
+def _flow(state: dict[str, Any], paths: RunPaths, config: DedupConfig) -> dict[str, Any]:
+    """The flow's own dedup code on a 2-worker process pool; peak RSS of this process and of its largest worker."""
+    import psutil
+    from prefect import flow
+
+    from flows.config import IngestConfig
+    from flows.ingest import find_duplicates, task_runner
+
+    ingest = IngestConfig(source=state["lake"], lake=state["lake"], dedup=config.model_dump(),
+                          runner={"kind": "process", "workers": 2})
+    me, workers, done = psutil.Process(), {"peak_mb": 0.0}, threading.Event()
+
+    def watch() -> None:  # the pool's workers (not the Prefect API server this process may start)
+        while not done.wait(0.2):
+            for child in me.children(recursive=True):
+                try:
+                    if "multiprocessing" in " ".join(child.cmdline()):
+                        workers["peak_mb"] = max(workers["peak_mb"], child.memory_info().rss / 2**20)
+                except psutil.Error:
+                    pass
+
+    @flow(name="bench-dedup")
+    def dedup_flow() -> dict[str, int]:
+        with task_runner(ingest.runner, False) as runner:
+            return find_duplicates(runner, ingest, paths, state["numbers"], Path(state["lake"]) / "_index")
+
+    before = peak_rss_mb()
+    threading.Thread(target=watch, daemon=True).start()
+    wall = time.perf_counter()
+    counts = dedup_flow()
+    done.set()
+    return {"wall_s": round(time.perf_counter() - wall, 2), "flow_rss_mb": round(peak_rss_mb()),
+            "flow_rss_before_mb": round(before), "largest_worker_mb": round(workers["peak_mb"]),
+            "duplicates": counts["duplicates"]}
+
+
 def child(step: str, work: str) -> None:
     """One step in this process; prints its seconds and peak RSS as JSON."""
     use_system_memory_pool()  # as the flow and its tasks do
@@ -92,47 +151,89 @@ def child(step: str, work: str) -> None:
     elif step == "prepare":
         result = sum(prepare_dedup(paths, n, config, StorageConfig()) for n in numbers)
     elif step == "link":
-        found = [link_partition(paths, part, numbers, config) for part in range(config.partitions)]
-        (Path(work) / "links.pickle").write_bytes(pickle.dumps(found))
-        result = sum(len(f.near) for f in found)
+        result = sum(link_partition(paths, part, numbers, config) for part in range(config.partitions))
     elif step == "decide":
-        found = pickle.loads((Path(work) / "links.pickle").read_bytes())
-        result = decide_stage(paths, numbers, found, config, index_dir)
+        result = decide_stage(paths, numbers, config, StorageConfig())["duplicates"]
+    elif step == "index":
+        result = sum(index_stage(paths, part, numbers, config) for part in range(config.partitions))
+    elif step == "flow":
+        result = _flow(state, paths, config)
     print(json.dumps({"step": step, "wall_s": round(time.perf_counter() - wall, 2),
                       "cpu_s": round(time.process_time() - cpu, 2), "peak_rss_mb": round(peak_rss_mb()),
                       "result": result}))
 
 
 def _run_child(step: str, work: Path) -> dict[str, Any]:
+    env = dict(os.environ, PREFECT_HOME=str(work / "prefect-home"), PREFECT_LOGGING_LEVEL="WARNING")
+    env.pop("PREFECT_API_URL", None)
     out = subprocess.run([sys.executable, "-m", "bench.dedup_run", "--child", step, str(work)], check=True,
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, env=env)
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+STAGES = ("prepare", "link", "decide", "index")
+
+
+def bench_run(work: Path, lake_dir: Path, lake_docs: int, docs: int, args: argparse.Namespace) -> dict[str, Any]:
+    shutil.rmtree(lake_dir / "_staging", ignore_errors=True)
+    paths = RunPaths(Store(str(lake_dir)), "bench-run", "2026-01-01")
+    numbers = synthetic_run(paths, docs, args.shard_docs, DedupConfig(partitions=args.partitions), lake_docs)
+    (work / "state.json").write_text(json.dumps({"lake": str(lake_dir), "numbers": numbers,
+                                                 "partitions": args.partitions}))
+    steps = ([] if args.no_single else ["single"]) + [*STAGES, "flow"]
+    rows = {step: _run_child(step, work) for step in steps}
+    print(f"\nL = {lake_docs:,} indexed, N = {docs:,} documents, P = {args.partitions}, shards of "
+          f"{args.shard_docs:,}", flush=True)
+    for step, row in rows.items():
+        print(f"  {step:<8} wall {row['wall_s']:>7.1f} s  cpu {row['cpu_s']:>7.1f} s  "
+              f"peak RSS {row['peak_rss_mb']:>6} MB  ({row['result']})", flush=True)
+    stages_cpu = sum(rows[s]["cpu_s"] for s in STAGES)
+    stages_wall = sum(rows[s]["wall_s"] for s in STAGES)
+    flow = rows["flow"]["result"]
+    print(f"  stages: {stages_wall:.1f} s wall, {stages_cpu:.1f} s CPU in all; largest stage process "
+          f"{max(rows[s]['peak_rss_mb'] for s in STAGES)} MB; the flow: {flow['wall_s']:.1f} s on 2 workers, "
+          f"its process {flow['flow_rss_mb']} MB ({flow['flow_rss_before_mb']} MB before dedup), largest worker "
+          f"{flow['largest_worker_mb']} MB", flush=True)
+    return {"cpu_s": stages_cpu, "wall_s": stages_wall, "flow_wall_s": flow["wall_s"]}
+
+
+def grow_lake(index_dir: Path, partitions: int, have: int, want: int) -> None:
+    if want > have:
+        started = time.perf_counter()
+        build_partitioned(index_dir, partitions, want, LAKE_RUN_DOCS, start=have)
+        size = sum(f.stat().st_size for f in index_dir.rglob("*") if f.is_file())
+        print(f"\n# lake grown to {want:,} entries in {time.perf_counter() - started:.0f} s: "
+              f"{size / 2**30:.1f} GiB on disk ({size / want:.0f} bytes a document)", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--docs", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--lakes", type=int, nargs="+", default=[0])
     parser.add_argument("--partitions", type=int, default=16)
     parser.add_argument("--shard-docs", type=int, default=10_000)
+    parser.add_argument("--no-single", action="store_true", help="skip the single-process baseline")
+    parser.add_argument("--workdir", type=Path, default=None, help="where the lake is built (default: a temp dir)")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(*args.child)
         return
-    for docs in args.docs:
-        with tempfile.TemporaryDirectory() as tmp:
-            work = Path(tmp)
-            paths = RunPaths(str(work / "lake"), "bench-run", "2026-01-01")
-            numbers = synthetic_run(paths, docs, args.shard_docs, DedupConfig(partitions=args.partitions))
-            (work / "state.json").write_text(json.dumps({"lake": str(work / "lake"), "numbers": numbers,
-                                                         "partitions": args.partitions}))
-            rows = [_run_child(step, work) for step in ("single", "prepare", "link", "decide")]
-        print(f"\nN = {docs:,} documents, P = {args.partitions}, shards of {args.shard_docs:,}")
-        for row in rows:
-            print(f"  {row['step']:<8} wall {row['wall_s']:>7.1f} s  cpu {row['cpu_s']:>7.1f} s  "
-                  f"peak RSS {row['peak_rss_mb']:>6} MB  ({row['result']})")
-        single, decide = rows[0]["peak_rss_mb"], rows[3]["peak_rss_mb"]
-        print(f"  the flow's peak (decide) / one process's peak (single): {decide / single:.2f}")
+    times: dict[int, list[tuple[int, float]]] = {n: [] for n in args.docs}
+    with tempfile.TemporaryDirectory(prefix="dedup-run-", dir=args.workdir) as tmp:
+        work, have = Path(tmp), 0
+        lake_dir = work / "lake"
+        for lake_docs in sorted(args.lakes):
+            grow_lake(lake_dir / "_index", args.partitions, have, lake_docs)
+            have = max(have, lake_docs)
+            for docs in args.docs:
+                times[docs].append((lake_docs, bench_run(work, lake_dir, lake_docs, docs, args)["cpu_s"]))
+    for docs, points in times.items():
+        grown = [(lake, cpu) for lake, cpu in points if lake]
+        if len(grown) >= 2:
+            (l0, t0), (l1, t1) = grown[0], grown[-1]
+            print(f"\nN = {docs:,}: the stages' CPU {t0:.1f} s at L = {l0:,}, {t1:.1f} s at L = {l1:,}: x{t1 / t0:.2f},"
+                  f" growth exponent {math.log(t1 / t0) / math.log(l1 / l0):.2f}")
 
 
 if __name__ == "__main__":
