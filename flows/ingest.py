@@ -104,9 +104,16 @@ def index_task(paths: lakefs.RunPaths, part: int, numbers: list[int], config: De
 
 
 @task(name="write", cache_policy=NO_CACHE, persist_result=False, retries=2, retry_delay_seconds=_IO_RETRY_DELAYS)
-def write_task(paths: lakefs.RunPaths, manifest: dict[str, Any], config: IngestConfig,
-               lease: lakefs.LeaseLock | None) -> list[str]:
-    return run.commit_run(paths, manifest, config.storage.cache_dir, lease)
+def write_task(paths: lakefs.RunPaths, manifest: dict[str, Any], documents: run.RunDocuments,
+               config: IngestConfig, lease: lakefs.LeaseLock | None) -> list[str]:
+    return run.commit_run(paths, manifest, documents, config.storage.cache_dir, lease)
+
+
+@task(name="documents", cache_policy=NO_CACHE, persist_result=False, retries=2,
+      retry_delay_seconds=_IO_RETRY_DELAYS)
+def documents_task(paths: lakefs.RunPaths, numbers: list[int]) -> run.RunDocuments:
+    lakefs.use_system_memory_pool()
+    return run.write_documents(paths, numbers)
 
 
 def task_runner(config: RunnerConfig, sandboxed_extraction: bool) -> TaskRunner[Any]:
@@ -257,11 +264,13 @@ def ingest(config: IngestConfig = IngestConfig()) -> dict[str, Any]:  # noqa: B0
             process_shards(runner, config, shards, paths, done)
             index_dir, fetched = _local_index(lake, config)
             dedup = find_duplicates(runner, config, paths, list(range(len(shards))), index_dir)
+            # The documents file is written by a worker: the pages never pass through this process.
+            written = runner.submit(documents_task, {"paths": paths, "numbers": list(range(len(shards)))}).result()
         lakefs.pull_staged(paths)  # shards staged by workers on other machines: their counts, then their rows
         counts, seconds = report.run_counts(paths, dedup)
         counts.update(shards=len(shards), shards_resumed=len(done), files_unchanged=unchanged, **fetched)
         manifest = run.manifest_for(config, paths.run_id, counts, seconds, started)
-        write_task(paths, manifest, config, lease)
+        write_task(paths, manifest, cast(run.RunDocuments, quote(written)), config, lease)
         _compact_index(lake, index_dir, config.dedup, paths.run_id)
         _merge_known_units(lake, config, lease)
     _publish(lake, manifest)

@@ -214,20 +214,55 @@ def _decisions_by_row(decisions: pa.Table, number: int) -> dict[int, int]:
     return dict(zip(decisions.column("row").to_numpy()[mine].tolist(), mine.tolist(), strict=True))
 
 
-def write_stage(paths: lakefs.RunPaths, manifest: dict[str, Any]) -> list[str]:
-    """Assemble the run's documents and rejects files in staging; return the renames to commit.
+@dataclass(frozen=True)
+class RunDocuments:
+    """The run's staged documents file (relative to staging; "" when it writes none) and the keys of its doc_ids
+    (``lakefs.unit_keys``, 8 bytes a document), for the known-units store."""
+
+    relative: str
+    keys: np.ndarray
+
+
+def write_documents(paths: lakefs.RunPaths, numbers: list[int]) -> RunDocuments:
+    """Stage the run's documents file (mirrored to a bucket lake's staging), in a task: every staged shard with its
+    dedup decisions, a shard at a time. One file, so a reader sees all of the run's documents or none."""
+    schema = lakefs.documents_schema(SIGNAL_NAMES)
+    relative = paths.table_file(lakefs.DOCUMENTS)
+    target = paths.staging / relative
+    target.parent.mkdir(parents=True, exist_ok=True)
+    keys = [np.empty(0, np.uint64)]
+    partial = target.with_name(f".{target.name}.partial")
+    with pq.ParquetWriter(partial, schema, compression="zstd") as writer:
+        for number in numbers:
+            staged = pq.read_table(fetch_staged(paths, _shard_relative(paths, number)))
+            if staged.num_rows == 0:
+                continue
+            decisions = pq.read_table(fetch_staged(paths, DECISIONS), filters=[("shard", "=", number)])
+            staged = _with_decisions(staged.drop_columns(["signature", "n_shingles"]), decisions, number)
+            staged = staged.append_column("run_id", pa.array([paths.run_id] * staged.num_rows, pa.string()))
+            writer.write_table(staged.select(schema.names).cast(schema))
+            keys.append(lakefs.unit_keys([str(d) for d in staged.column("doc_id").to_pylist() if d]))
+    rows = sum(len(k) for k in keys)
+    if rows == 0 and not lakefs.table_is_empty(paths.lake, lakefs.DOCUMENTS):
+        partial.unlink()
+        return RunDocuments("", keys[0])
+    partial.replace(target)
+    lakefs.persist(paths, target)
+    return RunDocuments(relative, np.concatenate(keys))
+
+
+def write_stage(paths: lakefs.RunPaths, manifest: dict[str, Any], documents: RunDocuments) -> list[str]:
+    """Assemble the run's files in staging (its documents file, written by a task: ``write_documents``; its
+    rejects); return the renames to commit.
 
     A run with no rows for a table writes no file to it, unless the table has none yet: then an
     empty file keeps the table readable (``read_parquet('LAKE/rejects/**/*.parquet')`` finds a file).
     """
-    lakefs.pull_staged(paths)  # shards staged by workers on other machines
-    decisions = pq.read_table(fetch_staged(paths, DECISIONS))
-    documents = _write_documents(paths, decisions, lakefs.table_is_empty(paths.lake, lakefs.DOCUMENTS))
     lakefs.fault_point("write:after_documents")  # crash tests only (SIFTLAKE_FAULT)
     rejects = _write_rejects(paths, lakefs.table_is_empty(paths.lake, lakefs.REJECTS))
-    moves = [documents, rejects, lakefs.inputs_move(paths)]
+    moves = [documents.relative, rejects, lakefs.inputs_move(paths)]
     # The run's unit ids join the known-units store in the same commit: known exactly when their rows are in.
-    keys = np.concatenate([_staged_keys(paths, documents, "doc_id"), _staged_keys(paths, rejects, "unit_id")])
+    keys = np.concatenate([documents.keys, _staged_keys(paths, rejects, "unit_id")])
     moves += lakefs.stage_run_unit_keys(paths, keys)
     # The index segments move last, one folder per partition: a document is in the index only once it is in
     # the lake (readers of the index run after ``recover``, which finishes an interrupted commit).
@@ -244,27 +279,6 @@ def _staged_keys(paths: lakefs.RunPaths, relative: str, column: str) -> np.ndarr
         for batch in pq.ParquetFile(paths.staging / relative).iter_batches(columns=[column]):
             keys.append(lakefs.unit_keys([str(unit) for unit in batch.column(0).to_pylist() if unit]))
     return np.concatenate(keys)
-
-
-def _write_documents(paths: lakefs.RunPaths, decisions: pa.Table, keep_empty: bool) -> str:
-    schema = lakefs.documents_schema(SIGNAL_NAMES)
-    relative = paths.table_file(lakefs.DOCUMENTS)
-    target = paths.staging / relative
-    target.parent.mkdir(parents=True, exist_ok=True)
-    rows = 0
-    with pq.ParquetWriter(target, schema, compression="zstd") as writer:
-        for shard in sorted(paths.shards.glob("shard-*[0-9].parquet")):
-            staged = pq.read_table(shard).drop_columns(["signature", "n_shingles"])
-            if staged.num_rows == 0:
-                continue
-            staged = _with_decisions(staged, decisions, int(shard.name[6:12]))
-            staged = staged.append_column("run_id", pa.array([paths.run_id] * staged.num_rows, pa.string()))
-            writer.write_table(staged.select(schema.names).cast(schema))
-            rows += staged.num_rows
-    if rows == 0 and not keep_empty:
-        target.unlink()
-        return ""
-    return relative
 
 
 def _with_decisions(staged: pa.Table, decisions: pa.Table, number: int) -> pa.Table:
@@ -299,10 +313,10 @@ def _write_rejects(paths: lakefs.RunPaths, keep_empty: bool) -> str:
     return relative
 
 
-def commit_run(paths: lakefs.RunPaths, manifest: dict[str, Any], cache_dir: str,
+def commit_run(paths: lakefs.RunPaths, manifest: dict[str, Any], documents: RunDocuments, cache_dir: str,
                lease: lakefs.LeaseLock | None) -> list[str]:
     """Write the run's tables, keep its index segments in this machine's cache, and commit it; return the moves."""
-    moves = write_stage(paths, manifest)
+    moves = write_stage(paths, manifest, documents)
     cache_segment(paths, cache_dir)
     if lease is not None:
         lease.check()  # never commit into a lake another run has taken over

@@ -36,6 +36,7 @@ from flows.lake import (
     fault_point,
     lake_lock,
     recover,
+    run_of_file,
     stage_forgotten_units,
     table_files,
     unfinished_runs,
@@ -104,7 +105,7 @@ def forget(options: ForgetOptions) -> dict[str, Any]:
         log["blocked"]["fingerprints"] = printed
         log["unfinished_runs_reset"] = runs
         deletes = list(rewrite.replaced)
-        deletes += [f"{REPORTS}/{run}.html" for run in sorted({_run_of(key) for key in plan.files})]
+        deletes += [f"{REPORTS}/{run}.html" for run in sorted({run_of_file(key) for key in plan.files})]
         deletes += [f"{STAGING}/{run}/shards" for run in runs] + units_replaced
         paths.manifest.write_text(json.dumps(log, indent=2, sort_keys=True))
         fault_point("forget:staged")
@@ -112,11 +113,6 @@ def forget(options: ForgetOptions) -> dict[str, Any]:
             lease.check()
         commit(paths, moves, manifest=f"{LOG}/{paths.run_id}.json", deletes=deletes)
     return log
-
-
-def _run_of(key: str) -> str:
-    """The run id of a documents file ``.../run-<run_id>.parquet``."""
-    return key.rsplit("/", 1)[-1].removeprefix("run-").removesuffix(".parquet")
 
 
 def _log(forget_id: str, now: datetime, options: ForgetOptions, wanted: TakedownList, plan: Plan) -> dict[str, Any]:

@@ -108,10 +108,14 @@ def commit(paths: RunPaths, moves: Sequence[str], manifest: str = "", deletes: S
 
 
 def _upload_for_commit(paths: RunPaths, moves: Sequence[str]) -> list[str]:
-    """Put the run's local files under its staging prefix; return the object moves, folders expanded."""
+    """Put the run's local files under its staging prefix; return the object moves, folders expanded. A file
+    this machine lacks is one a worker mirrored there already."""
     objects: list[str] = []
     for relative in moves:
         local = paths.staging / relative
+        if not local.exists() and paths.lake.exists(f"{paths.staging_key}/{relative}"):
+            objects.append(relative)  # a file a worker on another machine staged (and mirrored) itself
+            continue
         files = sorted(local.rglob("*"), key=lambda p: (p.name == SEGMENT_META, p.as_posix())) if local.is_dir() \
             else [local]
         for path in files:

@@ -15,7 +15,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from flows.lake.commit import persist
-from flows.lake.layout import DOCUMENTS, INPUTS, REJECTS, RUNS, RunPaths, as_store, write_parquet_atomic
+from flows.lake.layout import DOCUMENTS, INPUTS, REJECTS, RUNS, RunPaths, as_store, run_of_file, write_parquet_atomic
 from flows.lake.units import KEY, unit_keys
 from flows.read import InputFile
 from flows.storage import Store
@@ -68,12 +68,13 @@ def _scan(store: Store, table: str, columns: list[str]) -> Iterator[pa.RecordBat
 
 def read_run_documents(lake: Store, run_id: str, columns: list[str]) -> pa.Table | None:
     """The documents one committed run wrote (for its report), or None when it wrote none."""
+    tables = []
     for key in table_files(lake, DOCUMENTS):
-        if key.endswith(f"/run-{run_id}.parquet"):
+        if run_of_file(key) == run_id:
             with lake.fs.open(lake.path(key), "rb") as handle:
-                table = pq.read_table(handle, columns=columns)
-            return table if table.num_rows else None
-    return None
+                tables.append(pq.read_table(handle, columns=columns))
+    table = pa.concat_tables(tables) if tables else None
+    return table if table is not None and table.num_rows else None
 
 
 def table_is_empty(lake: Store, table: str) -> bool:

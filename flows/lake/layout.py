@@ -123,6 +123,11 @@ def rejects_table(rejects: Sequence[Reject], run_id: str) -> pa.Table:
     }, schema=REJECTS_SCHEMA)
 
 
+def run_of_file(key: str) -> str:
+    """The run id of a table file ``.../run-<run_id>.parquet`` (``RunPaths.table_file``)."""
+    return key.rsplit("/", 1)[-1].removeprefix("run-").removesuffix(".parquet")
+
+
 def write_parquet_atomic(table: pa.Table, path: Path) -> None:
     """Write a Parquet file under a temporary name, then rename it: no reader sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -196,7 +201,8 @@ class RunPaths:
         return self.shards / f"shard-{number:06d}.json"
 
     def table_file(self, table: str) -> str:
-        """Path of the run's file in ``table``, relative to the lake (and to the staging folder)."""
+        """Path of the run's file in ``table``, relative to the lake (and to the staging folder). One file per
+        table and run: a reader sees all of a run's rows of a table or none (a rename is atomic)."""
         return f"{table}/{PARTITION_KEY}={self.ingest_date}/run-{self.run_id}.parquet"
 
     @property

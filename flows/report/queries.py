@@ -84,7 +84,7 @@ def open_lake(store: Store, run_id: str | None = None) -> Lake:
         con.register_filesystem(store.fs)
     lake = Lake(store, run_id, con, manifests)
     for view, table in (("docs", lakefs.DOCUMENTS), ("rejects", lakefs.REJECTS)):
-        chosen = [(k, s) for k, s in files[table] if run_id is None or k.endswith(f"/run-{run_id}.parquet")]
+        chosen = [(k, s) for k, s in files[table] if run_id is None or lakefs.run_of_file(k) == run_id]
         lake.files[table] = chosen
         _create_view(lake, view, [k for k, _ in chosen], _empty_schema(table))
     _create_view(lake, "all_docs", [k for k, _ in files[lakefs.DOCUMENTS]], _empty_schema(lakefs.DOCUMENTS))
