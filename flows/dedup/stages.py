@@ -208,6 +208,8 @@ def link_partition(paths: RunPaths, part: int, numbers: Sequence[int], config: D
     """Stage 2 for partition ``part`` (see the module docstring)."""
     fault_point("dedup:link")  # crash tests only (SIFTLAKE_FAULT)
     bands, where = _gather(paths, part, numbers, "bands", 0)
+    shared = _shared(bands["key"])  # a key held by one row pairs nothing: most rows, left out at once
+    bands, where = bands[shared], where[shared]
     digests, members = unique_digests(np.column_stack([bands["hi"], bands["lo"]]))
     # A node held by several shards is one member of its buckets, as in one process: a bucket is cut to
     # ``max_candidates_per_band`` following members, and a repeated member would shift the cut.
@@ -232,6 +234,15 @@ def link_partition(paths: RunPaths, part: int, numbers: Sequence[int], config: D
                             rows[named].astype(np.uint64)])
     return PartitionLinks(_as_digests(nodes, near), _as_digests(nodes, offers), estimates, info,
                           _copies(paths, part, numbers))
+
+
+def _shared(keys: np.ndarray) -> np.ndarray:
+    """The rows (ascending) whose key another row holds too."""
+    order = np.argsort(keys)
+    same = np.flatnonzero(keys[order][1:] == keys[order][:-1])
+    held = np.zeros(len(keys), dtype=bool)
+    held[order[same]] = held[order[same + 1]] = True
+    return np.flatnonzero(held)
 
 
 def _gather(paths: RunPaths, part: int, numbers: Sequence[int], name: str, which: int) -> tuple[np.ndarray,
