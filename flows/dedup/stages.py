@@ -7,9 +7,13 @@
 2. ``link_partition``, a task per partition: the band keys of one partition from every shard; the candidate
    pairs they give, verified from the signatures of the nodes they name only: near links and containment offers
    between nodes, and the rows of every node found in more than one row (exact copies).
-3. ``decide_run``, in the flow: the links of every partition and the lake matches, joined to the attributes of
-   the rows they name, decided by the same keep policy as ``resolve`` (``decide_new``); every other row is kept,
-   alone in its cluster. The flow holds the links and the rows they involve, not the run.
+3. ``decide_run`` (``flows.dedup.join``), a task: the links of every partition and the lake matches, joined to
+   the attributes of the rows they name, decided by the same keep policy as ``resolve`` (``decide_new``); every
+   other row is kept, alone in its cluster. It holds the links and the rows they involve, not the run.
+4. ``write_partition`` (``flows.dedup.run_index``), a task per index partition: the run's segment of it.
+
+Link tasks stage their links (``PartitionLinks.save``) and the decide task its decisions, so the flow's process
+holds counts only.
 
 The decisions equal those of ``resolve`` on the whole run, whatever the number of partitions, shards or workers
 (tests/dedup/test_stages.py): nodes are ordered by digest everywhere, and links only ever add up.
