@@ -192,7 +192,9 @@ def test_a_killed_run_on_a_bucket_resumes_on_another_machine_without_duplicate_r
     source = tmp_path / "many"
     source.mkdir()
     seeds = sorted(seeds_dir.iterdir())
-    for n in range(30):
+    # 12 files, one a shard: killed once 3 are staged (3 or 4 here, a second after its start), the run has 8 or
+    # more left to do, and the next run resumes it (30 files took the next run 5-7 s longer, for nothing more).
+    for n in range(12):
         (source / f"doc-{n:03d}.txt").write_text(f"Edition {n} of the daily digest.\n\n{seeds[n % 5].read_text()}")
     store = Store(lake)
     first = cli([str(source), "--lake", lake], prefect_server, tmp_path / "machine-1",
@@ -207,16 +209,16 @@ def test_a_killed_run_on_a_bucket_resumes_on_another_machine_without_duplicate_r
     os.killpg(first.pid, signal.SIGKILL)
     first.wait(30)
     done = staged()
-    assert 3 <= len(done) < 30, "the run must be killed mid-way for this test to mean anything"
+    assert 3 <= len(done) < 12, "the run must be killed mid-way for this test to mean anything"
     assert not store.files(lakefs.DOCUMENTS), "a killed run must leave no visible rows"
     killed_run = done[0].split("/")[1]
 
     # Another machine: no scratch, no cache; the lock of the dead run is taken over once its lease expires.
     second = finished(cli([str(source), "--lake", lake], prefect_server, tmp_path / "machine-2",
                           {**FEW_PARTITIONS, **SMALL_SHARDS, "lock_wait_s": 120, "storage": {"lock_lease_s": 5}}))
-    assert second["shards"] == 30 and second["shards_resumed"] >= len(done)
+    assert second["shards"] == 12 and second["shards_resumed"] >= len(done)
     frame = documents(object_store, lake)
-    assert len(frame) == 30 and frame["doc_id"].is_unique
+    assert len(frame) == 12 and frame["doc_id"].is_unique
     assert set(frame["run_id"]) == {killed_run}
     assert not store.files(lakefs.STAGING) and not store.exists(lakefs.LOCK)
 
