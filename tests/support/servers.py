@@ -326,6 +326,9 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
     """Forwards each request to the proxy's target, or fails it as the proxy says."""
 
     protocol_version = "HTTP/1.1"
+    # TCP_NODELAY: the handler sends its headers and its body in two writes, and with Nagle's algorithm the body
+    # waited for the client's delayed ACK, ~40 ms a request (a run through the proxy took 26 s instead of 7).
+    disable_nagle_algorithm = True
 
     def log_message(self, *args: Any) -> None:
         pass
