@@ -171,15 +171,14 @@ def find_duplicates(runner: TaskRunner[Any], config: IngestConfig, paths: lakefs
     submit = {"paths": paths, "numbers": numbers, "config": config.dedup}
     prepared = [runner.submit(prepare_task, {"paths": paths, "number": n, "config": config.dedup,
                                              "storage": config.storage}) for n in numbers]
-    for future in prepared:
-        future.result()
+    documents = sum(future.result() for future in prepared)
     linked = [runner.submit(link_task, {**submit, "part": part}) for part in range(config.dedup.partitions)]
     for future in linked:
         future.result()
-    counts = runner.submit(decide_task, {**submit, "storage": config.storage}).result()
+    counts = {"documents": documents, **runner.submit(decide_task, {**submit, "storage": config.storage}).result()}
     indexed = {part: runner.submit(index_task, {**submit, "part": part}) for part in range(config.dedup.partitions)}
     run.stage_index(paths, {part: future.result() for part, future in indexed.items()}, config.dedup, new_index)
-    return cast(dict[str, int], counts)
+    return counts
 
 
 @task(name="shard", cache_policy=NO_CACHE, persist_result=False, retries=2, retry_delay_seconds=_IO_RETRY_DELAYS)

@@ -23,7 +23,7 @@ import xxhash
 
 from flows import lake as lakefs
 from flows.config import IngestConfig, StorageConfig
-from flows.dedup import DedupConfig, DedupDecisions, LakeIndex, stages
+from flows.dedup import DedupConfig, LakeIndex, stages
 from flows.dedup.cache import cache_segment, index_moves, local_index, staged_index
 from flows.dedup.index.layout import partition_name, write_index_file
 from flows.dedup.join import decide_run
@@ -138,7 +138,8 @@ def prepare_known_units(paths: lakefs.RunPaths, discovery_rejects: list[Reject])
 
 
 def prepare_dedup(paths: lakefs.RunPaths, number: int, config: DedupConfig, storage: StorageConfig) -> int:
-    """Dedup's first stage for one staged shard: lake decisions and matches, band keys by partition."""
+    """Dedup's first stage for one staged shard: lake decisions and matches, band keys by partition. Returns the
+    shard's count of documents."""
     return stages.prepare_shard(paths, number, config, run_index(paths, config, storage))
 
 
@@ -169,13 +170,12 @@ def link_partition(paths: lakefs.RunPaths, part: int, numbers: list[int], config
 def decide_stage(paths: lakefs.RunPaths, numbers: list[int], config: DedupConfig,
                  storage: StorageConfig) -> dict[str, int]:
     """Decide the run's duplicates from every partition's staged links; stage the decisions and the rows the index
-    leaves out, for the index tasks and the write stage. Returns the run's counts of documents and duplicates."""
+    leaves out, for the index tasks and the write stage. Returns the run's counts of duplicates."""
     found = [stages.PartitionLinks.staged(paths, part) for part in range(config.partitions)]
     decisions = decide_run(paths, numbers, found, config, run_index(paths, config, storage))
     save_for_index(paths, decisions, unindexed_rows(paths, numbers, decisions))
     duplicates = decisions.filter(decisions.column("is_duplicate"))
-    documents = sum(pq.read_metadata(fetch_staged(paths, _shard_relative(paths, n))).num_rows for n in numbers)
-    return {"documents": documents, "duplicates": duplicates.num_rows,
+    return {"duplicates": duplicates.num_rows,
             "clusters_with_duplicates": len(set(duplicates.column("dup_cluster").to_pylist()))}
 
 
@@ -207,13 +207,6 @@ def stage_index(paths: lakefs.RunPaths, written: dict[int, int], config: DedupCo
             fetch_staged(paths, f"{relative}/{name}")
 
 
-def _decisions_by_row(decisions: pa.Table, number: int) -> dict[int, int]:
-    """Row of a shard -> row of the decisions table, for the rows not simply kept alone."""
-    shards = decisions.column("shard").to_numpy()
-    mine = np.flatnonzero(shards == number)
-    return dict(zip(decisions.column("row").to_numpy()[mine].tolist(), mine.tolist(), strict=True))
-
-
 @dataclass(frozen=True)
 class RunDocuments:
     """The run's staged documents file (relative to staging; "" when it writes none) and the keys of its doc_ids
@@ -232,13 +225,15 @@ def write_documents(paths: lakefs.RunPaths, numbers: list[int]) -> RunDocuments:
     target.parent.mkdir(parents=True, exist_ok=True)
     keys = [np.empty(0, np.uint64)]
     partial = target.with_name(f".{target.name}.partial")
+    decisions = pq.read_table(fetch_staged(paths, DECISIONS))  # the rows not kept alone: few, read once
+    by_shard = decisions.column("shard").to_numpy()
     with pq.ParquetWriter(partial, schema, compression="zstd") as writer:
         for number in numbers:
             staged = pq.read_table(fetch_staged(paths, _shard_relative(paths, number)))
             if staged.num_rows == 0:
                 continue
-            decisions = pq.read_table(fetch_staged(paths, DECISIONS), filters=[("shard", "=", number)])
-            staged = _with_decisions(staged.drop_columns(["signature", "n_shingles"]), decisions, number)
+            mine = decisions.take(pa.array(np.flatnonzero(by_shard == number)))
+            staged = _with_decisions(staged.drop_columns(["signature", "n_shingles"]), mine)
             staged = staged.append_column("run_id", pa.array([paths.run_id] * staged.num_rows, pa.string()))
             writer.write_table(staged.select(schema.names).cast(schema))
             keys.append(lakefs.unit_keys([str(d) for d in staged.column("doc_id").to_pylist() if d]))
@@ -281,17 +276,19 @@ def _staged_keys(paths: lakefs.RunPaths, relative: str, column: str) -> np.ndarr
     return np.concatenate(keys)
 
 
-def _with_decisions(staged: pa.Table, decisions: pa.Table, number: int) -> pa.Table:
-    """A staged shard with its rows' decisions: those of ``decisions``, else kept alone in their own cluster."""
-    decided = _decisions_by_row(decisions, number)
-    alone = DedupDecisions.all_kept(staged.column("doc_id").to_pylist())
-    columns = {name: list(getattr(alone, name)) for name in
-               ("dup_cluster", "is_duplicate", "dup_similarity", "dup_kind", "dup_containment")}
+def _with_decisions(staged: pa.Table, decisions: pa.Table) -> pa.Table:
+    """A staged shard with its rows' decisions: those of ``decisions`` (this shard's), else kept alone in their own
+    cluster (``DedupDecisions.all_kept``)."""
+    rows = decisions.column("row").to_numpy()
+    columns = {
+        "dup_cluster": staged.column("doc_id").to_numpy(zero_copy_only=False).astype(object),
+        "is_duplicate": np.zeros(staged.num_rows, dtype=bool),
+        "dup_similarity": np.ones(staged.num_rows),
+        "dup_kind": np.full(staged.num_rows, None, dtype=object),
+        "dup_containment": np.ones(staged.num_rows),
+    }
     for name, values in columns.items():
-        theirs = decisions.column(name)
-        for row, at in decided.items():
-            values[row] = theirs[at].as_py()
-    for name, values in columns.items():
+        values[rows] = decisions.column(name).to_numpy(zero_copy_only=False)
         staged = staged.append_column(name, pa.array(values, _DECISION_TYPES[name]))
     return staged
 

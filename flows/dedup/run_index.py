@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from flows.dedup import staged
@@ -143,21 +142,28 @@ def _homed_entries(paths: RunPaths, part: int, numbers: Sequence[int], decisions
 def _decided(decisions: pa.Table, shards: np.ndarray, rows: np.ndarray,
              ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The entries' decisions: those of ``decisions``, else kept alone (their own doc_id as cluster)."""
-    clusters = [d.decode("utf-8") for d in ids.tolist()]
     duplicate = np.zeros(len(rows), dtype=bool)
     similarity = np.ones(len(rows), np.float32)
     kind = np.zeros(len(rows), np.uint8)
     containment = np.ones(len(rows), np.float32)
-    mine = decisions.filter(pc.is_in(decisions.column("shard"), pa.array(np.unique(shards))))
-    at = {(s, r): k for k, (s, r) in enumerate(zip(shards.tolist(), rows.tolist(), strict=True))}
-    for row in mine.to_pylist():
-        k = at.get((row["shard"], row["row"]))
-        if k is None:
-            continue
-        clusters[k], duplicate[k] = row["dup_cluster"], bool(row["is_duplicate"])
-        similarity[k], kind[k] = row["dup_similarity"], KIND_CODES.index(row["dup_kind"])
-        containment[k] = row["dup_containment"]
-    return encode(clusters), duplicate, similarity, kind, containment
+    wanted = np.zeros(len(rows), _ROW_DTYPE)
+    wanted["shard"], wanted["row"] = shards, rows
+    decided = np.zeros(decisions.num_rows, _ROW_DTYPE)
+    decided["shard"], decided["row"] = decisions.column("shard").to_numpy(), decisions.column("row").to_numpy()
+    order = np.argsort(decided)
+    at = np.minimum(np.searchsorted(decided[order], wanted), max(len(order) - 1, 0))
+    hit = np.flatnonzero(decided[order][at] == wanted) if len(order) else np.empty(0, np.int64)
+    source = order[at[hit]]
+    clusters = decisions.column("dup_cluster").take(pa.array(source)).to_pylist()
+    width = max([ids.dtype.itemsize, *(len(c.encode("utf-8")) for c in clusters)])
+    cluster = ids.astype(f"S{width}")
+    cluster[hit] = encode(clusters) if clusters else cluster[hit]
+    duplicate[hit] = decisions.column("is_duplicate").to_numpy(zero_copy_only=False)[source]
+    similarity[hit] = decisions.column("dup_similarity").to_numpy(zero_copy_only=False)[source]
+    containment[hit] = decisions.column("dup_containment").to_numpy(zero_copy_only=False)[source]
+    kinds = decisions.column("dup_kind").to_pylist()
+    kind[hit] = [KIND_CODES.index(kinds[k]) for k in source.tolist()]
+    return cluster, duplicate, similarity, kind, containment
 
 
 def _band_rows(paths: RunPaths, part: int, numbers: Sequence[int], left_out: np.ndarray) -> tuple[np.ndarray,

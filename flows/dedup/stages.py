@@ -69,7 +69,7 @@ def staged_rows(paths: RunPaths, number: int, columns: Sequence[str]) -> pa.Tabl
 
 
 def prepare_shard(paths: RunPaths, number: int, config: DedupConfig, index: LakeIndex) -> int:
-    """Stage 1 for one shard (see the module docstring); returns its count of new rows."""
+    """Stage 1 for one shard (see the module docstring); returns its count of rows (documents)."""
     table = staged_rows(paths, number, ["doc_id", "content_hash", "signature", "n_shingles"])
     doc_ids = table.column("doc_id").to_pylist()
     known = index.decisions_of(doc_ids)
@@ -83,7 +83,7 @@ def prepare_shard(paths: RunPaths, number: int, config: DedupConfig, index: Lake
     hashes = table.column("content_hash").take(pa.array(new, pa.int64())).to_pylist()
     arrays.update(_entries(nodes, new, new_ids, hashes, config, arrays.pop("offsets")))
     staged.save(paths, number, arrays)
-    return len(new)
+    return int(table.num_rows)
 
 
 def _entries(nodes: Nodes, new: np.ndarray, doc_ids: list[str], hashes: list[str], config: DedupConfig,

@@ -68,13 +68,12 @@ def _scan(store: Store, table: str, columns: list[str]) -> Iterator[pa.RecordBat
 
 def read_run_documents(lake: Store, run_id: str, columns: list[str]) -> pa.Table | None:
     """The documents one committed run wrote (for its report), or None when it wrote none."""
-    tables = []
     for key in table_files(lake, DOCUMENTS):
         if run_of_file(key) == run_id:
             with lake.fs.open(lake.path(key), "rb") as handle:
-                tables.append(pq.read_table(handle, columns=columns))
-    table = pa.concat_tables(tables) if tables else None
-    return table if table is not None and table.num_rows else None
+                table = pq.read_table(handle, columns=columns)
+            return table if table.num_rows else None
+    return None
 
 
 def table_is_empty(lake: Store, table: str) -> bool:
