@@ -11,10 +11,13 @@ shards of ``--shard-docs``) is deduplicated
 (a) by the stages, each in a child process so its peak RSS is its own: every shard's ``prepare`` (one child: the
     peak is the largest shard's), every partition's ``link``, the ``decide`` task, every index partition's
     ``index`` task;
-(b) by the flow's own code (``flows.ingest.find_duplicates`` in a Prefect flow on a 2-worker process pool): the
-    flow process's peak RSS and the largest worker's, and the wall time;
+(b) by the flow's own code (``flows.ingest.find_duplicates`` in a Prefect flow) on each of ``--runners`` with 2
+    workers (a process pool, threads, a Dask LocalCluster): the flow process's peak RSS and the largest worker's,
+    and the wall time and the flow process's CPU;
 (c) unless ``--no-single``: by one process holding the run (``resolve``, then the run's index segment), as the
     flow did before dedup became stages.
+With ``--warm`` the stages run twice and the second pass is reported: the first reads the index's pages
+from disk (the 10M lake's 17 GB does not stay in these machines' page cache), so it measures I/O as well.
 Prints wall and CPU seconds and peak RSS per step; per N, the stages' total time against L and its growth exponent
 (time ~ L^k). Disk: the lake's index takes ~1.7 KB a document (10M: ~17 GB) under ``--workdir``.
 """
@@ -42,9 +45,9 @@ from bench.scale import build_partitioned, entries_of_run
 from bench.support.meters import peak_rss_mb
 from flows.config import StorageConfig
 from flows.dedup import DedupBatch, DedupConfig, LakeIndex, resolve
-from flows.dedup.stages import signature_matrix
+from flows.dedup.stages import match_sources, signature_matrix
 from flows.lake.layout import RunPaths, use_system_memory_pool
-from flows.run import decide_stage, index_stage, link_partition, prepare_dedup
+from flows.run import decide_stage, index_stage, link_partition, match_partition, prepare_dedup
 from flows.storage import Store
 
 LAKE_RUN_DOCS = 250_000
@@ -101,8 +104,9 @@ def _single_process(paths: RunPaths, numbers: list[int], config: DedupConfig, in
     return {"duplicates": int(decisions.is_duplicate.sum())}
 
 
-def _flow(state: dict[str, Any], paths: RunPaths, config: DedupConfig) -> dict[str, Any]:
-    """The flow's own dedup code on a 2-worker process pool; peak RSS of this process and of its largest worker."""
+def _flow(state: dict[str, Any], paths: RunPaths, config: DedupConfig, kind: str) -> dict[str, Any]:
+    """The flow's own dedup code on 2 workers of runner ``kind``; peak RSS of this process and of its largest
+    worker process (none for threads)."""
     import psutil
     from prefect import flow
 
@@ -110,15 +114,18 @@ def _flow(state: dict[str, Any], paths: RunPaths, config: DedupConfig) -> dict[s
     from flows.ingest import find_duplicates, task_runner
 
     ingest = IngestConfig(source=state["lake"], lake=state["lake"], dedup=config.model_dump(),
-                          runner={"kind": "process", "workers": 2})
-    me, workers, done = psutil.Process(), {"peak_mb": 0.0}, threading.Event()
+                          runner={"kind": kind, "workers": 2})
+    me, done = psutil.Process(), threading.Event()
+    peak_mb, cpu_s = [0.0], dict[int, float]()
 
-    def watch() -> None:  # the pool's workers (not the Prefect API server this process may start)
+    def watch() -> None:  # the pool's or cluster's workers (not the Prefect API server this process may start)
         while not done.wait(0.2):
             for child in me.children(recursive=True):
                 try:
                     if "multiprocessing" in " ".join(child.cmdline()):
-                        workers["peak_mb"] = max(workers["peak_mb"], child.memory_info().rss / 2**20)
+                        peak_mb[0] = max(peak_mb[0], child.memory_info().rss / 2**20)
+                        times = child.cpu_times()
+                        cpu_s[child.pid] = times.user + times.system
                 except psutil.Error:
                     pass
 
@@ -133,8 +140,8 @@ def _flow(state: dict[str, Any], paths: RunPaths, config: DedupConfig) -> dict[s
     counts = dedup_flow()
     done.set()
     return {"wall_s": round(time.perf_counter() - wall, 2), "flow_rss_mb": round(peak_rss_mb()),
-            "flow_rss_before_mb": round(before), "largest_worker_mb": round(workers["peak_mb"]),
-            "duplicates": counts["duplicates"]}
+            "flow_rss_before_mb": round(before), "largest_worker_mb": round(peak_mb[0]),
+            "workers_cpu_s": round(sum(cpu_s.values()), 1), "duplicates": counts["duplicates"]}
 
 
 def child(step: str, work: str) -> None:
@@ -151,13 +158,23 @@ def child(step: str, work: str) -> None:
     elif step == "prepare":
         result = sum(prepare_dedup(paths, n, config, StorageConfig()) for n in numbers)
     elif step == "link":
-        result = sum(link_partition(paths, part, numbers, config) for part in range(config.partitions))
+        homes = [link_partition(paths, part, numbers, config, StorageConfig()) for part in range(config.partitions)]
+        (Path(work) / "homes.json").write_text(json.dumps(homes))
+        result = sum(map(sum, homes))
+    elif step == "match":
+        homes = json.loads((Path(work) / "homes.json").read_text())
+        found = {part: match_partition(paths, part, sources, config, StorageConfig())
+                 for part in range(config.partitions) if (sources := match_sources(homes, part))}
+        (Path(work) / "matched.json").write_text(json.dumps([part for part, count in found.items() if count]))
+        result = sum(found.values())
     elif step == "decide":
-        result = decide_stage(paths, numbers, config, StorageConfig())["duplicates"]
+        matched = json.loads((Path(work) / "matched.json").read_text())
+        result = decide_stage(paths, numbers, config, StorageConfig(), matched)["duplicates"]
     elif step == "index":
+        shutil.rmtree(paths.staging / "_index", ignore_errors=True)  # a second pass (--warm) writes it again
         result = sum(index_stage(paths, part, numbers, config) for part in range(config.partitions))
-    elif step == "flow":
-        result = _flow(state, paths, config)
+    elif step.startswith("flow-"):
+        result = _flow(state, paths, config, step.removeprefix("flow-"))
     print(json.dumps({"step": step, "wall_s": round(time.perf_counter() - wall, 2),
                       "cpu_s": round(time.process_time() - cpu, 2), "peak_rss_mb": round(peak_rss_mb()),
                       "result": result}))
@@ -171,7 +188,7 @@ def _run_child(step: str, work: Path) -> dict[str, Any]:
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-STAGES = ("prepare", "link", "decide", "index")
+STAGES = ("prepare", "link", "match", "decide", "index")
 
 
 def bench_run(work: Path, lake_dir: Path, lake_docs: int, docs: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -180,21 +197,27 @@ def bench_run(work: Path, lake_dir: Path, lake_docs: int, docs: int, args: argpa
     numbers = synthetic_run(paths, docs, args.shard_docs, DedupConfig(partitions=args.partitions), lake_docs)
     (work / "state.json").write_text(json.dumps({"lake": str(lake_dir), "numbers": numbers,
                                                  "partitions": args.partitions}))
-    steps = ([] if args.no_single else ["single"]) + [*STAGES, "flow"]
+    flows = [f"flow-{kind}" for kind in args.runners]
+    steps = ([] if args.no_single else ["single"]) + [*STAGES, *flows]
+    if args.warm:  # a first pass reads the index into the page cache; the second is reported
+        for step in STAGES:
+            _run_child(step, work)
     rows = {step: _run_child(step, work) for step in steps}
     print(f"\nL = {lake_docs:,} indexed, N = {docs:,} documents, P = {args.partitions}, shards of "
           f"{args.shard_docs:,}", flush=True)
     for step, row in rows.items():
-        print(f"  {step:<8} wall {row['wall_s']:>7.1f} s  cpu {row['cpu_s']:>7.1f} s  "
+        print(f"  {step:<13} wall {row['wall_s']:>7.1f} s  cpu {row['cpu_s']:>7.1f} s  "
               f"peak RSS {row['peak_rss_mb']:>6} MB  ({row['result']})", flush=True)
     stages_cpu = sum(rows[s]["cpu_s"] for s in STAGES)
     stages_wall = sum(rows[s]["wall_s"] for s in STAGES)
-    flow = rows["flow"]["result"]
     print(f"  stages: {stages_wall:.1f} s wall, {stages_cpu:.1f} s CPU in all; largest stage process "
-          f"{max(rows[s]['peak_rss_mb'] for s in STAGES)} MB; the flow: {flow['wall_s']:.1f} s on 2 workers, "
-          f"its process {flow['flow_rss_mb']} MB ({flow['flow_rss_before_mb']} MB before dedup), largest worker "
-          f"{flow['largest_worker_mb']} MB", flush=True)
-    return {"cpu_s": stages_cpu, "wall_s": stages_wall, "flow_wall_s": flow["wall_s"]}
+          f"{max(rows[s]['peak_rss_mb'] for s in STAGES)} MB", flush=True)
+    for step in flows:
+        flow = rows[step]["result"]
+        print(f"  {step}: {flow['wall_s']:.1f} s on 2 workers, its process {flow['flow_rss_mb']} MB "
+              f"({flow['flow_rss_before_mb']} MB before dedup) and {rows[step]['cpu_s']:.1f} s CPU, largest worker "
+              f"{flow['largest_worker_mb']} MB, workers {flow['workers_cpu_s']:.1f} s CPU", flush=True)
+    return {"cpu_s": stages_cpu, "wall_s": stages_wall}
 
 
 def grow_lake(index_dir: Path, partitions: int, have: int, want: int) -> None:
@@ -213,6 +236,10 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=16)
     parser.add_argument("--shard-docs", type=int, default=10_000)
     parser.add_argument("--no-single", action="store_true", help="skip the single-process baseline")
+    parser.add_argument("--warm", action="store_true",
+                        help="run the stages twice and report the second pass (the index's pages then in memory)")
+    parser.add_argument("--runners", nargs="+", choices=["process", "thread", "dask"], default=["process"],
+                        help="the task runners the flow's dedup is measured on (2 workers each)")
     parser.add_argument("--workdir", type=Path, default=None, help="where the lake is built (default: a temp dir)")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()

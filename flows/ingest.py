@@ -34,6 +34,7 @@ from flows.config import IngestConfig, RunnerConfig, StorageConfig
 from flows.dedup import DedupConfig
 from flows.dedup import cache as index_cache
 from flows.dedup.index.layout import check_index
+from flows.dedup.stages import match_sources
 from flows.extract import ExtractConfig
 from flows.quality import QualityConfig
 from flows.read import InputFile, discover, plan_shards
@@ -83,17 +84,26 @@ def prepare_task(paths: lakefs.RunPaths, number: int, config: DedupConfig, stora
 
 
 @task(name="dedup-link", cache_policy=NO_CACHE, persist_result=False, retries=2, retry_delay_seconds=_IO_RETRY_DELAYS)
-def link_task(paths: lakefs.RunPaths, part: int, numbers: list[int], config: DedupConfig) -> int:
+def link_task(paths: lakefs.RunPaths, part: int, numbers: list[int], config: DedupConfig,
+              storage: StorageConfig) -> list[int]:
     lakefs.use_system_memory_pool()
-    return run.link_partition(paths, part, numbers, config)
+    return run.link_partition(paths, part, numbers, config, storage)
+
+
+@task(name="dedup-match", cache_policy=NO_CACHE, persist_result=False, retries=2,
+      retry_delay_seconds=_IO_RETRY_DELAYS)
+def match_task(paths: lakefs.RunPaths, part: int, sources: list[tuple[int, int, int]], config: DedupConfig,
+               storage: StorageConfig) -> int:
+    lakefs.use_system_memory_pool()
+    return run.match_partition(paths, part, sources, config, storage)
 
 
 @task(name="dedup-decide", cache_policy=NO_CACHE, persist_result=False, retries=2,
       retry_delay_seconds=_IO_RETRY_DELAYS)
-def decide_task(paths: lakefs.RunPaths, numbers: list[int], config: DedupConfig,
-                storage: StorageConfig) -> dict[str, int]:
+def decide_task(paths: lakefs.RunPaths, numbers: list[int], config: DedupConfig, storage: StorageConfig,
+                matched: list[int]) -> dict[str, int]:
     lakefs.use_system_memory_pool()
-    return run.decide_stage(paths, numbers, config, storage)
+    return run.decide_stage(paths, numbers, config, storage, matched)
 
 
 @task(name="dedup-index", cache_policy=NO_CACHE, persist_result=False, retries=2,
@@ -164,18 +174,25 @@ def process_shards(runner: TaskRunner[Any], config: IngestConfig, shards: list[l
 def find_duplicates(runner: TaskRunner[Any], config: IngestConfig, paths: lakefs.RunPaths, numbers: list[int],
                     index_dir: Path) -> dict[str, int]:
     """Dedup as distributed stages (``flows.dedup.stages``), each a task on the runner: one per shard (each machine
-    opens the lake's index from its own cache), one per partition of the band keys (its links staged), the decision
-    from the links, then one per index partition writing the run's segment of it. Tasks hand each other files in
-    the run's staging (``flows.dedup.staged``): this process holds counts only."""
+    opens the lake's index from its own cache), one per partition of the band keys (its links, and its candidates
+    from the lake's same partition, staged), one per index partition given candidates (verified against the
+    entries homed there), the decision, then one per index partition writing the run's segment of it. Tasks hand
+    each other files in the run's staging (``flows.dedup.staged``): this process holds counts only."""
     new_index = check_index(index_dir, config.dedup) is None  # also: a lake of other partitions fails here
+    parts = range(config.dedup.partitions)
     submit = {"paths": paths, "numbers": numbers, "config": config.dedup}
     prepared = [runner.submit(prepare_task, {"paths": paths, "number": n, "config": config.dedup,
                                              "storage": config.storage}) for n in numbers]
     documents = sum(future.result() for future in prepared)
-    linked = [runner.submit(link_task, {**submit, "part": part}) for part in range(config.dedup.partitions)]
-    for future in linked:
-        future.result()
-    counts = {"documents": documents, **runner.submit(decide_task, {**submit, "storage": config.storage}).result()}
+    linked = [runner.submit(link_task, {**submit, "part": part, "storage": config.storage}) for part in parts]
+    homes = [future.result() for future in linked]  # [link partition][index partition]: candidates
+    sources = {part: match_sources(homes, part) for part in parts}
+    matching = {part: runner.submit(match_task, {"paths": paths, "part": part, "sources": found,
+                                                 "config": config.dedup, "storage": config.storage})
+                for part, found in sources.items() if found}
+    matched = [part for part, future in matching.items() if future.result()]
+    counts = {"documents": documents,
+              **runner.submit(decide_task, {**submit, "storage": config.storage, "matched": matched}).result()}
     indexed = {part: runner.submit(index_task, {**submit, "part": part}) for part in range(config.dedup.partitions)}
     run.stage_index(paths, {part: future.result() for part, future in indexed.items()}, config.dedup, new_index)
     return counts

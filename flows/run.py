@@ -138,8 +138,8 @@ def prepare_known_units(paths: lakefs.RunPaths, discovery_rejects: list[Reject])
 
 
 def prepare_dedup(paths: lakefs.RunPaths, number: int, config: DedupConfig, storage: StorageConfig) -> int:
-    """Dedup's first stage for one staged shard: lake decisions and matches, band keys by partition. Returns the
-    shard's count of documents."""
+    """Dedup's first stage for one staged shard: the lake's decisions of rows it holds already, band keys by
+    partition. Returns the shard's count of documents."""
     return stages.prepare_shard(paths, number, config, run_index(paths, config, storage))
 
 
@@ -160,19 +160,32 @@ def run_index(paths: lakefs.RunPaths, config: DedupConfig, storage: StorageConfi
         return _RUN_INDEX[key]
 
 
-def link_partition(paths: lakefs.RunPaths, part: int, numbers: list[int], config: DedupConfig) -> int:
-    """Dedup's second stage for one partition of the band keys: its verified links, staged; their count."""
-    links = stages.link_partition(paths, part, numbers, config)
+def link_partition(paths: lakefs.RunPaths, part: int, numbers: list[int], config: DedupConfig,
+                   storage: StorageConfig) -> list[int]:
+    """Dedup's second stage for one partition of the band keys: its verified links and its lake candidates,
+    staged. Returns how many candidates go to each index partition."""
+    links, candidates = stages.link_partition(paths, part, numbers, config, run_index(paths, config, storage))
     links.save(paths, part)
-    return len(links.near) + len(links.offers)
+    return stages.save_candidates(paths, part, candidates, config.partitions)
 
 
-def decide_stage(paths: lakefs.RunPaths, numbers: list[int], config: DedupConfig,
-                 storage: StorageConfig) -> dict[str, int]:
-    """Decide the run's duplicates from every partition's staged links; stage the decisions and the rows the index
-    leaves out, for the index tasks and the write stage. Returns the run's counts of duplicates."""
+def match_partition(paths: lakefs.RunPaths, part: int, sources: list[tuple[int, int, int]], config: DedupConfig,
+                    storage: StorageConfig) -> int:
+    """The lake candidates homed in index partition ``part``, verified: each node's best matches there, staged
+    when there are any. Returns their count."""
+    matches = stages.match_partition(paths, part, sources, config, run_index(paths, config, storage))
+    if matches.num_rows:
+        stages.save_matches(paths, part, matches)
+    return int(matches.num_rows)
+
+
+def decide_stage(paths: lakefs.RunPaths, numbers: list[int], config: DedupConfig, storage: StorageConfig,
+                 matched: list[int]) -> dict[str, int]:
+    """Decide the run's duplicates from every partition's staged links and the lake matches of the partitions
+    ``matched``; stage the decisions and the rows the index leaves out, for the index tasks and the write stage.
+    Returns the run's counts of duplicates."""
     found = [stages.PartitionLinks.staged(paths, part) for part in range(config.partitions)]
-    decisions = decide_run(paths, numbers, found, config, run_index(paths, config, storage))
+    decisions = decide_run(paths, numbers, found, config, run_index(paths, config, storage), matched)
     save_for_index(paths, decisions, unindexed_rows(paths, numbers, decisions))
     duplicates = decisions.filter(decisions.column("is_duplicate"))
     return {"duplicates": duplicates.num_rows,

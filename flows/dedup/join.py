@@ -21,7 +21,7 @@ from flows.dedup.graph import Links, Nodes, distinct_nodes
 from flows.dedup.index.lake_index import LakeIndex
 from flows.dedup.records import DedupBatch, DedupDecisions, LakeMatches
 from flows.dedup.resolve import decide_new
-from flows.dedup.stages import PartitionLinks, no_rows, signature_matrix, staged_rows
+from flows.dedup.stages import PartitionLinks, no_rows, signature_matrix, staged_matches, staged_rows
 from flows.lake.commit import fetch_staged
 from flows.lake.layout import RunPaths
 
@@ -36,9 +36,10 @@ _ROW_COLUMNS = ["doc_id", "content_hash", "quality_score", "n_chars", "n_shingle
 
 
 def decide_run(paths: RunPaths, numbers: Sequence[int], found: Sequence[PartitionLinks], config: DedupConfig,
-               index: LakeIndex) -> pa.Table:
-    """The decisions of every row named by the partitions' links, an exact copy or the lake (``DECISIONS_SCHEMA``)."""
-    lake = _lake_rows(paths, numbers)
+               index: LakeIndex, matched_parts: Sequence[int]) -> pa.Table:
+    """The decisions of every row named by the partitions' links, an exact copy or the lake (``DECISIONS_SCHEMA``);
+    ``matched_parts``: the index partitions whose match task found lake matches (``stages.match_partition``)."""
+    lake = _lake_rows(paths, numbers, matched_parts)
     matched = lake.filter(pc.is_valid(lake.column("hi")))
     wanted = np.unique(np.concatenate([
         *(f.nodes[:, 2:4] for f in found), *(f.copies[:, 2:4] for f in found),
@@ -54,15 +55,17 @@ def decide_run(paths: RunPaths, numbers: Sequence[int], found: Sequence[Partitio
     return pa.concat_tables([_table(wanted, out), _known(lake)])
 
 
-def _lake_rows(paths: RunPaths, numbers: Sequence[int]) -> pa.Table:
-    tables = []
+def _lake_rows(paths: RunPaths, numbers: Sequence[int], matched: Sequence[int]) -> pa.Table:
+    """The shards' rows the lake decided, and the lake matches: a row holding each matched node (the others holding
+    it are named by exact copies, and a node's rows match alike)."""
+    tables = staged_matches(paths, matched)
     for number in numbers:
         table = pq.read_table(fetch_staged(paths, staged.relative(number, "lake.parquet")))
         tables.append(table.append_column("shard", pa.array(np.full(table.num_rows, number, np.int64))))
     if not tables:
         return pa.table({"shard": pa.array([], pa.int64()), "row": pa.array([], pa.int64()),
                          "hi": pa.array([], pa.uint64())})
-    return pa.concat_tables(tables)
+    return pa.concat_tables(tables, promote_options="default")
 
 
 def _read_rows(paths: RunPaths, wanted: np.ndarray, config: DedupConfig) -> DedupBatch:

@@ -90,6 +90,11 @@ class LakeMatches:
     similarity: np.ndarray
     """Estimated Jaccard for near matches; estimated containment of the query for containing ones."""
 
+    @classmethod
+    def none(cls) -> LakeMatches:
+        """No match."""
+        return cls(np.empty(0, np.int64), [], [], np.empty(0))
+
 
 @dataclass
 class KeptDocuments:

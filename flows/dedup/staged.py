@@ -12,7 +12,17 @@ Per staged shard, written by ``flows.dedup.stages.prepare_shard``:
   name the doc-id keys of its rows);
 * ``shard-N.offsets.npy``: ``(3, P + 1)``: where each partition's rows start in ``bands``, ``copies`` and
   ``entries``;
-* ``shard-N.lake.parquet``: rows the lake already decided, and rows with a near or containing lake match.
+* ``shard-N.lake.parquet``: rows the lake already decided (and rows with a lake match in segments the partition
+  tasks do not search: older formats, an earlier banding).
+
+Per partition of the band keys, written by ``flows.dedup.stages.link_partition``'s task:
+
+* ``links-pNNNN.npz``: its verified links (``PartitionLinks``);
+* ``lake-pNNNN.npy``: lake candidates: a run node and the doc-id key of a lake entry sharing a band key with it,
+  sorted by the entry's home partition (the flow holds how many go to each);
+
+and per index partition, by ``flows.dedup.stages.match_partition``'s: ``matches-pNNNN.parquet``, the best near
+and containing lake match of each node that has one among the entries homed there.
 
 A partition task reads only its slice of each shard's ``bands`` and ``copies`` and the signatures of the nodes
 its candidate pairs name: from the local file when this machine has it (memory-mapped), else by ranged reads
@@ -35,6 +45,7 @@ COPY_DTYPE = np.dtype([("hi", "<u8"), ("lo", "<u8"), ("row", "<u4")])
 ENTRY_DTYPE = np.dtype([("key", "<u8"), ("hash_hi", "<u8"), ("hash_lo", "<u8"), ("size", "<u4"), ("row", "<u4"),
                         ("node", "<u4")])
 REF_DTYPE = np.dtype([("node", "<u4"), ("row", "<u4"), ("key", "<u8")])
+CANDIDATE_DTYPE = np.dtype([("ref", "<u8"), ("hi", "<u8"), ("lo", "<u8"), ("shard", "<u4"), ("node", "<u4")])
 _RANGE_BLOCK = 1 << 20
 DEDUP_DIR = "dedup"
 
@@ -52,14 +63,23 @@ def save(paths: RunPaths, number: int, arrays: dict[str, np.ndarray]) -> None:
     """Write a shard's arrays (``offsets`` last: a shard's files are whole once it is there) and mirror them."""
     written = []
     for part, array in sorted(arrays.items(), key=lambda item: item[0] == "offsets"):
-        path = local(paths, number, f"{part}.npy")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.partial")
-        with open(partial, "wb") as f:
-            np.save(f, array, allow_pickle=False)
-        partial.replace(path)
-        written.append(path)
+        written.append(_write(local(paths, number, f"{part}.npy"), array))
     persist(paths, *written)
+
+
+def save_array(paths: RunPaths, relative_path: str, array: np.ndarray) -> None:
+    """Stage one array at ``relative_path`` and mirror it."""
+    persist(paths, _write(paths.staging / relative_path, array))
+
+
+def _write(path: Path, array: np.ndarray) -> Path:
+    """``array`` saved at ``path``, whole once there (written aside, then renamed)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    with open(partial, "wb") as f:
+        np.save(f, array, allow_pickle=False)
+    partial.replace(path)
+    return path
 
 
 def _header(stream: IO[bytes]) -> tuple[tuple[int, ...], np.dtype[Any], int]:
@@ -70,9 +90,10 @@ def _header(stream: IO[bytes]) -> tuple[tuple[int, ...], np.dtype[Any], int]:
     return shape, dtype, stream.tell()
 
 
-def _mapped(paths: RunPaths, number: int, part: str) -> np.ndarray | None:
-    """The shard's array ``part`` memory-mapped when this machine has the file (always, for a local lake)."""
-    path = local(paths, number, f"{part}.npy")
+def _mapped(paths: RunPaths, relative_path: str) -> np.ndarray | None:
+    """The staged array at ``relative_path`` memory-mapped when this machine has the file (always, for a local
+    lake)."""
+    path = paths.staging / relative_path
     if path.exists() or not paths.lake.remote:
         mapped: np.ndarray = np.load(path, mmap_mode="r")
         return mapped
@@ -81,7 +102,7 @@ def _mapped(paths: RunPaths, number: int, part: str) -> np.ndarray | None:
 
 def length(paths: RunPaths, number: int, part: str) -> int:
     """The number of rows of a shard's array ``part``."""
-    mapped = _mapped(paths, number, part)
+    mapped = _mapped(paths, relative(number, f"{part}.npy"))
     if mapped is not None:
         return len(mapped)
     key = f"{paths.staging_key}/{relative(number, f'{part}.npy')}"
@@ -91,20 +112,29 @@ def length(paths: RunPaths, number: int, part: str) -> int:
 
 def rows(paths: RunPaths, number: int, part: str, start: int, stop: int) -> np.ndarray:
     """Rows ``start:stop`` of a shard's array ``part``: from the local file, else a ranged read of the store's copy."""
-    mapped = _mapped(paths, number, part)
-    if mapped is not None:
-        return np.asarray(mapped[start:stop])
-    return picked_rows(paths, number, part, np.arange(start, stop))
+    return file_rows(paths, relative(number, f"{part}.npy"), start, stop)
 
 
 def picked_rows(paths: RunPaths, number: int, part: str, wanted: np.ndarray) -> np.ndarray:
     """The rows ``wanted`` (sorted, distinct) of a shard's array ``part``, reading only those (runs of adjacent
     rows in one read)."""
-    mapped = _mapped(paths, number, part)
+    return picked_file_rows(paths, relative(number, f"{part}.npy"), wanted)
+
+
+def file_rows(paths: RunPaths, relative_path: str, start: int, stop: int) -> np.ndarray:
+    """Rows ``start:stop`` of the staged array at ``relative_path`` (a ranged read when this machine lacks it)."""
+    mapped = _mapped(paths, relative_path)
+    if mapped is not None:
+        return np.asarray(mapped[start:stop])
+    return picked_file_rows(paths, relative_path, np.arange(start, stop))
+
+
+def picked_file_rows(paths: RunPaths, relative_path: str, wanted: np.ndarray) -> np.ndarray:
+    """The rows ``wanted`` (sorted, distinct) of the staged array at ``relative_path``."""
+    mapped = _mapped(paths, relative_path)
     if mapped is not None:
         return np.asarray(mapped[wanted])
-    key = f"{paths.staging_key}/{relative(number, f'{part}.npy')}"
-    with paths.lake.open_ranged(key, _RANGE_BLOCK) as stream:
+    with paths.lake.open_ranged(f"{paths.staging_key}/{relative_path}", _RANGE_BLOCK) as stream:
         shape, dtype, offset = _header(stream)
         width = dtype.itemsize * int(np.prod(shape[1:], dtype=np.int64))
         chunks = []

@@ -1,22 +1,27 @@
-"""A run's duplicate detection as stages partitioned by band key: no process holds the whole run's fingerprints.
+"""A run's duplicate detection as stages partitioned by band key: no process holds the whole run's fingerprints,
+and no task reads more than one partition of the lake's index.
 
 1. ``prepare_shard``, a task per staged shard: rows already in the lake get the lake's decision; the others'
-   distinct fingerprints (nodes) are matched against the lake's index (their best near and containing lake
-   documents), and their band keys are written partitioned by key (``flows.dedup.graph.partition_of``), with
-   every new row's digest partitioned by digest, for exact copies across shards (``flows.dedup.staged``).
+   distinct fingerprints (nodes) have their band keys written partitioned by key (``flows.dedup.graph.partition_of``),
+   with every new row's digest partitioned by digest, for exact copies across shards (``flows.dedup.staged``).
 2. ``link_partition``, a task per partition: the band keys of one partition from every shard; the candidate
    pairs they give, verified from the signatures of the nodes they name only: near links and containment offers
-   between nodes, and the rows of every node found in more than one row (exact copies).
-3. ``decide_run`` (``flows.dedup.join``), a task: the links of every partition and the lake matches, joined to
+   between nodes, and the rows of every node found in more than one row (exact copies). The same keys are
+   searched once in the lake index's same partition: its lake candidates (node, doc-id key of a lake entry),
+   staged by the entry's home partition.
+3. ``match_partition``, a task per index partition given candidates: the entries homed there, verified against
+   the nodes (near and containment): each node's best lake matches in that partition.
+4. ``decide_run`` (``flows.dedup.join``), a task: the links of every partition and the lake matches, joined to
    the attributes of the rows they name, decided by the same keep policy as ``resolve`` (``decide_new``); every
    other row is kept, alone in its cluster. It holds the links and the rows they involve, not the run.
-4. ``write_partition`` (``flows.dedup.run_index``), a task per index partition: the run's segment of it.
+5. ``write_partition`` (``flows.dedup.run_index``), a task per index partition: the run's segment of it.
 
-Link tasks stage their links (``PartitionLinks.save``) and the decide task its decisions, so the flow's process
-holds counts only.
+Link tasks stage their links (``PartitionLinks.save``) and candidates, match tasks their matches, the decide task
+its decisions, so the flow's process holds counts only.
 
 The decisions equal those of ``resolve`` on the whole run, whatever the number of partitions, shards or workers
-(tests/dedup/test_stages.py): nodes are ordered by digest everywhere, and links only ever add up.
+(tests/dedup/test_stages.py): nodes are ordered by digest everywhere, links only ever add up, and a node's best
+lake match is the best of its best per partition (highest similarity, then smallest cluster).
 """
 
 from __future__ import annotations
@@ -42,6 +47,8 @@ from flows.dedup.graph import (
 )
 from flows.dedup.index.files import doc_id_keys, encode
 from flows.dedup.index.lake_index import LakeIndex
+from flows.dedup.index.part import PartSegment
+from flows.dedup.index.query import Query, band_candidates
 from flows.dedup.records import DedupBatch, KnownDecisions, LakeMatches
 from flows.lake.commit import fault_point, fetch_staged, persist
 from flows.lake.layout import RunPaths
@@ -76,7 +83,7 @@ def prepare_shard(paths: RunPaths, number: int, config: DedupConfig, index: Lake
     new = np.flatnonzero(~known.found)
     sigs = signature_matrix(table.column("signature"), config.num_perm)[new]
     nodes = distinct_nodes(sigs, table.column("n_shingles").to_numpy()[new])
-    near, inside = index.query(nodes.signatures, nodes.sizes)
+    near, inside = index.query_unpartitioned(nodes.signatures, nodes.sizes)  # the partition tasks search the rest
     _write_lake_rows(paths, number, known, new, nodes, near, inside)
     arrays = _partitioned(nodes, new, config)
     new_ids = [doc_ids[r] for r in new.tolist()]
@@ -208,10 +215,13 @@ def _links_file(part: int) -> str:
     return f"{staged.DEDUP_DIR}/links-p{part:04d}.npz"
 
 
-def link_partition(paths: RunPaths, part: int, numbers: Sequence[int], config: DedupConfig) -> PartitionLinks:
-    """Stage 2 for partition ``part`` (see the module docstring)."""
+def link_partition(paths: RunPaths, part: int, numbers: Sequence[int], config: DedupConfig,
+                   index: LakeIndex) -> tuple[PartitionLinks, np.ndarray]:
+    """Stage 2 for partition ``part`` (see the module docstring): its links, and its lake candidates
+    (``CANDIDATE_DTYPE``, sorted by the home partition of the lake entry, for ``match_partition``)."""
     fault_point("dedup:link")  # crash tests only (SIFTLAKE_FAULT)
     bands, where = _gather(paths, part, numbers, "bands", 0)
+    candidates = _lake_candidates(bands, where, index.partition_segments(part), config)
     shared = _shared(bands["key"])  # a key held by one row pairs nothing: most rows, left out at once
     bands, where = bands[shared], where[shared]
     digests, members = unique_digests(np.column_stack([bands["hi"], bands["lo"]]))
@@ -236,8 +246,43 @@ def link_partition(paths: RunPaths, part: int, numbers: Sequence[int], config: D
     named = np.unique(np.concatenate([near.reshape(-1), offers.reshape(-1)])).astype(np.int64)
     info = np.column_stack([nodes.digests[named], where[source[named]].astype(np.uint64),
                             rows[named].astype(np.uint64)])
-    return PartitionLinks(_as_digests(nodes, near), _as_digests(nodes, offers), estimates, info,
-                          _copies(paths, part, numbers))
+    found = PartitionLinks(_as_digests(nodes, near), _as_digests(nodes, offers), estimates, info,
+                           _copies(paths, part, numbers))
+    return found, candidates
+
+
+def _lake_candidates(bands: np.ndarray, where: np.ndarray, segments: Sequence[PartSegment],
+                     config: DedupConfig) -> np.ndarray:
+    """Each (run node, lake entry) pair sharing a band key of this partition, once (a node held by several
+    shards: one of them), sorted by the entry's home partition, then its doc-id key."""
+    segments = [s for s in segments if s.rows and s.banding == (config.bands, config.rows)]
+    if not segments or len(bands) == 0:
+        return np.zeros(0, staged.CANDIDATE_DTYPE)
+    position, refs = band_candidates(segments, bands["key"], config.max_candidates_per_band)
+    found = np.zeros(len(refs), staged.CANDIDATE_DTYPE)
+    found["ref"], found["hi"], found["lo"] = refs, bands["hi"][position], bands["lo"][position]
+    found["shard"], found["node"] = where[position], bands["node"][position]
+    found = found[np.lexsort((found["shard"], found["lo"], found["hi"], found["ref"]))]
+    once = np.r_[True, (found["ref"][1:] != found["ref"][:-1]) | (found["hi"][1:] != found["hi"][:-1])
+                 | (found["lo"][1:] != found["lo"][:-1])] if len(found) else np.zeros(0, bool)
+    found = found[once]
+    return found[np.argsort(partition_of(found["ref"], config.partitions), kind="stable")]
+
+
+def save_candidates(paths: RunPaths, part: int, candidates: np.ndarray, partitions: int) -> list[int]:
+    """Stage a link task's lake candidates; return how many go to each index partition (the flow hands each
+    match task its slice of every link task's file)."""
+    staged.save_array(paths, _candidates_file(part), candidates)
+    counts = np.bincount(partition_of(candidates["ref"], partitions).astype(np.int64), minlength=partitions)
+    return [int(c) for c in counts]
+
+
+def _candidates_file(part: int) -> str:
+    return f"{staged.DEDUP_DIR}/lake-p{part:04d}.npy"
+
+
+def _matches_file(part: int) -> str:
+    return f"{staged.DEDUP_DIR}/matches-p{part:04d}.parquet"
 
 
 def _shared(keys: np.ndarray) -> np.ndarray:
@@ -294,6 +339,89 @@ def _copies(paths: RunPaths, part: int, numbers: Sequence[int]) -> np.ndarray:
     several = np.bincount(inverse)[inverse] > 1
     return np.column_stack([digests[several], where[several].astype(np.uint64),
                             copies["row"][several].astype(np.uint64)])
+
+
+# -- 2b. per index partition --------------------------------------------------------------------------------
+
+MATCHES_SCHEMA = pa.schema([
+    ("shard", pa.int64()), ("row", pa.int64()), ("hi", pa.uint64()), ("lo", pa.uint64()),
+    ("near_similarity", pa.float64()), ("near_cluster", pa.string()),
+    ("in_estimate", pa.float64()), ("in_cluster", pa.string()),
+])
+"""A node's best lake matches among one partition's entries, named by its digest and one row holding it."""
+
+
+def match_sources(counts: Sequence[Sequence[int]], part: int) -> list[tuple[int, int, int]]:
+    """Index partition ``part``'s slice of each link task's candidates file, from the counts the link tasks
+    returned (``counts[link partition][index partition]``): ``(link partition, start, stop)``, non-empty only."""
+    out = []
+    for link, row in enumerate(counts):
+        start = int(sum(row[:part]))
+        if row[part]:
+            out.append((link, start, start + int(row[part])))
+    return out
+
+
+def match_partition(paths: RunPaths, part: int, sources: Sequence[tuple[int, int, int]], config: DedupConfig,
+                    index: LakeIndex) -> pa.Table:
+    """Stage 2b for index partition ``part``: the lake candidates whose entry is homed here, from every link
+    task (``match_sources``), verified against the entries' signatures (near and containment, as ``Query``); each
+    node's best matches here (``MATCHES_SCHEMA``). It reads this partition of the index only."""
+    found = [staged.file_rows(paths, _candidates_file(link), start, stop) for link, start, stop in sources]
+    if not found:
+        return MATCHES_SCHEMA.empty_table()
+    candidates = np.concatenate(found)
+    digests, node_of = unique_digests(np.column_stack([candidates["hi"], candidates["lo"]]))
+    first = np.full(len(digests), -1, dtype=np.int64)
+    first[node_of[::-1]] = np.arange(len(node_of))[::-1]
+    nodes, rows = _involved_nodes(paths, digests, candidates["shard"][first].astype(np.int64),
+                                  candidates["node"][first].astype(np.int64), config)
+    query = Query([s for s in index.partition_segments(part) if s.count], config, nodes.signatures,
+                  nodes.sizes.astype(np.int64))
+    pairs = np.lexsort((candidates["ref"], node_of))
+    for start in range(0, len(pairs), _PAIRS_AT_ONCE):
+        chunk = pairs[start : start + _PAIRS_AT_ONCE]
+        query.verify_pairs(node_of[chunk], candidates["ref"][chunk])
+    near, inside = query.best.matches(query.segments), query.containing.matches(query.segments)
+    matched = np.union1d(near.query_rows, inside.query_rows).astype(np.int64)
+    return pa.table({
+        "shard": candidates["shard"][first[matched]].astype(np.int64), "row": rows[matched],
+        "hi": digests[matched, 0], "lo": digests[matched, 1],
+        **_aligned(matched, near, "near_similarity", "near_cluster"),
+        **_aligned(matched, inside, "in_estimate", "in_cluster"),
+    }, schema=MATCHES_SCHEMA)
+
+
+# Candidate pairs verified in one call (each pair's ref found, then verified): ~130 MB at most.
+_PAIRS_AT_ONCE = 1 << 23
+
+
+def _aligned(matched: np.ndarray, found: LakeMatches, similarity: str, cluster: str) -> dict[str, pa.Array]:
+    """``found``'s similarity and cluster at the positions of ``matched`` (nodes, sorted), null where it has none."""
+    at = np.searchsorted(matched, found.query_rows)
+    sims = np.full(len(matched), np.nan)
+    sims[at] = found.similarity
+    clusters: list[str | None] = [None] * len(matched)
+    for k, c in zip(at.tolist(), found.dup_cluster, strict=True):
+        clusters[k] = c
+    has = np.zeros(len(matched), dtype=bool)
+    has[at] = True
+    return {similarity: pa.array(sims, pa.float64(), mask=~has), cluster: pa.array(clusters, pa.string())}
+
+
+def save_matches(paths: RunPaths, part: int, matches: pa.Table) -> None:
+    """Stage a match task's table for the decide task."""
+    path = paths.staging / _matches_file(part)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    pq.write_table(matches, partial)
+    partial.replace(path)
+    persist(paths, path)
+
+
+def staged_matches(paths: RunPaths, parts: Sequence[int]) -> list[pa.Table]:
+    """The match tasks' tables of index partitions ``parts`` (those that found a match)."""
+    return [pq.read_table(fetch_staged(paths, _matches_file(part))) for part in parts]
 
 
 def no_rows(config: DedupConfig) -> DedupBatch:

@@ -16,7 +16,14 @@ from flows.dedup import DedupBatch, DedupConfig, DedupDecisions, LakeIndex, reso
 from flows.dedup.index import publish_segment
 from flows.dedup.join import decide_run
 from flows.dedup.run_index import save_for_index, unindexed_rows, write_partition
-from flows.dedup.stages import link_partition, prepare_shard
+from flows.dedup.stages import (
+    link_partition,
+    match_partition,
+    match_sources,
+    prepare_shard,
+    save_candidates,
+    save_matches,
+)
 from flows.lake.commit import persist
 from flows.lake.layout import RunPaths
 from flows.storage import Store
@@ -55,11 +62,7 @@ def stage_shards(paths: RunPaths, batch: DedupBatch, cuts: list[int]) -> list[in
 def staged_decisions(lake: Path, batch: DedupBatch, cuts: list[int], config: DedupConfig) -> list[tuple[object, ...]]:
     paths = RunPaths(str(lake), f"run-{len(cuts)}-{config.partitions}", "2026-12-03")
     numbers = stage_shards(paths, batch, cuts)
-    index = LakeIndex.open(lake / "_index", config)
-    for number in numbers:
-        prepare_shard(paths, number, config, index)
-    found = [link_partition(paths, part, numbers, config) for part in range(config.partitions)]
-    table = decide_run(paths, numbers, found, config, index)
+    table = decide_in_stages(paths, numbers, config, LakeIndex.open(lake / "_index", config))
     bounds = np.cumsum([0, *[pq.read_metadata(paths.shard_file(n)).num_rows for n in numbers]])
     out = DedupDecisions.all_kept(batch.doc_ids)
     for row in table.to_pylist():
@@ -67,6 +70,23 @@ def staged_decisions(lake: Path, batch: DedupBatch, cuts: list[int], config: Ded
         for name in ("dup_cluster", "is_duplicate", "dup_similarity", "dup_kind", "dup_containment"):
             getattr(out, name)[at] = row[name]
     return fields(out)
+
+
+def decide_in_stages(paths: RunPaths, numbers: list[int], config: DedupConfig, index: LakeIndex) -> pa.Table:
+    """Every stage up to the decisions, in this process, handing each other staged files as the flow's tasks do."""
+    for number in numbers:
+        prepare_shard(paths, number, config, index)
+    linked = [link_partition(paths, part, numbers, config, index) for part in range(config.partitions)]
+    homes = [save_candidates(paths, part, candidates, config.partitions)
+             for part, (_, candidates) in enumerate(linked)]
+    matched = []
+    for part in range(config.partitions):
+        if sources := match_sources(homes, part):
+            matches = match_partition(paths, part, sources, config, index)
+            if matches.num_rows:
+                save_matches(paths, part, matches)
+                matched.append(part)
+    return decide_run(paths, numbers, [links for links, _ in linked], config, index, matched)
 
 
 def fields(d: DedupDecisions) -> list[tuple[object, ...]]:
@@ -110,27 +130,53 @@ def test_against_a_lake_the_stages_decide_as_resolve(tmp_path: Path) -> None:
     assert clusters[:3] == ["a", "a", "c"] and clusters[3] == clusters[4] and clusters[5] == "c"
 
 
+def test_band_rows_of_an_earlier_banding_are_still_matched(tmp_path: Path) -> None:
+    """Partition tasks search the band rows of the run's banding; a lake indexed with another banding (kept
+    until compaction) is still searched, by the shard tasks, and the decisions are those of one process."""
+    older = CONFIG.model_copy(update={"partitions": 4, "bands": 32, "rows": 4})
+    run(tmp_path / "lake" / "_index", "first", batch_of(["a", "b"], [article(1), article(3)]), older)
+    config = CONFIG.model_copy(update={"partitions": 4})
+    run(tmp_path / "lake" / "_index", "second", batch_of(["c"], [article(5)]), config)
+    batch = batch_of(["n1", "n2", "n3"], [edit(article(1), 7, 0.02), article(5), edit(article(3), 9, 0.03)])
+    expected = fields(resolve(batch, LakeIndex.open(tmp_path / "lake" / "_index", config), config))
+    assert [e[0] for e in expected] == ["a", "c", "b"]
+    assert staged_decisions(tmp_path / "lake", batch, [1], config) == expected
+
+
 def test_partition_tasks_on_another_machine_read_their_slices_from_the_bucket(s3_server: S3Server,
                                                                                tmp_path: Path) -> None:
-    """A partition task whose machine lacks the shards' dedup files reads only its slices from the lake's store."""
+    """A partition task whose machine lacks the shards' dedup files reads only its slices from the lake's store:
+    link tasks the band keys, match tasks the lake candidates and the signatures they name."""
     lake = f"{s3_server.bucket('stages')}/lake"
     options = s3_server.storage_options()
     texts = texts_of([["copy", "light", "excerpt"], ["copy", "copy"], ["heavy"]], seed=3)
     batch = batch_of([f"s{i}" for i in range(len(texts))], texts)
     config = CONFIG.model_copy(update={"partitions": 4})
+    run(tmp_path / "_index", "first", batch_of(["old"], [texts[0]]), config)
+    index = LakeIndex.open(tmp_path / "_index", config)
     here = RunPaths(Store(lake, options), "run-1", "2026-12-03", str(tmp_path / "here"))
     numbers = stage_shards(here, batch, [3])
     for number in numbers:
         persist(here, here.shard_file(number))
-        prepare_shard(here, number, config, LakeIndex.open(tmp_path / "_index", config))
+        prepare_shard(here, number, config, index)
     there = RunPaths(Store(lake, options), "run-1", "2026-12-03", str(tmp_path / "there"))
     assert not (there.staging / "dedup").exists()
-    remote = [link_partition(there, part, numbers, config) for part in range(4)]
+    remote = [link_partition(there, part, numbers, config, index) for part in range(4)]
     assert not (there.staging / "dedup").exists(), "the slices were read from the store, not downloaded whole"
-    local = [link_partition(here, part, numbers, config) for part in range(4)]
-    for a, b in zip(remote, local, strict=True):
+    local = [link_partition(here, part, numbers, config, index) for part in range(4)]
+    for (a, a_lake), (b, b_lake) in zip(remote, local, strict=True):
         assert all(np.array_equal(getattr(a, f), getattr(b, f)) for f in ("near", "offers", "estimates", "copies"))
-    assert sum(len(f.near) for f in local) >= 2 and sum(len(f.copies) for f in local) >= 2
+        assert np.array_equal(a_lake, b_lake)
+    assert sum(len(f.near) for f, _ in local) >= 2 and sum(len(f.copies) for f, _ in local) >= 2
+    homes = [save_candidates(here, part, candidates, 4) for part, (_, candidates) in enumerate(local)]
+    parts = [part for part in range(4) if match_sources(homes, part)]
+    assert parts, "the lake's document shares band keys with its copies in the run"
+    for part in parts:
+        matches = match_partition(there, part, match_sources(homes, part), config, index)
+        assert matches.equals(match_partition(here, part, match_sources(homes, part), config, index))
+        clusters = {*matches.column("near_cluster").to_pylist(), *matches.column("in_cluster").to_pylist()}
+        assert matches.num_rows >= 1 and clusters - {None} == {"old"}
+    assert not (there.staging / "dedup").exists()
 
 
 def index_contents(index_dir: Path, doc_ids: list[str], config: DedupConfig) -> list[tuple[object, ...]]:
@@ -159,10 +205,7 @@ def test_the_runs_index_segments_hold_what_one_process_writes(tmp_path: Path) ->
     paths = RunPaths(str(tmp_path / "stages"), "run-2", "2026-12-03")
     numbers = stage_shards(paths, batch, [3, 5])
     index = LakeIndex.open(tmp_path / "stages" / "_index", config)
-    for number in numbers:
-        prepare_shard(paths, number, config, index)
-    found = [link_partition(paths, part, numbers, config) for part in range(config.partitions)]
-    table = decide_run(paths, numbers, found, config, index)
+    table = decide_in_stages(paths, numbers, config, index)
     save_for_index(paths, table, unindexed_rows(paths, numbers, table))
     written = [write_partition(paths.staging / "_index", "run-2", paths, part, numbers, config)
                for part in range(config.partitions)]

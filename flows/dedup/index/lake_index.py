@@ -4,8 +4,11 @@ matches of a batch, and writing a run's new entries.
 
 Cost: a query sorts a block of the batch's band keys once and searches each partition's slice of them in
 that partition's segments (sorted needles: ~25x faster than random ones), so it touches O(log L) segments
-per partition (size-tiered compaction), then reads the signatures of the candidates only, with ``pread``,
-from their home partition. Mapped pages are released as it goes (``MADV_DONTNEED``), so the resident set
+per partition (size-tiered compaction); a segment's Bloom filter and fence (``band_lookup``) keep the search
+from reading most pages of its keys. It then reads the signatures of the candidates only, with ``pread``,
+from their home partition. A run's dedup stages do the same work a partition at a time
+(``flows.dedup.stages``: ``partition_segments``; ``query_unpartitioned`` for older segments).
+Mapped pages are released as it goes (``MADV_DONTNEED``), so the resident set
 follows the batch, not the lake. 100,000 queries against 3,000,000 entries: 2.4-3.5 s CPU with 16 partitions
 vs 40 s for the format-2 index (``python -m bench.scale``). Each candidate is checked for both
 near-duplication and containment (``contained_in``, using ``sizes.npy``).
@@ -128,6 +131,18 @@ class LakeIndex:
         per query document against a lake with 60 copies of each page).
         """
         return Query(self.segments, self.config, sigs, np.asarray(sizes, dtype=np.int64)).run()
+
+    def partition_segments(self, part: int) -> list[PartSegment]:
+        """Partition ``part``'s segments (format 3)."""
+        return [s for s in self.segments if isinstance(s, PartSegment) and s.partition == part]
+
+    def query_unpartitioned(self, sigs: np.ndarray, sizes: np.ndarray) -> tuple[LakeMatches, LakeMatches]:
+        """``query`` against the band rows a run's partition tasks do not search (``flows.dedup.stages``): those
+        of older-format segments and of an earlier banding. Nothing to do (the usual case) costs nothing."""
+        banding = (self.config.bands, self.config.rows)
+        if all(isinstance(s, PartSegment) and (s.banding == banding or not s.rows) for s in self.segments):
+            return LakeMatches.none(), LakeMatches.none()
+        return Query(self.segments, self.config, sigs, np.asarray(sizes, dtype=np.int64), banding).run()
 
     def write_segment(self, root: Path, name: str, batch: DedupBatch, decisions: DedupDecisions) -> int:
         """Write the batch's entries not yet in the lake as segment ``name`` of each partition that gets rows,

@@ -17,6 +17,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from flows.dedup.config import DedupConfig
+from flows.dedup.index import band_lookup
 from flows.dedup.index.column import Column
 from flows.dedup.index.files import npy_writer
 from flows.dedup.index.part import PART_ARRAYS, PartSegment
@@ -89,13 +90,19 @@ def merge_part(segment_dir: Path, config: DedupConfig, segments: Sequence[PartSe
     dtypes = _output_dtypes(segments, edits)
     files = {name: npy_writer(segment_dir / f"{name}.npy", dtype, _shape(name, config, count, rows))
              for name, dtype in dtypes.items()}
+    keys_filter = np.zeros(band_lookup.filter_words(rows), dtype=np.uint64)
     try:
-        _merge_band_rows(segments, edits, files)
+        fence = _merge_band_rows(segments, edits, files, keys_filter)
         _merge_entries(segments, edits, files, dtypes)
     finally:
         for handle in files.values():
             handle.close()
-    write_meta(segment_dir, config, segments[0].partition, count, rows, {"replaces": sorted(replaces)})
+    extra: dict[str, Any] = {"replaces": sorted(replaces)}
+    if rows:
+        np.save(segment_dir / f"{band_lookup.FILTER_FILE}.npy", keys_filter, allow_pickle=False)
+        np.save(segment_dir / f"{band_lookup.FENCE_FILE}.npy", fence, allow_pickle=False)
+        extra[band_lookup.META_KEY] = band_lookup.META
+    write_meta(segment_dir, config, segments[0].partition, count, rows, extra)
     return count, rows
 
 
@@ -115,7 +122,9 @@ def _shape(name: str, config: DedupConfig, count: int, rows: int) -> tuple[int, 
 
 
 def _merge_band_rows(segments: Sequence[PartSegment], edits: Sequence[SegmentEdit],
-                     files: Mapping[str, BinaryIO]) -> None:
+                     files: Mapping[str, BinaryIO], keys_filter: np.ndarray) -> np.ndarray:
+    """Write the merged band rows, a key range at a time, adding the keys to ``keys_filter``; return the fence."""
+    fence, written = [np.empty(0, np.uint64)], 0
     for spans in key_chunks([s.keys for s in segments], _BAND_ROWS_AT_ONCE):
         keys, refs = [], []
         for segment, edit, (lo, hi) in zip(segments, edits, spans, strict=True):
@@ -126,6 +135,10 @@ def _merge_band_rows(segments: Sequence[PartSegment], edits: Sequence[SegmentEdi
         order = sort_rows(all_keys, all_refs)
         files["keys"].write(all_keys[order].tobytes())
         files["refs"].write(all_refs[order].tobytes())
+        band_lookup.add(keys_filter, all_keys)
+        fence.append(band_lookup.fence_of(all_keys[order], written))
+        written += len(order)
+    return np.concatenate(fence)
 
 
 def _merge_entries(segments: Sequence[PartSegment], edits: Sequence[SegmentEdit], files: Mapping[str, BinaryIO],

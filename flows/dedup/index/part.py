@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from flows.dedup.index import band_lookup
 from flows.dedup.index.column import Column
 from flows.dedup.index.files import CorruptIndexError
 from flows.dedup.index.layout import banding_of
@@ -34,6 +35,10 @@ class PartSegment:
     meta: dict[str, Any]
     arrays: dict[str, Column]
     num_perm: int
+    keys_filter: Column | None = None
+    """The Bloom filter of its band keys (``flows.dedup.index.band_lookup``); segments written before have none."""
+    keys_fence: Column | None = None
+    """Every ``FENCE_STEP``-th band key (``band_lookup``), with the filter."""
 
     @property
     def keys(self) -> Column:
@@ -111,7 +116,9 @@ class PartSegment:
                 held = int(meta["rows" if name in ("keys", "refs") else "count"])
                 arrays[name] = Column.open(path / f"{name}.npy") if held else \
                     Column.empty(path / f"{name}.npy", _EMPTY[name], tail)
-            segment = cls(path.name, int(meta["partition"]), meta, arrays, num_perm)
+            aids = [Column.open(path / f"{name}.npy") for name in (band_lookup.FILTER_FILE, band_lookup.FENCE_FILE)
+                    if band_lookup.META_KEY in meta]
+            segment = cls(path.name, int(meta["partition"]), meta, arrays, num_perm, *aids)
             segment.check_shapes()
             return segment
         except (OSError, ValueError, KeyError) as exc:
@@ -130,6 +137,10 @@ class PartSegment:
                 raise ValueError(f"{name}.npy has shape {column.shape}, expected {shape}")
             if len(column) and column.path.stat().st_size < column.offset + len(column) * column.row_bytes:
                 raise ValueError(f"{name}.npy is shorter than its header says")
+        for aid, length in ((self.keys_filter, band_lookup.filter_words(m)),
+                            (self.keys_fence, band_lookup.fence_length(m))):
+            if aid is not None and aid.shape != (length,):
+                raise ValueError(f"{aid.path.name} has shape {aid.shape}, expected {(length,)}")
 
     def release(self) -> None:
         """Nothing to release: columns hold no mapping between reads (``Column``)."""
@@ -141,9 +152,17 @@ class PartSegment:
         """Signatures of entry ``rows``, read with pread (a mapping for many)."""
         return self.signatures.take(rows)
 
-    def band_ranges(self, needles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Where each (sorted) band key's rows are in ``keys``: first position and count."""
-        return self.keys.search(needles)
+    def band_ranges(self, needles: np.ndarray, probe: band_lookup.Probe | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Where each (sorted) band key's rows are in ``keys``: first position and count (0: absent, its position
+        then meaningless). Keys the filter rules out are not searched; the others, in the block the fence names.
+        ``probe``: ``band_lookup.Probe.of(needles)``, when the same needles are searched in several segments."""
+        if self.keys_filter is None or self.keys_fence is None:
+            return self.keys.search(needles)
+        maybe = np.flatnonzero(band_lookup.may_hold(self.keys_filter, probe or band_lookup.Probe.of(needles)))
+        lo, count = np.zeros(len(needles), dtype=np.int64), np.zeros(len(needles), dtype=np.int64)
+        fence = self.keys_fence.range(0, len(self.keys_fence))
+        lo[maybe], count[maybe] = band_lookup.fenced_ranges(self.keys, fence, needles[maybe])
+        return lo, count
 
     def entry_ranges(self, needles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Where each (sorted) doc-id key's entries are: first row and count (1, or more if xxh3 collides)."""

@@ -19,6 +19,7 @@ import numpy as np
 
 from flows.dedup.config import DedupConfig
 from flows.dedup.fingerprint import band_keys, contained_in, estimated_jaccard
+from flows.dedup.index import band_lookup
 from flows.dedup.index.files import ranges
 from flows.dedup.index.layout import partition_of
 from flows.dedup.index.part import PartSegment
@@ -78,6 +79,8 @@ class Query:
     config: DedupConfig
     sigs: np.ndarray
     sizes: np.ndarray
+    skip_banding: tuple[int, int] | None = None
+    """Band rows of this banding are not searched (a run's partition tasks search them: ``band_candidates``)."""
 
     def __post_init__(self) -> None:
         width = max((s.clusters.dtype.itemsize for s in self.segments), default=1)
@@ -115,7 +118,7 @@ class Query:
         """Format-3 segments, grouped by banding (a banding change leaves older band rows as they were)."""
         by_banding: dict[tuple[int, int], dict[int, list[int]]] = {}
         for number, segment in enumerate(self.segments):
-            if isinstance(segment, PartSegment) and segment.rows:
+            if isinstance(segment, PartSegment) and segment.rows and segment.banding != self.skip_banding:
                 by_banding.setdefault(segment.banding, {}).setdefault(segment.partition, []).append(number)
         for (bands, rows), parts in by_banding.items():
             banded = self.config.model_copy(update={"bands": bands, "rows": rows})
@@ -145,10 +148,11 @@ class Query:
             if start == stop:
                 continue
             needles = needles_all[start:stop]
+            probe = band_lookup.Probe.of(needles)
             for number in numbers:
                 segment = self.segments[number]
                 assert isinstance(segment, PartSegment)
-                lo, count = segment.band_ranges(needles)
+                lo, count = segment.band_ranges(needles, probe)
                 hit = np.flatnonzero(count)
                 if len(hit):
                     yield (order[start + hit], np.full(len(hit), number), lo[hit],
@@ -240,3 +244,24 @@ class Query:
                     self.containing.offer(segment_number, chunk_q[inside], chunk_r[inside], estimate[inside],
                                           segment.clusters[chunk_r[inside]], segment.doc_ids[chunk_r[inside]])
             segment.release()
+
+
+def band_candidates(segments: Sequence[PartSegment], keys: np.ndarray, cap: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(position in keys, ref)`` of every lake entry sharing a band key with ``keys``, each pair once: the
+    first ``cap`` rows of each key in each segment, in (key, ref) order, as ``Query`` takes them."""
+    order = np.argsort(keys, kind="stable")
+    needles = keys[order]
+    probe = band_lookup.Probe.of(needles)
+    positions, refs = [np.empty(0, np.int64)], [np.empty(0, np.uint64)]
+    for segment in segments:
+        lo, count = segment.band_ranges(needles, probe)
+        hit = np.flatnonzero(count)
+        if len(hit):
+            owner, at = ranges(lo[hit], np.minimum(count[hit], cap))
+            positions.append(order[hit[owner]])
+            refs.append(np.asarray(segment.refs[at], dtype=np.uint64))
+    position, ref = np.concatenate(positions), np.concatenate(refs)
+    pairs = np.lexsort((ref, position))
+    position, ref = position[pairs], ref[pairs]
+    once = np.r_[True, (position[1:] != position[:-1]) | (ref[1:] != ref[:-1])] if len(ref) else np.zeros(0, bool)
+    return position[once], ref[once]

@@ -22,6 +22,7 @@ import numpy as np
 
 from flows.dedup.config import DedupConfig
 from flows.dedup.fingerprint import band_keys
+from flows.dedup.index import band_lookup
 from flows.dedup.index.files import doc_id_keys
 from flows.dedup.index.layout import FORMAT, INDEX_FILE, partition_folders, partition_name, partition_of
 from flows.lake.layout import SEGMENT_META
@@ -100,6 +101,10 @@ def write_part(segment_dir: Path, config: DedupConfig, partition: int, entries: 
     if any(segment_dir.iterdir()):
         raise FileExistsError(f"segment directory {segment_dir} is not empty")
     arrays = {"keys": keys, "refs": refs, "id_keys": id_keys, **entries.arrays()}
+    if len(keys):
+        arrays[band_lookup.FILTER_FILE] = band_lookup.build_filter(keys)
+        arrays[band_lookup.FENCE_FILE] = band_lookup.fence_of(keys)
+        extra = {**(extra or {}), band_lookup.META_KEY: band_lookup.META}
     for name, array in arrays.items():
         np.save(segment_dir / f"{name}.npy", array, allow_pickle=False)
     write_meta(segment_dir, config, partition, len(entries), len(keys), extra)
