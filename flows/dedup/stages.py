@@ -51,7 +51,7 @@ from flows.dedup.index.part import PartSegment
 from flows.dedup.index.query import Query, band_candidates
 from flows.dedup.records import DedupBatch, KnownDecisions, LakeMatches
 from flows.lake.commit import fault_point, fetch_staged, persist
-from flows.lake.layout import RunPaths
+from flows.lake.layout import RunPaths, write_parquet_atomic
 
 _DIGEST = ("hi", "lo")
 
@@ -152,8 +152,7 @@ def _write_lake_rows(paths: RunPaths, number: int, known: KnownDecisions, new: n
         if node in best_near or node in best_in:
             _append(rows, int(new[k]), nodes.digests[node], near=best_near.get(node), inside=best_in.get(node))
     path = staged.local(paths, number, "lake.parquet")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.table(rows, schema=_LAKE_SCHEMA), path)
+    write_parquet_atomic(pa.table(rows, schema=_LAKE_SCHEMA), path)
     persist(paths, path)
 
 
@@ -356,8 +355,8 @@ def match_sources(counts: Sequence[Sequence[int]], part: int) -> list[tuple[int,
     returned (``counts[link partition][index partition]``): ``(link partition, start, stop)``, non-empty only."""
     out = []
     for link, row in enumerate(counts):
-        start = int(sum(row[:part]))
         if row[part]:
+            start = int(sum(row[:part]))
             out.append((link, start, start + int(row[part])))
     return out
 
@@ -412,10 +411,7 @@ def _aligned(matched: np.ndarray, found: LakeMatches, similarity: str, cluster: 
 def save_matches(paths: RunPaths, part: int, matches: pa.Table) -> None:
     """Stage a match task's table for the decide task."""
     path = paths.staging / _matches_file(part)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    pq.write_table(matches, partial)
-    partial.replace(path)
+    write_parquet_atomic(matches, path)
     persist(paths, path)
 
 
