@@ -34,6 +34,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +47,19 @@ from bench.scale import build_partitioned, entries_of_run
 from bench.support.meters import peak_rss_mb
 from flows.config import StorageConfig
 from flows.dedup import DedupBatch, DedupConfig, LakeIndex, resolve
-from flows.dedup.stages import match_sources, signature_matrix
+from flows.dedup.cache import list_index
+from flows.dedup.matching import match_sources
+from flows.dedup.stages import signature_matrix
 from flows.lake.layout import RunPaths, use_system_memory_pool
-from flows.run import decide_stage, index_stage, link_partition, match_partition, prepare_dedup
+from flows.run_dedup import (
+    PartitionWork,
+    decide_stage,
+    index_stage,
+    kept_partition,
+    link_partition,
+    match_partition,
+    prepare_dedup,
+)
 from flows.storage import Store
 
 LAKE_RUN_DOCS = 250_000
@@ -132,7 +144,7 @@ def _flow(state: dict[str, Any], paths: RunPaths, config: DedupConfig, kind: str
     @flow(name="bench-dedup")
     def dedup_flow() -> dict[str, int]:
         with task_runner(ingest.runner, False) as runner:
-            return find_duplicates(runner, ingest, paths, state["numbers"], Path(state["lake"]) / "_index")
+            return find_duplicates(runner, ingest, paths, state["numbers"], list_index(paths.lake, config))
 
     before = peak_rss_mb()
     threading.Thread(target=watch, daemon=True).start()
@@ -158,18 +170,31 @@ def child(step: str, work: str) -> None:
     elif step == "prepare":
         result = sum(prepare_dedup(paths, n, config, StorageConfig()) for n in numbers)
     elif step == "link":
-        homes = [link_partition(paths, part, numbers, config, StorageConfig()) for part in range(config.partitions)]
+        work_done = [_metered(partial(link_partition, paths, part, numbers, config, StorageConfig()))
+                     for part in range(config.partitions)]
+        homes = [done.counts for done, _ in work_done]
         (Path(work) / "homes.json").write_text(json.dumps(homes))
-        result = sum(map(sum, homes))
+        result = {"candidates": sum(map(sum, homes)), **_read_per_task([read for _, read in work_done])}
     elif step == "match":
         homes = json.loads((Path(work) / "homes.json").read_text())
-        found = {part: match_partition(paths, part, sources, config, StorageConfig())
+        found = {part: _metered(partial(match_partition, paths, part, sources, config, StorageConfig()))
                  for part in range(config.partitions) if (sources := match_sources(homes, part))}
-        (Path(work) / "matched.json").write_text(json.dumps([part for part, count in found.items() if count]))
-        result = sum(found.values())
+        wanted = [found[part][0].counts if part in found else [0] * config.partitions
+                  for part in range(config.partitions)]
+        (Path(work) / "wanted.json").write_text(json.dumps(wanted))
+        result = {"clusters": sum(map(sum, wanted)), **_read_per_task([read for _, read in found.values()])}
+    elif step == "kept":
+        wanted = json.loads((Path(work) / "wanted.json").read_text())
+        kept = {part: _metered(partial(kept_partition, paths, part, sources, config, StorageConfig()))
+                for part in range(config.partitions) if (sources := match_sources(wanted, part))}
+        (Path(work) / "kept.json").write_text(json.dumps(sorted(kept)))
+        result = {"documents": sum(done.counts[0] for done, _ in kept.values()),
+                  **_read_per_task([read for _, read in kept.values()])}
     elif step == "decide":
-        matched = json.loads((Path(work) / "matched.json").read_text())
-        result = decide_stage(paths, numbers, config, StorageConfig(), matched)["duplicates"]
+        wanted = json.loads((Path(work) / "wanted.json").read_text())
+        kept = json.loads((Path(work) / "kept.json").read_text())
+        matched = [part for part, counts in enumerate(wanted) if any(counts)]
+        result = decide_stage(paths, numbers, config, StorageConfig(), matched, kept)["duplicates"]
     elif step == "index":
         shutil.rmtree(paths.staging / "_index", ignore_errors=True)  # a second pass (--warm) writes it again
         result = sum(index_stage(paths, part, numbers, config) for part in range(config.partitions))
@@ -188,7 +213,28 @@ def _run_child(step: str, work: Path) -> dict[str, Any]:
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-STAGES = ("prepare", "link", "match", "decide", "index")
+STAGES = ("prepare", "link", "match", "kept", "decide", "index")
+
+
+def _read_bytes() -> int:
+    """Bytes this process has read from storage (``/proc/self/io``: page-cache misses, mapped pages included)."""
+    for line in Path("/proc/self/io").read_text().splitlines():
+        if line.startswith("read_bytes:"):
+            return int(line.split()[1])
+    return 0
+
+
+def _metered(task: Callable[[], PartitionWork]) -> tuple[PartitionWork, int]:
+    """A partition task's result and the bytes it read from storage (its index partition and staged slices)."""
+    before = _read_bytes()
+    done = task()
+    return done, _read_bytes() - before
+
+
+def _read_per_task(read: list[int]) -> dict[str, float]:
+    """The largest and mean bytes read by one task of a stage, in MB."""
+    return {"task_read_max_mb": round(max(read, default=0) / 1e6, 1),
+            "task_read_mean_mb": round(sum(read) / max(len(read), 1) / 1e6, 1)}
 
 
 def bench_run(work: Path, lake_dir: Path, lake_docs: int, docs: int, args: argparse.Namespace) -> dict[str, Any]:

@@ -34,7 +34,8 @@ class StorageConfig(BaseModel):
     """Local cache of a remote lake's near-duplicate index (default ``SIFTLAKE_CACHE`` or
     ``~/.cache/siftlake``); safe to delete."""
     cache_max_bytes: int = Field(20 * 1024**3, ge=0)
-    """Bound on the cache: other lakes' cached indexes are dropped, least recently used first (0: no bound)."""
+    """Bound on the cache: the least recently used index partitions no task holds are evicted, of any lake (0: no
+    bound)."""
     scratch_dir: str = ""
     """Local work folder of a remote lake's run (default ``SIFTLAKE_SCRATCH`` or the system temp folder);
     finished shards are mirrored to the lake's ``_staging/`` so a run can resume on another machine."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib
 import os
 import threading
-from pathlib import Path
 from typing import Any, cast
 from uuid import UUID
 
@@ -29,12 +28,12 @@ from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTa
 from prefect.utilities.annotations import quote
 
 from flows import lake as lakefs
-from flows import report, run, shard
+from flows import report, run, run_dedup, shard
 from flows.config import IngestConfig, RunnerConfig, StorageConfig
 from flows.dedup import DedupConfig
 from flows.dedup import cache as index_cache
-from flows.dedup.index.layout import check_index
-from flows.dedup.stages import match_sources
+from flows.dedup.maintenance import compact_after_run
+from flows.dedup.matching import match_sources
 from flows.extract import ExtractConfig
 from flows.quality import QualityConfig
 from flows.read import InputFile, discover, plan_shards
@@ -78,39 +77,48 @@ def stage_task(batch: shard.ShardBatch, paths: lakefs.RunPaths) -> shard.ShardSu
 
 @task(name="dedup-prepare", cache_policy=NO_CACHE, persist_result=False, retries=2,
       retry_delay_seconds=_IO_RETRY_DELAYS)
-def prepare_task(paths: lakefs.RunPaths, number: int, config: DedupConfig, storage: StorageConfig) -> int:
+def prepare_task(paths: lakefs.RunPaths, number: int, config: DedupConfig, storage: StorageConfig,
+                 whole: bool) -> int:
     lakefs.use_system_memory_pool()
-    return run.prepare_dedup(paths, number, config, storage)
+    return run_dedup.prepare_dedup(paths, number, config, storage, whole)
 
 
 @task(name="dedup-link", cache_policy=NO_CACHE, persist_result=False, retries=2, retry_delay_seconds=_IO_RETRY_DELAYS)
 def link_task(paths: lakefs.RunPaths, part: int, numbers: list[int], config: DedupConfig,
-              storage: StorageConfig) -> list[int]:
+              storage: StorageConfig, whole: bool) -> run_dedup.PartitionWork:
     lakefs.use_system_memory_pool()
-    return run.link_partition(paths, part, numbers, config, storage)
+    return run_dedup.link_partition(paths, part, numbers, config, storage, whole)
 
 
 @task(name="dedup-match", cache_policy=NO_CACHE, persist_result=False, retries=2,
       retry_delay_seconds=_IO_RETRY_DELAYS)
 def match_task(paths: lakefs.RunPaths, part: int, sources: list[tuple[int, int, int]], config: DedupConfig,
-               storage: StorageConfig) -> int:
+               storage: StorageConfig, whole: bool) -> run_dedup.PartitionWork:
     lakefs.use_system_memory_pool()
-    return run.match_partition(paths, part, sources, config, storage)
+    return run_dedup.match_partition(paths, part, sources, config, storage, whole)
+
+
+@task(name="dedup-kept", cache_policy=NO_CACHE, persist_result=False, retries=2,
+      retry_delay_seconds=_IO_RETRY_DELAYS)
+def kept_task(paths: lakefs.RunPaths, part: int, sources: list[tuple[int, int, int]], config: DedupConfig,
+              storage: StorageConfig) -> run_dedup.PartitionWork:
+    lakefs.use_system_memory_pool()
+    return run_dedup.kept_partition(paths, part, sources, config, storage)
 
 
 @task(name="dedup-decide", cache_policy=NO_CACHE, persist_result=False, retries=2,
       retry_delay_seconds=_IO_RETRY_DELAYS)
 def decide_task(paths: lakefs.RunPaths, numbers: list[int], config: DedupConfig, storage: StorageConfig,
-                matched: list[int]) -> dict[str, int]:
+                matched: list[int], kept: list[int], whole: bool) -> dict[str, int]:
     lakefs.use_system_memory_pool()
-    return run.decide_stage(paths, numbers, config, storage, matched)
+    return run_dedup.decide_stage(paths, numbers, config, storage, matched, kept, whole)
 
 
 @task(name="dedup-index", cache_policy=NO_CACHE, persist_result=False, retries=2,
       retry_delay_seconds=_IO_RETRY_DELAYS)
 def index_task(paths: lakefs.RunPaths, part: int, numbers: list[int], config: DedupConfig) -> int:
     lakefs.use_system_memory_pool()
-    return run.index_stage(paths, part, numbers, config)
+    return run_dedup.index_stage(paths, part, numbers, config)
 
 
 @task(name="write", cache_policy=NO_CACHE, persist_result=False, retries=2, retry_delay_seconds=_IO_RETRY_DELAYS)
@@ -172,29 +180,37 @@ def process_shards(runner: TaskRunner[Any], config: IngestConfig, shards: list[l
 
 
 def find_duplicates(runner: TaskRunner[Any], config: IngestConfig, paths: lakefs.RunPaths, numbers: list[int],
-                    index_dir: Path) -> dict[str, int]:
-    """Dedup as distributed stages (``flows.dedup.stages``), each a task on the runner: one per shard (each machine
-    opens the lake's index from its own cache), one per partition of the band keys (its links, and its candidates
-    from the lake's same partition, staged), one per index partition given candidates (verified against the
-    entries homed there), the decision, then one per index partition writing the run's segment of it. Tasks hand
+                    listing: index_cache.IndexListing) -> dict[str, int]:
+    """Dedup as distributed stages (``flows.dedup.stages``), each a task on the runner: one per shard, one per
+    partition of the band keys (its links, and its candidates from the lake's same partition, staged), one per index
+    partition given candidates (verified against the entries homed there), one per index partition homing the kept
+    documents of the lake clusters matched, the decision, then one per index partition writing the run's segment of
+    it. A task opens only its own partitions of the lake's index (a bucket lake's: in its machine's cache); a lake
+    with segments the partition tasks cannot search is searched whole (``IndexListing.searched_whole``). Tasks hand
     each other files in the run's staging (``flows.dedup.staged``): this process holds counts only."""
-    new_index = check_index(index_dir, config.dedup) is None  # also: a lake of other partitions fails here
+    whole = listing.searched_whole(config.dedup)
     parts = range(config.dedup.partitions)
     submit = {"paths": paths, "numbers": numbers, "config": config.dedup}
-    prepared = [runner.submit(prepare_task, {"paths": paths, "number": n, "config": config.dedup,
-                                             "storage": config.storage}) for n in numbers]
+    on_lake = {"config": config.dedup, "storage": config.storage, "whole": whole}
+    prepared = [runner.submit(prepare_task, {"paths": paths, "number": n, **on_lake}) for n in numbers]
     documents = sum(future.result() for future in prepared)
-    linked = [runner.submit(link_task, {**submit, "part": part, "storage": config.storage}) for part in parts]
-    homes = [future.result() for future in linked]  # [link partition][index partition]: candidates
-    sources = {part: match_sources(homes, part) for part in parts}
-    matching = {part: runner.submit(match_task, {"paths": paths, "part": part, "sources": found,
-                                                 "config": config.dedup, "storage": config.storage})
-                for part, found in sources.items() if found}
-    matched = [part for part, future in matching.items() if future.result()]
-    counts = {"documents": documents,
-              **runner.submit(decide_task, {**submit, "storage": config.storage, "matched": matched}).result()}
-    indexed = {part: runner.submit(index_task, {**submit, "part": part}) for part in range(config.dedup.partitions)}
-    run.stage_index(paths, {part: future.result() for part, future in indexed.items()}, config.dedup, new_index)
+    linking = [runner.submit(link_task, {**submit, **on_lake, "part": part}) for part in parts]
+    linked = [future.result() for future in linking]
+    homes = [work.counts for work in linked]  # [link partition][index partition]: candidates
+    matching = {part: runner.submit(match_task, {"paths": paths, "part": part, "sources": found, **on_lake})
+                for part in parts if (found := match_sources(homes, part))}
+    matches = {part: future.result() for part, future in matching.items()}
+    wanted = [matches[part].counts if part in matches else [0] * len(parts) for part in parts]
+    matched = [part for part in parts if any(wanted[part])]
+    kept = [] if whole else [part for part in parts if match_sources(wanted, part)]
+    keeping = [runner.submit(kept_task, {"paths": paths, "part": part, "sources": match_sources(wanted, part),
+                                         "config": config.dedup, "storage": config.storage}) for part in kept]
+    fetched = sum(work.downloaded for work in [*linked, *matches.values(), *(f.result() for f in keeping)])
+    counts = {"documents": documents, **({"index_bytes_downloaded": fetched} if paths.lake.remote else {}),
+              **runner.submit(decide_task, {**submit, **on_lake, "matched": matched, "kept": kept}).result()}
+    indexed = {part: runner.submit(index_task, {**submit, "part": part}) for part in parts}
+    new_index = listing.index_file is None
+    run_dedup.stage_index(paths, {part: future.result() for part, future in indexed.items()}, config.dedup, new_index)
     return counts
 
 
@@ -278,32 +294,38 @@ def ingest(config: IngestConfig = IngestConfig()) -> dict[str, Any]:  # noqa: B0
             logger.info("resuming run %s: %d of %d shards already staged", paths.run_id, len(done), len(shards))
         with task_runner(config.runner, config.extract.sandbox) as runner:
             process_shards(runner, config, shards, paths, done)
-            index_dir, fetched = _local_index(lake, config)
-            dedup = find_duplicates(runner, config, paths, list(range(len(shards))), index_dir)
+            listing = _list_index(lake, config)
+            dedup = find_duplicates(runner, config, paths, list(range(len(shards))), listing)
             # The documents file is written by a worker: the pages never pass through this process.
             written = runner.submit(documents_task, {"paths": paths, "numbers": list(range(len(shards)))}).result()
         lakefs.pull_staged(paths)  # shards staged by workers on other machines: their counts, then their rows
         counts, seconds = report.run_counts(paths, dedup)
-        counts.update(shards=len(shards), shards_resumed=len(done), files_unchanged=unchanged, **fetched)
+        counts.update(shards=len(shards), shards_resumed=len(done), files_unchanged=unchanged,
+                      **({"index_segments": listing.segments, "index_bytes": listing.size,
+                          "index_bytes_downloaded": dedup["index_bytes_downloaded"]} if lake.remote else {}))
+        added = run_dedup.run_segments(paths)
         manifest = run.manifest_for(config, paths.run_id, counts, seconds, started)
         write_task(paths, manifest, cast(run.RunDocuments, quote(written)), config, lease)
-        _compact_index(lake, index_dir, config.dedup, paths.run_id)
+        _compact_index(lake, listing, added, config, paths.run_id)
         _merge_known_units(lake, config, lease)
     _publish(lake, manifest)
     return counts
 
 
-def _local_index(lake: Store, config: IngestConfig) -> tuple[Path, dict[str, int]]:
-    """The lake's index as a local folder: a bucket lake's is this machine's cache, brought up to date once
-    per run (the run's own segment joins the cache when it commits)."""
-    index_dir, fetched = index_cache.local_index(lake, config.storage.cache_dir, config.storage.cache_max_bytes)
-    if fetched:
-        get_run_logger().info("index cache %s: %s", index_dir, fetched)
-    return index_dir, fetched
+def _list_index(lake: Store, config: IngestConfig) -> index_cache.IndexListing:
+    """The lake's index as published (checked against the run's dedup config), listed once for the run's plan:
+    tasks open their own partitions of it."""
+    listing = index_cache.list_index(lake, config.dedup, config.storage.cache_dir)
+    get_run_logger().info("near-duplicate index: %d segment(s) in %d partition(s)%s", listing.segments,
+                          len(listing.partitions), " (searched whole: older-format segments or another banding; "
+                          "`siftlake index migrate` folds them)" if listing.searched_whole(config.dedup) else "")
+    return listing
 
 
-def _compact_index(lake: Store, index_dir: Path, config: DedupConfig, run_id: str) -> None:
-    merged = index_cache.compact_if_needed(lake, index_dir, config, run_id)
+def _compact_index(lake: Store, listing: index_cache.IndexListing, added: dict[int, dict[str, Any]],
+                   config: IngestConfig, run_id: str) -> None:
+    cache = index_cache.PartitionCache(lake, config.storage.cache_dir, config.storage.cache_max_bytes)
+    merged = compact_after_run(lake, listing, added, config.dedup, run_id, cache)
     if merged is not None:
         get_run_logger().info("near-duplicate index: %s", merged)
 

@@ -1,15 +1,15 @@
-"""A run's lifecycle: its identity and state, opening or resuming it, its run-level stages, its manifest.
+"""A run's lifecycle: its identity and state, opening or resuming it, writing and committing its tables, its
+manifest.
 
 A run is identified by its plan (``plan_key``): the unfinished run of the same plan is resumed, its
 staged shards kept; otherwise a new run starts. After the per-shard stages (``flows.shard``), the
-run-level stages decide duplicates across the whole run (within it and against the lake's index),
-then write the run's tables in staging and commit them. No Prefect (``flows.ingest`` wraps it).
+run's dedup stages (``flows.run_dedup``) decide duplicates across the whole run (within it and against the lake's
+index); then the run's tables are written in staging and committed. No Prefect (``flows.ingest`` wraps it).
 """
 
 from __future__ import annotations
 
 import json
-import threading
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,15 +22,11 @@ import pyarrow.parquet as pq
 import xxhash
 
 from flows import lake as lakefs
-from flows.config import IngestConfig, StorageConfig
-from flows.dedup import DedupConfig, LakeIndex, stages
-from flows.dedup.cache import cache_segment, index_moves, local_index, staged_index
-from flows.dedup.index.layout import partition_name, write_index_file
-from flows.dedup.join import decide_run
-from flows.dedup.run_index import DECISIONS, save_for_index, unindexed_rows, write_partition
+from flows.config import IngestConfig
+from flows.dedup.cache import cache_segment, index_moves
+from flows.dedup.run_index import DECISIONS
 from flows.document import Reject
 from flows.lake.commit import fetch_staged
-from flows.lake.layout import INDEX, SEGMENT_META
 from flows.language import MODEL as LANGUAGE_MODEL
 from flows.quality import SIGNAL_NAMES
 from flows.read import InputFile
@@ -134,90 +130,11 @@ def prepare_known_units(paths: lakefs.RunPaths, discovery_rejects: list[Reject])
     return built
 
 
-# -- run-level stages ------------------------------------------------------------------------
-
-
-def prepare_dedup(paths: lakefs.RunPaths, number: int, config: DedupConfig, storage: StorageConfig) -> int:
-    """Dedup's first stage for one staged shard: the lake's decisions of rows it holds already, band keys by
-    partition. Returns the shard's count of documents."""
-    return stages.prepare_shard(paths, number, config, run_index(paths, config, storage))
-
-
-# The lake's index as this process sees it during a run: opened (a bucket lake's brought into this machine's
-# cache) by the first shard of the run this process prepares, not by each; it cannot change during the run.
-_RUN_INDEX: dict[tuple[str, str], LakeIndex] = {}
-_RUN_INDEX_LOCK = threading.Lock()
-
-
-def run_index(paths: lakefs.RunPaths, config: DedupConfig, storage: StorageConfig) -> LakeIndex:
-    """The lake's index on this machine (``flows.dedup.cache.local_index``), opened once per run and process."""
-    key = (paths.lake.digest, paths.run_id)
-    with _RUN_INDEX_LOCK:
-        if key not in _RUN_INDEX:
-            _RUN_INDEX.clear()  # an earlier run's
-            index_dir, _ = local_index(paths.lake, storage.cache_dir, storage.cache_max_bytes)
-            _RUN_INDEX[key] = LakeIndex.open(index_dir, config)
-        return _RUN_INDEX[key]
-
-
-def link_partition(paths: lakefs.RunPaths, part: int, numbers: list[int], config: DedupConfig,
-                   storage: StorageConfig) -> list[int]:
-    """Dedup's second stage for one partition of the band keys: its verified links and its lake candidates,
-    staged. Returns how many candidates go to each index partition."""
-    links, candidates = stages.link_partition(paths, part, numbers, config, run_index(paths, config, storage))
-    links.save(paths, part)
-    return stages.save_candidates(paths, part, candidates, config.partitions)
-
-
-def match_partition(paths: lakefs.RunPaths, part: int, sources: list[tuple[int, int, int]], config: DedupConfig,
-                    storage: StorageConfig) -> int:
-    """The lake candidates homed in index partition ``part``, verified: each node's best matches there, staged
-    when there are any. Returns their count."""
-    matches = stages.match_partition(paths, part, sources, config, run_index(paths, config, storage))
-    if matches.num_rows:
-        stages.save_matches(paths, part, matches)
-    return int(matches.num_rows)
-
-
-def decide_stage(paths: lakefs.RunPaths, numbers: list[int], config: DedupConfig, storage: StorageConfig,
-                 matched: list[int]) -> dict[str, int]:
-    """Decide the run's duplicates from every partition's staged links and the lake matches of the partitions
-    ``matched``; stage the decisions and the rows the index leaves out, for the index tasks and the write stage.
-    Returns the run's counts of duplicates."""
-    found = [stages.PartitionLinks.staged(paths, part) for part in range(config.partitions)]
-    decisions = decide_run(paths, numbers, found, config, run_index(paths, config, storage), matched)
-    save_for_index(paths, decisions, unindexed_rows(paths, numbers, decisions))
-    duplicates = decisions.filter(decisions.column("is_duplicate"))
-    return {"duplicates": duplicates.num_rows,
-            "clusters_with_duplicates": len(set(duplicates.column("dup_cluster").to_pylist()))}
+# -- writing the run ------------------------------------------------------------------------
 
 
 def _shard_relative(paths: lakefs.RunPaths, number: int) -> str:
     return paths.shard_file(number).relative_to(paths.staging).as_posix()
-
-
-def index_stage(paths: lakefs.RunPaths, part: int, numbers: list[int], config: DedupConfig) -> int:
-    """The run's segment of index partition ``part``, staged (``flows.dedup.run_index``); its count of entries."""
-    return write_partition(staged_index(paths), paths.run_id, paths, part, numbers, config)
-
-
-def stage_index(paths: lakefs.RunPaths, written: dict[int, int], config: DedupConfig, new_index: bool) -> None:
-    """Make the run's staged index whole on this machine before its commit: ``index.json`` for a new index, and
-    the segments index tasks on other machines wrote (mirrored to a bucket lake's staging)."""
-    root = staged_index(paths)
-    if new_index and any(written.values()):
-        write_index_file(root, config)
-    if not paths.lake.remote:
-        return
-    for part in sorted(written):
-        relative = f"{INDEX}/{partition_name(part)}/{paths.run_id}"
-        if (paths.staging / relative / SEGMENT_META).is_file():
-            continue
-        names = paths.lake.children(f"{paths.staging_key}/{relative}")
-        if SEGMENT_META not in names:
-            continue  # the partition got no row
-        for name in sorted(names, key=lambda n: n == SEGMENT_META):
-            fetch_staged(paths, f"{relative}/{name}")
 
 
 @dataclass(frozen=True)

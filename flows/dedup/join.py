@@ -18,10 +18,10 @@ import pyarrow.parquet as pq
 from flows.dedup import staged
 from flows.dedup.config import DedupConfig
 from flows.dedup.graph import Links, Nodes, distinct_nodes
-from flows.dedup.index.lake_index import LakeIndex
-from flows.dedup.records import DedupBatch, DedupDecisions, LakeMatches
+from flows.dedup.matching import staged_matches
+from flows.dedup.records import DedupBatch, DedupDecisions, KeptLookup, LakeMatches
 from flows.dedup.resolve import decide_new
-from flows.dedup.stages import PartitionLinks, no_rows, signature_matrix, staged_matches, staged_rows
+from flows.dedup.stages import PartitionLinks, no_rows, signature_matrix, staged_rows
 from flows.lake.commit import fetch_staged
 from flows.lake.layout import RunPaths
 
@@ -36,9 +36,10 @@ _ROW_COLUMNS = ["doc_id", "content_hash", "quality_score", "n_chars", "n_shingle
 
 
 def decide_run(paths: RunPaths, numbers: Sequence[int], found: Sequence[PartitionLinks], config: DedupConfig,
-               index: LakeIndex, matched_parts: Sequence[int]) -> pa.Table:
+               index: KeptLookup, matched_parts: Sequence[int]) -> pa.Table:
     """The decisions of every row named by the partitions' links, an exact copy or the lake (``DECISIONS_SCHEMA``);
-    ``matched_parts``: the index partitions whose match task found lake matches (``stages.match_partition``)."""
+    ``index``: where the kept lake documents are read (the kept tasks' staged ones, ``matching.StagedKept``);
+    ``matched_parts``: the index partitions whose match task found lake matches (``matching.match_partition``)."""
     lake = _lake_rows(paths, numbers, matched_parts)
     matched = lake.filter(pc.is_valid(lake.column("hi")))
     wanted = np.unique(np.concatenate([

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
+from typing import Protocol
 
 import numpy as np
 
@@ -105,3 +106,10 @@ class KeptDocuments:
     sizes: np.ndarray
     hashes: np.ndarray
     """``hash_words`` of their content_hash."""
+
+
+class KeptLookup(Protocol):
+    """Where the decision reads the kept lake documents a run's rows join: the index (``LakeIndex``), or what the
+    kept tasks of a run's dedup stages staged (``flows.dedup.stages.StagedKept``)."""
+
+    def kept_documents(self, doc_ids: Sequence[str]) -> KeptDocuments: ...

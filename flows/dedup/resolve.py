@@ -33,7 +33,7 @@ from flows.dedup.config import DedupConfig
 from flows.dedup.fingerprint import band_keys, estimated_containment, estimated_jaccard, hash_words
 from flows.dedup.graph import Links, Nodes, UnionFind, bucket_pairs, distinct_nodes, link_candidates
 from flows.dedup.index.lake_index import LakeIndex
-from flows.dedup.records import DedupBatch, DedupDecisions, LakeMatches
+from flows.dedup.records import DedupBatch, DedupDecisions, KeptLookup, LakeMatches
 
 
 def resolve(batch: DedupBatch, index: LakeIndex, config: DedupConfig) -> DedupDecisions:
@@ -77,7 +77,7 @@ def _resolve_new(
 
 
 def decide_new(batch: DedupBatch, todo: np.ndarray, nodes: Nodes, links: Links,
-               lake: tuple[LakeMatches, LakeMatches], index: LakeIndex, out: DedupDecisions) -> None:
+               lake: tuple[LakeMatches, LakeMatches], index: KeptLookup, out: DedupDecisions) -> None:
     """Decide rows ``todo`` of the batch (none of them in the lake yet) from their nodes' verified links and best
     lake matches (near, containing): clusters are the components of the near links."""
     usizes = nodes.sizes
@@ -230,7 +230,7 @@ def _describe(out: DedupDecisions, row: int, kept: str, similarity: float, conta
 
 
 def _assign_lake(batch: DedupBatch, rows: np.ndarray, chosen: list[str], contained: list[bool],
-                 index: LakeIndex, out: DedupDecisions) -> None:
+                 index: KeptLookup, out: DedupDecisions) -> None:
     # The lake's documents stay kept: each row becomes a duplicate of the lake cluster chosen for it.
     if len(rows) == 0:
         return

@@ -21,8 +21,14 @@ Per partition of the band keys, written by ``flows.dedup.stages.link_partition``
 * ``lake-pNNNN.npy``: lake candidates: a run node and the doc-id key of a lake entry sharing a band key with it,
   sorted by the entry's home partition (the flow holds how many go to each);
 
-and per index partition, by ``flows.dedup.stages.match_partition``'s: ``matches-pNNNN.parquet``, the best near
-and containing lake match of each node that has one among the entries homed there.
+and per index partition, by ``flows.dedup.matching``'s tasks:
+
+* ``matches-pNNNN.parquet`` (``match_partition``): the best near and containing lake match of each node that has
+  one among the entries homed there;
+* ``wanted-pNNNN.npy`` (``save_wanted``): the lake clusters those matches name (the doc_ids of their kept
+  documents), sorted by each one's home partition (the flow holds how many go to each);
+* ``kept-pNNNN.parquet`` (``kept_partition``): the signature, set size and content hash of the kept documents
+  homed there that the match tasks named, for the decide task.
 
 A partition task reads only its slice of each shard's ``bands`` and ``copies`` and the signatures of the nodes
 its candidate pairs name: from the local file when this machine has it (memory-mapped), else by ranged reads

@@ -9,15 +9,20 @@ and no task reads more than one partition of the lake's index.
    between nodes, and the rows of every node found in more than one row (exact copies). The same keys are
    searched once in the lake index's same partition: its lake candidates (node, doc-id key of a lake entry),
    staged by the entry's home partition.
-3. ``match_partition``, a task per index partition given candidates: the entries homed there, verified against
-   the nodes (near and containment): each node's best lake matches in that partition.
-4. ``decide_run`` (``flows.dedup.join``), a task: the links of every partition and the lake matches, joined to
+3. ``match_partition`` (``flows.dedup.matching``), a task per index partition given candidates: the entries homed
+   there, verified against the nodes (near and containment): each node's best lake matches in that partition,
+   staged with the lake clusters they name, by the home partition of each cluster's kept document.
+4. ``kept_partition`` (``flows.dedup.matching``), a task per index partition homing such a document: their
+   signatures, set sizes and content hashes, staged (``StagedKept`` reads them back): the decision opens no index.
+5. ``decide_run`` (``flows.dedup.join``), a task: the links of every partition and the lake matches, joined to
    the attributes of the rows they name, decided by the same keep policy as ``resolve`` (``decide_new``); every
    other row is kept, alone in its cluster. It holds the links and the rows they involve, not the run.
-5. ``write_partition`` (``flows.dedup.run_index``), a task per index partition: the run's segment of it.
+6. ``write_partition`` (``flows.dedup.run_index``), a task per index partition: the run's segment of it.
 
-Link tasks stage their links (``PartitionLinks.save``) and candidates, match tasks their matches, the decide task
-its decisions, so the flow's process holds counts only.
+Link tasks stage their links (``PartitionLinks.save``) and candidates, match tasks their matches and the clusters
+they name, kept tasks those clusters' kept documents, the decide task its decisions, so the flow's process holds
+counts only. Stage 1 asks the lake for the decisions of rows it holds already (``LakeLookup``): in a run, only the
+partitions homing rows the known-units store holds are opened (``flows.run.KnownRows``).
 
 The decisions equal those of ``resolve`` on the whole run, whatever the number of partitions, shards or workers
 (tests/dedup/test_stages.py): nodes are ordered by digest everywhere, links only ever add up, and a node's best
@@ -28,6 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
+from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -48,7 +54,7 @@ from flows.dedup.graph import (
 from flows.dedup.index.files import doc_id_keys, encode
 from flows.dedup.index.lake_index import LakeIndex
 from flows.dedup.index.part import PartSegment
-from flows.dedup.index.query import Query, band_candidates
+from flows.dedup.index.query import band_candidates
 from flows.dedup.records import DedupBatch, KnownDecisions, LakeMatches
 from flows.lake.commit import fault_point, fetch_staged, persist
 from flows.lake.layout import RunPaths, write_parquet_atomic
@@ -75,7 +81,15 @@ def staged_rows(paths: RunPaths, number: int, columns: Sequence[str]) -> pa.Tabl
 # -- 1. per shard ------------------------------------------------------------------------------------------
 
 
-def prepare_shard(paths: RunPaths, number: int, config: DedupConfig, index: LakeIndex) -> int:
+class LakeLookup(Protocol):
+    """What stage 1 asks of the lake: the index (``LakeIndex``), or a lookup that opens less of it."""
+
+    def decisions_of(self, doc_ids: Sequence[str]) -> KnownDecisions: ...
+
+    def query_unpartitioned(self, sigs: np.ndarray, sizes: np.ndarray) -> tuple[LakeMatches, LakeMatches]: ...
+
+
+def prepare_shard(paths: RunPaths, number: int, config: DedupConfig, index: LakeLookup) -> int:
     """Stage 1 for one shard (see the module docstring); returns its count of rows (documents)."""
     table = staged_rows(paths, number, ["doc_id", "content_hash", "signature", "n_shingles"])
     doc_ids = table.column("doc_id").to_pylist()
@@ -236,7 +250,7 @@ def link_partition(paths: RunPaths, part: int, numbers: Sequence[int], config: D
     first = np.full(len(digests), -1, dtype=np.int64)
     first[members[::-1]] = np.arange(len(members))[::-1]
     source = first[involved]
-    nodes, rows = _involved_nodes(paths, digests[involved], where[source], bands["node"][source].astype(np.int64),
+    nodes, rows = involved_nodes(paths, digests[involved], where[source], bands["node"][source].astype(np.int64),
                                   config)
     keep = np.isin(members, involved)
     compact = np.searchsorted(involved, members[keep])
@@ -271,17 +285,13 @@ def _lake_candidates(bands: np.ndarray, where: np.ndarray, segments: Sequence[Pa
 def save_candidates(paths: RunPaths, part: int, candidates: np.ndarray, partitions: int) -> list[int]:
     """Stage a link task's lake candidates; return how many go to each index partition (the flow hands each
     match task its slice of every link task's file)."""
-    staged.save_array(paths, _candidates_file(part), candidates)
+    staged.save_array(paths, candidates_file(part), candidates)
     counts = np.bincount(partition_of(candidates["ref"], partitions).astype(np.int64), minlength=partitions)
     return [int(c) for c in counts]
 
 
-def _candidates_file(part: int) -> str:
+def candidates_file(part: int) -> str:
     return f"{staged.DEDUP_DIR}/lake-p{part:04d}.npy"
-
-
-def _matches_file(part: int) -> str:
-    return f"{staged.DEDUP_DIR}/matches-p{part:04d}.parquet"
 
 
 def _shared(keys: np.ndarray) -> np.ndarray:
@@ -308,7 +318,7 @@ def _gather(paths: RunPaths, part: int, numbers: Sequence[int], name: str, which
     return np.concatenate(slices), np.concatenate(shards)
 
 
-def _involved_nodes(paths: RunPaths, digests: np.ndarray, shards: np.ndarray, indexes: np.ndarray,
+def involved_nodes(paths: RunPaths, digests: np.ndarray, shards: np.ndarray, indexes: np.ndarray,
                     config: DedupConfig) -> tuple[Nodes, np.ndarray]:
     """The nodes candidate pairs name, read from the shards that hold them (signature, set size), and a row of
     each in its shard."""
@@ -338,86 +348,6 @@ def _copies(paths: RunPaths, part: int, numbers: Sequence[int]) -> np.ndarray:
     several = np.bincount(inverse)[inverse] > 1
     return np.column_stack([digests[several], where[several].astype(np.uint64),
                             copies["row"][several].astype(np.uint64)])
-
-
-# -- 2b. per index partition --------------------------------------------------------------------------------
-
-MATCHES_SCHEMA = pa.schema([
-    ("shard", pa.int64()), ("row", pa.int64()), ("hi", pa.uint64()), ("lo", pa.uint64()),
-    ("near_similarity", pa.float64()), ("near_cluster", pa.string()),
-    ("in_estimate", pa.float64()), ("in_cluster", pa.string()),
-])
-"""A node's best lake matches among one partition's entries, named by its digest and one row holding it."""
-
-
-def match_sources(counts: Sequence[Sequence[int]], part: int) -> list[tuple[int, int, int]]:
-    """Index partition ``part``'s slice of each link task's candidates file, from the counts the link tasks
-    returned (``counts[link partition][index partition]``): ``(link partition, start, stop)``, non-empty only."""
-    out = []
-    for link, row in enumerate(counts):
-        if row[part]:
-            start = int(sum(row[:part]))
-            out.append((link, start, start + int(row[part])))
-    return out
-
-
-def match_partition(paths: RunPaths, part: int, sources: Sequence[tuple[int, int, int]], config: DedupConfig,
-                    index: LakeIndex) -> pa.Table:
-    """Stage 2b for index partition ``part``: the lake candidates whose entry is homed here, from every link
-    task (``match_sources``), verified against the entries' signatures (near and containment, as ``Query``); each
-    node's best matches here (``MATCHES_SCHEMA``). It reads this partition of the index only."""
-    found = [staged.file_rows(paths, _candidates_file(link), start, stop) for link, start, stop in sources]
-    if not found:
-        return MATCHES_SCHEMA.empty_table()
-    candidates = np.concatenate(found)
-    digests, node_of = unique_digests(np.column_stack([candidates["hi"], candidates["lo"]]))
-    first = np.full(len(digests), -1, dtype=np.int64)
-    first[node_of[::-1]] = np.arange(len(node_of))[::-1]
-    nodes, rows = _involved_nodes(paths, digests, candidates["shard"][first].astype(np.int64),
-                                  candidates["node"][first].astype(np.int64), config)
-    query = Query([s for s in index.partition_segments(part) if s.count], config, nodes.signatures,
-                  nodes.sizes.astype(np.int64))
-    pairs = np.lexsort((candidates["ref"], node_of))
-    for start in range(0, len(pairs), _PAIRS_AT_ONCE):
-        chunk = pairs[start : start + _PAIRS_AT_ONCE]
-        query.verify_pairs(node_of[chunk], candidates["ref"][chunk])
-    near, inside = query.best.matches(query.segments), query.containing.matches(query.segments)
-    matched = np.union1d(near.query_rows, inside.query_rows).astype(np.int64)
-    return pa.table({
-        "shard": candidates["shard"][first[matched]].astype(np.int64), "row": rows[matched],
-        "hi": digests[matched, 0], "lo": digests[matched, 1],
-        **_aligned(matched, near, "near_similarity", "near_cluster"),
-        **_aligned(matched, inside, "in_estimate", "in_cluster"),
-    }, schema=MATCHES_SCHEMA)
-
-
-# Candidate pairs verified in one call (each pair's ref found, then verified): ~130 MB at most.
-_PAIRS_AT_ONCE = 1 << 23
-
-
-def _aligned(matched: np.ndarray, found: LakeMatches, similarity: str, cluster: str) -> dict[str, pa.Array]:
-    """``found``'s similarity and cluster at the positions of ``matched`` (nodes, sorted), null where it has none."""
-    at = np.searchsorted(matched, found.query_rows)
-    sims = np.full(len(matched), np.nan)
-    sims[at] = found.similarity
-    clusters: list[str | None] = [None] * len(matched)
-    for k, c in zip(at.tolist(), found.dup_cluster, strict=True):
-        clusters[k] = c
-    has = np.zeros(len(matched), dtype=bool)
-    has[at] = True
-    return {similarity: pa.array(sims, pa.float64(), mask=~has), cluster: pa.array(clusters, pa.string())}
-
-
-def save_matches(paths: RunPaths, part: int, matches: pa.Table) -> None:
-    """Stage a match task's table for the decide task."""
-    path = paths.staging / _matches_file(part)
-    write_parquet_atomic(matches, path)
-    persist(paths, path)
-
-
-def staged_matches(paths: RunPaths, parts: Sequence[int]) -> list[pa.Table]:
-    """The match tasks' tables of index partitions ``parts`` (those that found a match)."""
-    return [pq.read_table(fetch_staged(paths, _matches_file(part))) for part in parts]
 
 
 def no_rows(config: DedupConfig) -> DedupBatch:

@@ -109,6 +109,17 @@ class Store:
         root = self.root + "/"
         return sorted(str(p)[len(root):] for p in found if str(p).startswith(root))
 
+    def sizes(self, prefix: str = "") -> dict[str, int]:
+        """Key and size of every object under ``prefix`` (recursive), from one listing; none when it does not
+        exist."""
+        try:
+            found = self.fs.find(self.path(prefix), detail=True)
+        except FileNotFoundError:
+            return {}
+        root = self.root + "/"
+        return {str(p)[len(root):]: int(info["size"]) for p, info in found.items()
+                if str(p).startswith(root) and info.get("type") == "file"}
+
     def children(self, prefix: str) -> list[str]:
         """Names directly under ``prefix`` (files and "folders"), sorted."""
         try:

@@ -14,16 +14,11 @@ from hypothesis import strategies as st
 
 from flows.dedup import DedupBatch, DedupConfig, DedupDecisions, LakeIndex, resolve
 from flows.dedup.index import publish_segment
+from flows.dedup.index.part import PartSegment
 from flows.dedup.join import decide_run
+from flows.dedup.matching import StagedKept, kept_partition, match_partition, match_sources, save_matches, save_wanted
 from flows.dedup.run_index import save_for_index, unindexed_rows, write_partition
-from flows.dedup.stages import (
-    link_partition,
-    match_partition,
-    match_sources,
-    prepare_shard,
-    save_candidates,
-    save_matches,
-)
+from flows.dedup.stages import link_partition, prepare_shard, save_candidates
 from flows.lake.commit import persist
 from flows.lake.layout import RunPaths
 from flows.storage import Store
@@ -73,20 +68,34 @@ def staged_decisions(lake: Path, batch: DedupBatch, cuts: list[int], config: Ded
 
 
 def decide_in_stages(paths: RunPaths, numbers: list[int], config: DedupConfig, index: LakeIndex) -> pa.Table:
-    """Every stage up to the decisions, in this process, handing each other staged files as the flow's tasks do."""
+    """Every stage up to the decisions, in this process, handing each other staged files as the flow's tasks do;
+    each partition stage opens its own partition of the index only, and the decision opens none."""
     for number in numbers:
         prepare_shard(paths, number, config, index)
-    linked = [link_partition(paths, part, numbers, config, index) for part in range(config.partitions)]
+
+    def partition(part: int) -> LakeIndex:
+        return LakeIndex.open_partitions(index.index_dir, config, [part])
+
+    parts = range(config.partitions)
+    linked = [link_partition(paths, part, numbers, config, partition(part)) for part in parts]
     homes = [save_candidates(paths, part, candidates, config.partitions)
              for part, (_, candidates) in enumerate(linked)]
-    matched = []
-    for part in range(config.partitions):
+    wanted = [[0] * config.partitions for _ in parts]
+    for part in parts:
         if sources := match_sources(homes, part):
-            matches = match_partition(paths, part, sources, config, index)
+            matches = match_partition(paths, part, sources, config, partition(part))
             if matches.num_rows:
                 save_matches(paths, part, matches)
-                matched.append(part)
-    return decide_run(paths, numbers, [links for links, _ in linked], config, index, matched)
+                wanted[part] = save_wanted(paths, part, matches, config.partitions)
+    kept = [part for part in parts if match_sources(wanted, part)]
+    for part in kept:
+        kept_partition(paths, part, match_sources(wanted, part), partition(part))
+    matched = [part for part in parts if any(wanted[part])]
+    # As the flow: a lake the partition tasks cannot search alone (another banding's rows) is read whole.
+    banding = (config.bands, config.rows)
+    whole = any(s.rows and s.banding != banding for s in index.segments if isinstance(s, PartSegment))
+    lookup = index if whole else StagedKept(paths, kept, config)
+    return decide_run(paths, numbers, [links for links, _ in linked], config, lookup, matched)
 
 
 def fields(d: DedupDecisions) -> list[tuple[object, ...]]:

@@ -9,7 +9,7 @@ memory is one key range, not the merged segments, and there is no cap on a segme
 The merged segment is written under ``_tmp-<name>`` and published with one rename; its ``meta.json`` names
 the segments it replaces (and any replaced folder a crash left behind), which readers skip from then on,
 so a crash at any point leaves a consistent index. Run it between ingest runs, under the lake's lock
-(``flows.dedup.cache.compact_if_needed``).
+(``flows.dedup.maintenance.compact_if_needed``).
 """
 
 from __future__ import annotations
@@ -48,6 +48,11 @@ def segment_count(index_dir: Path) -> int:
 def segments_per_partition(index_dir: Path) -> dict[int, int]:
     """Live segments of each partition that has some: what a query of that partition searches."""
     return {p: n for p, f in partition_folders(index_dir).items() if (n := len(live_in(f)))}
+
+
+def is_due(metas: Sequence[dict[str, Any]]) -> bool:
+    """Whether a partition whose live segments have these ``meta.json`` holds a full size tier (of one banding)."""
+    return bool(_due([(Path(), meta) for meta in metas]))
 
 
 def _due(live: Sequence[tuple[Path, dict[str, Any]]]) -> list[tuple[Path, dict[str, Any]]]:

@@ -16,7 +16,7 @@ near-duplication and containment (``contained_in``, using ``sizes.npy``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -24,10 +24,17 @@ import numpy as np
 from flows.dedup.config import DedupConfig
 from flows.dedup.fingerprint import hash_words
 from flows.dedup.index.files import doc_id_keys, encode
-from flows.dedup.index.layout import check_index, live_partitions, partition_of, write_index_file
+from flows.dedup.index.layout import (
+    check_index,
+    check_segment,
+    live_partitions,
+    partition_name,
+    partition_of,
+    write_index_file,
+)
 from flows.dedup.index.part import PartSegment
 from flows.dedup.index.query import Query
-from flows.dedup.index.segment import KIND_CODES, Segment, check_params, live_segments
+from flows.dedup.index.segment import KIND_CODES, Segment, check_params, live_in, live_segments
 from flows.dedup.index.write import Entries, write_partitioned
 from flows.dedup.records import DedupBatch, DedupDecisions, KeptDocuments, KnownDecisions, LakeMatches
 
@@ -63,6 +70,25 @@ class LakeIndex:
         """
         info = check_index(Path(index_dir), config)
         return cls(Path(index_dir), config, open_segments(Path(index_dir), config), info is not None)
+
+    @classmethod
+    def open_partitions(cls, index_dir: Path, config: DedupConfig, partitions: Iterable[int]) -> LakeIndex:
+        """Open only the live segments of ``partitions`` (format 3): what a task of one partition, or a lookup of
+        doc_ids homed in a few, reads. Older-format segments are not opened (``open`` opens them)."""
+        index_dir = Path(index_dir)
+        info = check_index(index_dir, config)
+        segments: list[Segment | PartSegment] = []
+        for part in sorted(set(partitions)):
+            for path, meta in live_in(index_dir / partition_name(part)):
+                check_segment(path, meta, part, config, index_dir)
+                if int(meta["count"]) or int(meta["rows"]):
+                    segments.append(PartSegment.load(path, meta))
+        return cls(index_dir, config, segments, info is not None)
+
+    def close(self) -> None:
+        """Unmap every segment (the index is not used after this)."""
+        for segment in self.segments:
+            segment.close()
 
     def __len__(self) -> int:
         return sum(s.count for s in self.segments)

@@ -8,7 +8,7 @@ sees ``L`` and some of its copies: the same entries twice, which changes no answ
 decision). An interrupted migration resumes: ``L`` is still there, and its missing copies are written
 (``finish_migrations``; every index writer calls it first, so nothing else ever merges a partial copy).
 
-A lake is migrated bit by bit by compaction after each run (``flows.dedup.cache.compact_if_needed``), or
+A lake is migrated bit by bit by compaction after each run (``flows.dedup.maintenance.compact_if_needed``), or
 all at once with ``migrate`` (``siftlake index migrate --lake LAKE``).
 """
 

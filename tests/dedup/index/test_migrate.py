@@ -15,8 +15,8 @@ import pytest
 
 from flows import cli
 from flows.dedup import LakeIndex, migrate, resolve
-from flows.dedup.cache import compact_if_needed
 from flows.dedup.index import migration, segment_count
+from flows.dedup.maintenance import compact_if_needed
 from flows.storage import Store
 from tests.dedup.helpers import CONFIG, batch_of, part_metas, segment_metas
 from tests.support.legacy_index import legacy_run
