@@ -9,8 +9,10 @@ compaction, ``bench.scale.build_partitioned``) and each run size N: a staged run
 signatures; 5% light near-copies of others, 2% exact copies, and 5% near-copies of lake entries when L > 0;
 shards of ``--shard-docs``) is deduplicated
 (a) by the stages, each in a child process so its peak RSS is its own: every shard's ``prepare`` (one child: the
-    peak is the largest shard's), every partition's ``link``, the ``decide`` task, every index partition's
-    ``index`` task;
+    peak is the largest shard's), every partition's ``link``, every index partition's ``match`` and ``kept``, the
+    ``decide`` task, every index partition's ``index`` task; for link, match and kept, the bytes one task read
+    from disk (``/proc/self/io`` read_bytes: its index partition's pages and staged slices not in the page cache),
+    the largest and the mean;
 (b) by the flow's own code (``flows.ingest.find_duplicates`` in a Prefect flow) on each of ``--runners`` with 2
     workers (a process pool, threads, a Dask LocalCluster): the flow process's peak RSS and the largest worker's,
     and the wall time and the flow process's CPU;
@@ -273,6 +275,9 @@ def grow_lake(index_dir: Path, partitions: int, have: int, want: int) -> None:
         size = sum(f.stat().st_size for f in index_dir.rglob("*") if f.is_file())
         print(f"\n# lake grown to {want:,} entries in {time.perf_counter() - started:.0f} s: "
               f"{size / 2**30:.1f} GiB on disk ({size / want:.0f} bytes a document)", flush=True)
+        parts = [sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) for folder in index_dir.glob("p*")]
+        print(f"# a partition task on a machine without it in its cache downloads its partition (bucket lake): "
+              f"{sum(parts) / len(parts) / 1e6:.0f} MB on average, {max(parts) / 1e6:.0f} MB at most", flush=True)
 
 
 def main() -> None:

@@ -58,10 +58,16 @@ def distinct_nodes(sigs: np.ndarray, sizes: np.ndarray) -> Nodes:
         return Nodes(np.empty((0, sigs.shape[1]), np.uint32), np.empty(0, np.uint32), digests,
                      np.empty(0, np.int64))
     uniq, inverse = unique_digests(digests)
-    first = np.zeros(len(uniq), dtype=np.int64)
-    first[inverse[::-1]] = np.arange(len(inverse))[::-1]  # the last write wins: each node's first row
+    first = first_positions(inverse, len(uniq))
     return Nodes(np.ascontiguousarray(sigs[first], dtype=np.uint32), np.asarray(sizes, dtype=np.uint32)[first],
                  uniq, inverse)
+
+
+def first_positions(values: np.ndarray, n: int) -> np.ndarray:
+    """For each of ``0 .. n-1``, the first position in ``values`` holding it (-1: none)."""
+    first = np.full(n, -1, dtype=np.int64)
+    first[values[::-1]] = np.arange(len(values))[::-1]  # the last write wins: the first position
+    return first
 
 
 def unique_digests(digests: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

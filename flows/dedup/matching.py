@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from flows.dedup import staged
 from flows.dedup.config import DedupConfig
-from flows.dedup.graph import partition_of, unique_digests
+from flows.dedup.graph import first_positions, partition_of, unique_digests
 from flows.dedup.index.files import doc_id_keys, encode
 from flows.dedup.index.lake_index import LakeIndex
 from flows.dedup.index.query import Query
@@ -57,8 +57,7 @@ def match_partition(paths: RunPaths, part: int, sources: Sequence[tuple[int, int
         return MATCHES_SCHEMA.empty_table()
     candidates = np.concatenate(found)
     digests, node_of = unique_digests(np.column_stack([candidates["hi"], candidates["lo"]]))
-    first = np.full(len(digests), -1, dtype=np.int64)
-    first[node_of[::-1]] = np.arange(len(node_of))[::-1]
+    first = first_positions(node_of, len(digests))
     nodes, rows = involved_nodes(paths, digests, candidates["shard"][first].astype(np.int64),
                                   candidates["node"][first].astype(np.int64), config)
     query = Query([s for s in index.partition_segments(part) if s.count], config, nodes.signatures,

@@ -78,12 +78,20 @@ def save_array(paths: RunPaths, relative_path: str, array: np.ndarray) -> None:
     persist(paths, _write(paths.staging / relative_path, array))
 
 
-def _write(path: Path, array: np.ndarray) -> Path:
-    """``array`` saved at ``path``, whole once there (written aside, then renamed)."""
+def save_arrays(paths: RunPaths, relative_path: str, arrays: dict[str, np.ndarray]) -> None:
+    """Stage several arrays as one ``.npz`` file at ``relative_path`` and mirror it."""
+    persist(paths, _write(paths.staging / relative_path, arrays))
+
+
+def _write(path: Path, array: np.ndarray | dict[str, np.ndarray]) -> Path:
+    """``array`` saved at ``path`` (a dict of them: as ``.npz``), whole once there (written aside, then renamed)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
     with open(partial, "wb") as f:
-        np.save(f, array, allow_pickle=False)
+        if isinstance(array, dict):
+            np.savez(f, **array)
+        else:
+            np.save(f, array, allow_pickle=False)
     partial.replace(path)
     return path
 

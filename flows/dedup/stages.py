@@ -47,6 +47,7 @@ from flows.dedup.graph import (
     band_rows,
     bucket_pairs,
     distinct_nodes,
+    first_positions,
     link_candidates,
     partition_of,
     unique_digests,
@@ -128,8 +129,7 @@ def _entries(nodes: Nodes, new: np.ndarray, doc_ids: list[str], hashes: list[str
 
 
 def _partitioned(nodes: Nodes, new: np.ndarray, config: DedupConfig) -> dict[str, np.ndarray]:
-    first = np.zeros(len(nodes), dtype=np.int64)
-    first[nodes.of_row[::-1]] = np.arange(len(new))[::-1]  # the last write wins: each node's first row
+    first = first_positions(nodes.of_row, len(nodes))  # each node's first row
     node_rows = np.zeros(len(nodes), staged.NODE_DTYPE)
     node_rows["hi"], node_rows["lo"] = nodes.digests[:, 0], nodes.digests[:, 1]
     node_rows["size"], node_rows["row"] = nodes.sizes, new[first] if len(new) else first
@@ -216,12 +216,7 @@ class PartitionLinks:
 
     def save(self, paths: RunPaths, part: int) -> None:
         """Stage the links for the decide task (mirrored to a bucket lake's staging)."""
-        path = paths.staging / _links_file(part)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.partial.npz")
-        np.savez(partial, **{f.name: getattr(self, f.name) for f in fields(self)})
-        partial.replace(path)
-        persist(paths, path)
+        staged.save_arrays(paths, _links_file(part), {f.name: getattr(self, f.name) for f in fields(self)})
 
 
 def _links_file(part: int) -> str:
@@ -247,9 +242,7 @@ def link_partition(paths: RunPaths, part: int, numbers: Sequence[int], config: D
     bands, where, members = bands[once], where[once], members[once]
     pairs = [np.concatenate(pair) for pair in bucket_pairs(bands["key"], members, config.max_candidates_per_band)]
     involved = np.unique(np.concatenate(pairs)) if pairs else np.empty(0, np.int64)
-    first = np.full(len(digests), -1, dtype=np.int64)
-    first[members[::-1]] = np.arange(len(members))[::-1]
-    source = first[involved]
+    source = first_positions(members, len(digests))[involved]
     nodes, rows = involved_nodes(paths, digests[involved], where[source], bands["node"][source].astype(np.int64),
                                   config)
     keep = np.isin(members, involved)
