@@ -22,7 +22,12 @@ import pandas as pd
 import pytest
 
 from flows import lake as lakefs
-from flows.config import IngestConfig
+from flows.config import IngestConfig, StorageConfig
+from flows.dedup import DedupConfig
+from flows.dedup.index.files import doc_id_keys
+from flows.dedup.index.layout import partition_of
+from flows.lake.layout import RunPaths
+from flows.run_dedup import KnownRows
 from flows.storage import StorageError, Store
 from flows.storage.errors import settings
 from tests.support.paths import CORPORA
@@ -184,6 +189,18 @@ def test_the_index_cache_downloads_only_segments_it_lacks(
     shutil.rmtree(tmp_path / "cache-a")  # safe to delete: the next run fetches what it needs
     rerun = ingest(str(tmp_path / "src2"), lake, tmp_path, storage=machine_a)
     assert rerun["index_segments"] == 3 and rerun["documents"] == 0
+    # A row the lake holds gets the lake's decision from its home partition alone (the known-units store says it
+    # is there); an unknown one opens nothing.
+    held = documents(object_store, lake).iloc[0]
+    store = Store(lake, object_store.storage_options())
+    rows = KnownRows(RunPaths(store, "lookup", "2026-12-04", str(tmp_path / "scratch-c")),
+                     DedupConfig(**FEW_PARTITIONS["dedup"]), StorageConfig(cache_dir=str(tmp_path / "cache-c")))
+    assert not rows.decisions_of(["not-in-the-lake"]).found.any() and not (tmp_path / "cache-c").exists()
+    known = rows.decisions_of([held["doc_id"], "not-in-the-lake"])
+    assert known.found.tolist() == [True, False] and known.dup_cluster[0] == held["dup_cluster"]
+    home = partition_of(doc_id_keys([held["doc_id"]]), 2)[0]
+    cached = sorted(p.name for p in (tmp_path / "cache-c").glob("*/_index/p*"))
+    assert cached == [f"p{home:04d}"]
 
 
 @pytest.mark.alone
