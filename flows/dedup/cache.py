@@ -252,16 +252,19 @@ class PartitionCache:
         return size
 
 
-
-def _fetch_index_file(lake: Store, root: Path) -> None:
+def _fetch_index_file(lake: Store, root: Path, refresh: bool = False) -> None:
     """``index.json`` (written once, when the index is created) into the lake's cache ``root``, when it lacks it
-    and the lake has it."""
+    and the lake has it; ``refresh`` (once a run, by the flow's listing): made what the lake has now, so an index
+    moved aside and created again is not checked against the old one's file."""
     local = root / INDEX / INDEX_FILE
-    if local.exists():
+    if local.exists() and not refresh:
         return
     with _locked(_lock_path(root, INDEX_FILE, "fetch"), fcntl.LOCK_EX):
-        if not local.exists() and lake.exists(f"{INDEX}/{INDEX_FILE}"):
-            lake.download(f"{INDEX}/{INDEX_FILE}", local)
+        if refresh or not local.exists():
+            if lake.exists(f"{INDEX}/{INDEX_FILE}"):
+                lake.download(f"{INDEX}/{INDEX_FILE}", local)
+            else:
+                local.unlink(missing_ok=True)
 
 
 # -- the listing a run plans from --------------------------------------------------------------
@@ -305,8 +308,7 @@ def list_index(lake: Store, config: DedupConfig, cache_dir: str = "") -> IndexLi
         return _list_local(lake.local(INDEX), config)
     root = Path(cache_dir or default_cache()) / lake.digest
     folders, has_file = _published(lake, INDEX)
-    if has_file:
-        _fetch_index_file(lake, root)
+    _fetch_index_file(lake, root, refresh=True)
     info = check_index(root / INDEX, config) if has_file else None
     partitions: dict[int, list[tuple[str, dict[str, Any]]]] = {}
     legacy = []

@@ -38,7 +38,7 @@ from the lake's store, where ``persist`` mirrored it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import numpy as np
 
@@ -89,7 +89,7 @@ def _write(path: Path, array: np.ndarray | dict[str, np.ndarray]) -> Path:
     partial = path.with_name(f".{path.name}.partial")
     with open(partial, "wb") as f:
         if isinstance(array, dict):
-            np.savez(f, **array)
+            cast(Any, np.savez)(f, **array)  # (numpy's stub reads the names as its own keywords)
         else:
             np.save(f, array, allow_pickle=False)
     partial.replace(path)
