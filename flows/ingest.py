@@ -11,6 +11,8 @@ from __future__ import annotations
 import importlib
 import os
 import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, cast
 from uuid import UUID
 
@@ -194,24 +196,49 @@ def find_duplicates(runner: TaskRunner[Any], config: IngestConfig, paths: lakefs
     on_lake = {"config": config.dedup, "storage": config.storage, "whole": whole}
     prepared = [runner.submit(prepare_task, {"paths": paths, "number": n, **on_lake}) for n in numbers]
     documents = sum(future.result() for future in prepared)
-    linking = [runner.submit(link_task, {**submit, **on_lake, "part": part}) for part in parts]
-    linked = [future.result() for future in linking]
+    on_home = _home_machines(runner)
+    linking = _per_partition(runner, link_task, {part: {**submit, **on_lake, "part": part} for part in parts}, on_home)
+    linked = [future.result() for future in linking.values()]
     homes = [work.counts for work in linked]  # [link partition][index partition]: candidates
-    matching = {part: runner.submit(match_task, {"paths": paths, "part": part, "sources": found, **on_lake})
-                for part in parts if (found := match_sources(homes, part))}
+    matching = _per_partition(runner, match_task, {part: {"paths": paths, "part": part, "sources": found, **on_lake}
+                                                   for part in parts if (found := match_sources(homes, part))}, on_home)
     matches = {part: future.result() for part, future in matching.items()}
     wanted = [matches[part].counts if part in matches else [0] * len(parts) for part in parts]
     matched = [part for part in parts if any(wanted[part])]
     kept = [] if whole else [part for part in parts if match_sources(wanted, part)]
-    keeping = [runner.submit(kept_task, {"paths": paths, "part": part, "sources": match_sources(wanted, part),
-                                         "config": config.dedup, "storage": config.storage}) for part in kept]
-    fetched = sum(work.downloaded for work in [*linked, *matches.values(), *(f.result() for f in keeping)])
+    keeping = _per_partition(runner, kept_task, {part: {"paths": paths, "part": part, "config": config.dedup,
+                                                        "sources": match_sources(wanted, part),
+                                                        "storage": config.storage} for part in kept}, on_home)
+    fetched = sum(work.downloaded for work in [*linked, *matches.values(), *(f.result() for f in keeping.values())])
     counts = {"documents": documents, **({"index_bytes_downloaded": fetched} if paths.lake.remote else {}),
               **runner.submit(decide_task, {**submit, **on_lake, "matched": matched, "kept": kept}).result()}
     indexed = {part: runner.submit(index_task, {**submit, "part": part}) for part in parts}
     new_index = listing.index_file is None
     run_dedup.stage_index(paths, {part: future.result() for part, future in indexed.items()}, config.dedup, new_index)
     return counts
+
+
+def _home_machines(runner: TaskRunner[Any]) -> Callable[[int], AbstractContextManager[object]]:
+    """Where a partition's tasks are sent: on a Dask cluster of several machines, the partition's own machine
+    (``run_dedup.home_machine``, a preference: Dask runs it elsewhere when that machine is busy or gone), so a
+    machine's index cache holds the same partitions from run to run; elsewhere, anywhere."""
+    client = getattr(runner, "client", None)  # a DaskTaskRunner's (made on first use)
+    hosts = sorted({str(w["host"]) for w in client.scheduler_info()["workers"].values()}) if client else []
+    if len(hosts) < 2:
+        return lambda part: nullcontext()
+    from dask.base import annotate  # with prefect-dask (the dask extra)
+
+    return lambda part: annotate(workers=[run_dedup.home_machine(part, hosts)], allow_other_workers=True)
+
+
+def _per_partition(runner: TaskRunner[Any], task: Any, parameters: dict[int, dict[str, Any]],
+                   on_home: Callable[[int], AbstractContextManager[object]]) -> dict[int, PrefectFuture[Any]]:
+    """``task`` submitted once per partition, with its parameters, each to the partition's machine."""
+    futures = {}
+    for part, given in parameters.items():
+        with on_home(part):
+            futures[part] = runner.submit(task, given)
+    return futures
 
 
 @task(name="shard", cache_policy=NO_CACHE, persist_result=False, retries=2, retry_delay_seconds=_IO_RETRY_DELAYS)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import xxhash
 
 from flows import lake as lakefs
 from flows.config import StorageConfig
@@ -194,3 +195,10 @@ def run_segments(paths: lakefs.RunPaths) -> dict[int, dict[str, Any]]:
         if meta.is_file():
             found[part] = json.loads(meta.read_text())
     return found
+
+
+def home_machine(part: int, hosts: Sequence[str]) -> str:
+    """The machine of ``hosts`` that runs index partition ``part``'s tasks, so its cache keeps that partition from
+    run to run: the highest of a hash of (host, partition) (rendezvous hashing), so a machine joining or leaving
+    moves only the partitions it takes or had."""
+    return max(hosts, key=lambda host: xxhash.xxh3_64_intdigest(f"{host}\0{part}".encode()))

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pandas as pd
 import pytest
-from distributed import LocalCluster
+from distributed import Client, LocalCluster
+from prefect import task
+from prefect.cache_policies import NO_CACHE
 
 from flows.config import IngestConfig
 from flows.storage import Store
+from tests.support.paths import REPO
 from tests.support.servers import S3Server
 
 pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_server")]
@@ -136,3 +142,54 @@ def test_a_worker_killed_mid_dedup_on_a_bucket_lake_costs_the_run_nothing(
     docs = _bucket_documents(f"{corpus}/lake")
     assert docs["doc_id"].is_unique
     pd.testing.assert_frame_equal(docs, _table(undisturbed_lake, "documents", COMPARED))
+
+
+@task(name="where", cache_policy=NO_CACHE, persist_result=False)
+def machine_running(part: int) -> str:
+    from distributed import get_worker
+
+    return str(get_worker().address).split("://")[1].rsplit(":", 1)[0]
+
+
+def test_a_partitions_tasks_go_to_the_same_machine_every_run(tmp_path: Path) -> None:
+    """On a cluster of two machines (workers on 127.0.0.1 and 127.0.0.2), each partition's tasks run on its home
+    machine, run after run, so that machine's cache keeps the partition; both machines get partitions."""
+    from prefect import flow
+    from prefect_dask.task_runners import DaskTaskRunner
+
+    from flows.ingest import _home_machines, _per_partition
+    from flows.run_dedup import home_machine
+
+    dask = [str(Path(sys.executable).parent / "dask")]
+    scheduler_file = tmp_path / "scheduler.json"
+    # Work stealing off: it moves a waiting task to an idle machine (the placement is a preference), which these
+    # 8 tasks of a few milliseconds on one thread a machine would invite; real partition tasks take seconds.
+    no_stealing = {**os.environ, "DASK_DISTRIBUTED__SCHEDULER__WORK_STEALING": "False"}
+    processes = [subprocess.Popen([*dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                                   "--scheduler-file", str(scheduler_file)], stderr=subprocess.DEVNULL,
+                                  env=no_stealing)]
+    try:
+        for host in ("127.0.0.1", "127.0.0.2"):
+            processes.append(subprocess.Popen([*dask, "worker", "--host", host, "--nthreads", "1", "--no-dashboard",
+                                               "--scheduler-file", str(scheduler_file)], stderr=subprocess.DEVNULL,
+                                              cwd=REPO))
+        with Client(scheduler_file=str(scheduler_file), timeout=60) as client:
+            client.wait_for_workers(2, timeout=60)
+            address = client.scheduler.address
+
+        @flow(name="placement")
+        def placement() -> dict[int, str]:
+            with DaskTaskRunner(address=address) as runner:
+                on_home = _home_machines(runner)
+                futures = _per_partition(runner, machine_running, {p: {"part": p} for p in range(8)}, on_home)
+                return {part: future.result() for part, future in futures.items()}
+
+        first, second = placement(), placement()
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=30)
+    hosts = ["127.0.0.1", "127.0.0.2"]
+    assert first == second == {part: home_machine(part, hosts) for part in range(8)}
+    assert set(first.values()) == set(hosts)
