@@ -14,8 +14,9 @@ import pytest
 
 from flows.forget import FAULT_POINTS
 from tests.forget import corpus
+from tests.forget.conftest import GROUP
 
-pytestmark = pytest.mark.usefixtures("prefect_server")
+pytestmark = [pytest.mark.usefixtures("prefect_server"), GROUP]
 
 REPO = Path(__file__).resolve().parents[2]
 FAULTS = [*FAULT_POINTS, "commit:before_marker", "commit:after_first_move"]
@@ -23,13 +24,12 @@ TARGETS = ["https://site-a.example/p/0", "https://mirror.example.net/6", "https:
 
 
 @pytest.fixture(scope="module")
-def states(tmp_path_factory: pytest.TempPathFactory, prefect_server: str) -> tuple[Path, dict[str, Any]]:
+def states(tmp_path_factory: pytest.TempPathFactory, forget_lake: Path) -> tuple[Path, dict[str, Any]]:
     """The lake before, and what it reads as after a takedown that was not interrupted."""
     root = tmp_path_factory.mktemp("forget-crash")
-    lake = corpus.build_lake(root)
-    done = corpus.copy_lake(lake, root / "done")
+    done = corpus.copy_lake(forget_lake, root / "done")
     assert _forget(done, _list(root), fault=None).returncode == 0
-    return lake, corpus.snapshot(done)
+    return forget_lake, corpus.snapshot(done)
 
 
 def _list(folder: Path) -> Path:

@@ -20,13 +20,14 @@ from flows.lake import lake_lock
 from flows.report import write_report
 from flows.storage import Store
 from tests.forget import corpus
+from tests.forget.conftest import GROUP
 
-pytestmark = pytest.mark.usefixtures("prefect_server")
+pytestmark = [pytest.mark.usefixtures("prefect_server"), GROUP]
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory, prefect_server: str) -> Path:
-    return corpus.build_lake(tmp_path_factory.mktemp("forget"))
+@pytest.fixture
+def built(forget_lake: Path) -> Path:
+    return forget_lake
 
 
 @pytest.fixture

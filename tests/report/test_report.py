@@ -1,5 +1,6 @@
 """The lake report (issue 24): ``siftlake report``, each run's page in the lake, its artifact summary, and
-the page as a real browser shows it (Debian's Chromium through playwright)."""
+the page as a real browser shows it (Debian's Chromium through playwright). The report of the hostile corpus (every
+reject reason with examples) is checked by tests/system/test_hostile.py, on the lake its flow test ingests."""
 
 from __future__ import annotations
 
@@ -20,7 +21,6 @@ from flows.report import build, charts, drivers, page, queries
 from flows.storage import Store
 from tests.report import browser, corpus
 from tests.report.markup import audit
-from tests.support import hostile_corpus as hc
 from tests.support.paths import REPO
 
 pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_server")]
@@ -147,25 +147,6 @@ def test_the_page_renders_in_a_real_browser_offline_and_runs_no_script(whole: tu
     assert not seen.overflow_x, "the page scrolls sideways (tables must scroll inside their panel)"
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(tmp_path / f"report-{width}.png", SCREENSHOTS / f"report-test-lake-{width}.png")
-
-
-def test_the_hostile_corpus_report_lists_every_reject_reason_with_examples(tmp_path: Path) -> None:
-    built = hc.build(tmp_path / "hostile")
-    lake = tmp_path / "lake"
-    ingest(built.source, lake, **built.config())
-    out = tmp_path / "hostile.html"
-    assert cli.main(["report", "--lake", str(lake), "--out", str(out)]) == 0
-    text = out.read_text(encoding="utf-8")
-    assert audit(text) == [] and "<script" not in text.lower()
-    expected = {(e.stage, e.reason) for e in built.units.values() if e.kind == "reject"}
-    rows = pd.read_parquet(lake / "rejects")
-    for stage, reason in sorted(expected):
-        assert f"<span class=mono>{html.escape(reason)}</span>" in text, reason
-        example = rows[(rows["stage"] == stage) & (rows["reason"] == reason)]["source_uri"]
-        assert any(html.escape(uri) in text for uri in example), f"no example of {stage}/{reason}"
-    if browser.available():
-        seen = browser.visit(out, tmp_path / "hostile.png")
-        assert seen.dialogs == [] and seen.scripts == 0 and seen.page_errors == []
 
 
 def test_every_model_input_names_its_signal() -> None:

@@ -41,17 +41,35 @@ def stop_group(process: subprocess.Popen[bytes]) -> None:
             process.wait(10)
 
 
+# The server-side services the tests' shared Prefect API runs without, unless a test asks for them: the task run
+# recorder (it writes each task run and state a run's events announce: ~65% of the server's CPU per flow run, and
+# the server's CPU was as much as the flow's own), the event persister and the automations' triggers. Flow runs,
+# their states, artifacts and deployments are API calls and are kept; no test reads events, and the one that reads
+# task runs (tests/system/test_flow.py) asks for an API that records them. A real `prefect server start`
+# (tests/system/test_deployment.py, flows/local_api.py) runs them all.
+UNREAD_SERVICES = ("PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED",
+                   "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED", "PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED")
+
+
 @contextlib.contextmanager
-def prefect_test_api(home: Path) -> Iterator[str]:
-    """A Prefect API for this process (a real server on 127.0.0.1, SQLite under ``home``); yields its URL.
+def prefect_test_api(home: Path, task_runs: bool = False) -> Iterator[str]:
+    """A Prefect API for this process (a real server on 127.0.0.1, SQLite under ``home``); yields its URL. With
+    ``task_runs`` its server records task runs (and persists events), as a real server does; without, it serves
+    everything else (UNREAD_SERVICES).
 
     Subprocesses given this URL in PREFECT_API_URL use it instead of starting a temporary server each.
     """
+    import prefect.settings
+    from prefect.events.worker import EventsWorker
     from prefect.settings import get_current_settings
     from prefect.testing.utilities import prefect_test_harness
 
     os.environ["PREFECT_HOME"] = str(home)
-    with prefect_test_harness(server_startup_timeout=120):
+    # This process's events worker is one for any running server, made for the API of its first event: an API
+    # started inside another test API gets the events (task runs) only once that worker is drained and made again.
+    EventsWorker.drain_all()
+    services = {getattr(prefect.settings, name): task_runs for name in UNREAD_SERVICES}
+    with prefect.settings.temporary_settings(updates=services), prefect_test_harness(server_startup_timeout=120):
         yield str(get_current_settings().api.url)
 
 

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import polars as pl
 import pytest
 
 from flows.config import IngestConfig
+from tests.support.servers import prefect_test_api
 
 pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_server")]
 
@@ -176,6 +178,18 @@ def test_auto_runner_uses_threads_only_while_extraction_has_its_own_processes(
     assert config.runner.local_kind(config.extract.sandbox) == expected
 
 
+@pytest.fixture
+def api_recording_task_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Prefect API of this test's own whose server records task runs (the shared one does not: UNREAD_SERVICES)."""
+    home = os.environ.get("PREFECT_HOME")
+    try:
+        with prefect_test_api(tmp_path_factory.mktemp("prefect-home-task-runs"), task_runs=True) as url:
+            yield url
+    finally:
+        if home is not None:
+            os.environ["PREFECT_HOME"] = home
+
+
 def _task_runs_named(prefix: str) -> int:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
@@ -185,6 +199,7 @@ def _task_runs_named(prefix: str) -> int:
     return sum(run.name.startswith(f"{prefix}-") for run in runs)
 
 
+@pytest.mark.usefixtures("api_recording_task_runs")
 def test_stage_tasks_show_each_stage_in_prefect_and_write_the_same_lake(
         seeded_lake: Seeded, seeds_dir: Path, tmp_path: Path) -> None:
     lake, _ = seeded_lake

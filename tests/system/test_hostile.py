@@ -1,13 +1,15 @@
 """Hostile input (issue 8): every unit becomes a document or a reject with a precise reason; the run completes.
 
 The corpus is built by ``tests/support/hostile_corpus.py`` in a temporary folder. The fast test runs the pure
-stages; the flow test runs the Prefect flow into a lake and reads it back with duckdb.
+stages; the flow test runs the Prefect flow into a lake, reads it back with duckdb, and checks the lake report of
+that run (issue 24: every reject reason with examples), so that the hostile corpus is ingested by the flow once.
 """
 
 from __future__ import annotations
 
 import builtins
 import errno
+import html
 import re
 import shutil
 import time
@@ -15,15 +17,18 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pandas as pd
 import pytest
 
-from flows import shard
+from flows import cli, shard
 from flows.config import IngestConfig
 from flows.dedup import DedupConfig
 from flows.document import Document, Reject
 from flows.extract import ExtractConfig, extract_batch
 from flows.quality import QualityConfig
 from flows.read import ReadConfig, discover, read_shard
+from tests.report import browser
+from tests.report.markup import audit
 from tests.support import hostile_corpus as hc
 
 LAKE_ENTRIES = {"documents", "rejects", "_runs", "_index", "_units", "_lock", "_reports"}
@@ -184,7 +189,28 @@ def test_the_flow_ingests_the_hostile_corpus_completely_and_touches_nothing_else
     assert not (lake / "_staging").exists() or not any((lake / "_staging").iterdir()), "a finished run left staging"
     assert not any(hc.SECRET in text for _, text, _ in docs)
 
+    # The lake report of this run lists every reject reason, each with an example, and holds no markup from the
+    # data (it was tests/report/test_report.py's test_the_hostile_corpus_report_lists_every_reject_reason_with_examples,
+    # which ingested the same corpus with the same configuration a second time).
+    report_lists_every_reject_reason_with_examples(corpus, lake, tmp_path)
+
     # A second run over the same hostile source adds nothing.
     again = ingest(config)
     assert again["documents"] == 0 and again["rejects"] == 0
     shutil.rmtree(lake)
+
+
+def report_lists_every_reject_reason_with_examples(corpus: hc.Corpus, lake: Path, tmp_path: Path) -> None:
+    out = tmp_path / "hostile.html"
+    assert cli.main(["report", "--lake", str(lake), "--out", str(out)]) == 0
+    text = out.read_text(encoding="utf-8")
+    assert audit(text) == [] and "<script" not in text.lower()
+    expected = {(e.stage, e.reason) for e in corpus.units.values() if e.kind == "reject"}
+    rows = pd.read_parquet(lake / "rejects")
+    for stage, reason in sorted(expected):
+        assert f"<span class=mono>{html.escape(reason)}</span>" in text, reason
+        example = rows[(rows["stage"] == stage) & (rows["reason"] == reason)]["source_uri"]
+        assert any(html.escape(uri) in text for uri in example), f"no example of {stage}/{reason}"
+    if browser.available():
+        seen = browser.visit(out, tmp_path / "hostile.png")
+        assert seen.dialogs == [] and seen.scripts == 0 and seen.page_errors == []
