@@ -49,7 +49,7 @@ def match_sources(counts: Sequence[Sequence[int]], part: int) -> list[tuple[int,
 
 def match_partition(paths: RunPaths, part: int, sources: Sequence[tuple[int, int, int]], config: DedupConfig,
                     index: LakeIndex) -> pa.Table:
-    """Stage 2b for index partition ``part``: the lake candidates whose entry is homed here, from every link
+    """Stage 3 for index partition ``part``: the lake candidates whose entry is homed here, from every link
     task (``match_sources``), verified against the entries' signatures (near and containment, as ``Query``); each
     node's best matches here (``MATCHES_SCHEMA``). It reads this partition of the index only."""
     found = [staged.file_rows(paths, candidates_file(link), start, stop) for link, start, stop in sources]
@@ -125,7 +125,7 @@ KEPT_SCHEMA = pa.schema([("doc_id", pa.string()), ("found", pa.bool_()), ("signa
 
 
 def kept_partition(paths: RunPaths, part: int, sources: Sequence[tuple[int, int, int]], index: LakeIndex) -> int:
-    """Stage 2c for index partition ``part``: the signature, set size and content hash of the kept documents homed
+    """Stage 4 for index partition ``part``: the signature, set size and content hash of the kept documents homed
     here of the lake clusters the match tasks named (``match_sources`` over ``save_wanted``'s counts), for the
     decide task, which then opens no index. Returns their count."""
     named = [staged.file_rows(paths, _wanted_file(match), start, stop) for match, start, stop in sources]

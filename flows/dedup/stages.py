@@ -22,7 +22,7 @@ and no task reads more than one partition of the lake's index.
 Link tasks stage their links (``PartitionLinks.save``) and candidates, match tasks their matches and the clusters
 they name, kept tasks those clusters' kept documents, the decide task its decisions, so the flow's process holds
 counts only. Stage 1 asks the lake for the decisions of rows it holds already (``LakeLookup``): in a run, only the
-partitions homing rows the known-units store holds are opened (``flows.run.KnownRows``).
+partitions homing rows the known-units store holds are opened (``flows.run_dedup.KnownRows``).
 
 The decisions equal those of ``resolve`` on the whole run, whatever the number of partitions, shards or workers
 (tests/dedup/test_stages.py): nodes are ordered by digest everywhere, links only ever add up, and a node's best
