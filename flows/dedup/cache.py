@@ -31,8 +31,15 @@ from typing import Any, BinaryIO
 from flows.dedup.config import DedupConfig
 from flows.dedup.index import INDEX_FILE, LakeIndex, staged_moves
 from flows.dedup.index.compaction import is_due
-from flows.dedup.index.layout import banding_of, check_index, check_segment, partition_folders, partition_name
-from flows.dedup.index.segment import live_in, live_segments
+from flows.dedup.index.layout import (
+    banding_of,
+    check_index,
+    check_segment,
+    live_partitions,
+    partition_folders,
+    partition_name,
+)
+from flows.dedup.index.segment import live_segments
 from flows.lake.layout import INDEX, SEGMENT_META, SEGMENTS, RunPaths
 from flows.storage import Store
 
@@ -331,13 +338,8 @@ def list_index(lake: Store, config: DedupConfig, cache_dir: str = "") -> IndexLi
 
 def _list_local(index_dir: Path, config: DedupConfig) -> IndexListing:
     info = check_index(index_dir, config)
-    partitions = {}
-    for part, folder in partition_folders(index_dir).items():
-        live = live_in(folder)
-        for path, meta in live:
-            check_segment(path, meta, part, config, index_dir)
-        if live:
-            partitions[part] = [(path.name, meta) for path, meta in live]
+    partitions = {part: [(path.name, meta) for path, meta in live]
+                  for part, live in live_partitions(index_dir, config).items()}
     return IndexListing(info, partitions, [path.name for path, _ in live_segments(index_dir)])
 
 
