@@ -13,8 +13,9 @@ shards of ``--shard-docs``) is deduplicated
     ``decide`` task, every index partition's ``index`` task; for link, match and kept, the bytes one task read
     from disk (``/proc/self/io`` read_bytes: its index partition's pages and staged slices not in the page cache),
     the largest and the mean;
-(b) by the flow's own code (``flows.ingest.find_duplicates`` in a Prefect flow) on each of ``--runners`` with 2
-    workers (a process pool, threads, a Dask LocalCluster): the flow process's peak RSS and the largest worker's,
+(b) by the flow's own code (``flows.ingest.find_duplicates``, then ``index_run``, in a Prefect flow) on each of
+    ``--runners`` with 2 workers (a process pool, threads, a Dask LocalCluster): the flow process's peak RSS and the
+    largest worker's,
     and the wall time and the flow process's CPU;
 (c) unless ``--no-single``: by one process holding the run (``resolve``, then the run's index segment), as the
     flow did before dedup became stages.
@@ -125,7 +126,7 @@ def _flow(state: dict[str, Any], paths: RunPaths, config: DedupConfig, kind: str
     from prefect import flow
 
     from flows.config import IngestConfig
-    from flows.ingest import find_duplicates, task_runner
+    from flows.ingest import find_duplicates, index_run, task_runner
 
     ingest = IngestConfig(source=state["lake"], lake=state["lake"], dedup=config.model_dump(),
                           runner={"kind": kind, "workers": 2})
@@ -146,7 +147,10 @@ def _flow(state: dict[str, Any], paths: RunPaths, config: DedupConfig, kind: str
     @flow(name="bench-dedup")
     def dedup_flow() -> dict[str, int]:
         with task_runner(ingest.runner, False) as runner:
-            return find_duplicates(runner, ingest, paths, state["numbers"], list_index(paths.lake, config))
+            listing = list_index(paths.lake, config)
+            counts = find_duplicates(runner, ingest, paths, state["numbers"], listing)
+            index_run(runner, ingest, paths, state["numbers"], listing)
+            return counts
 
     before = peak_rss_mb()
     threading.Thread(target=watch, daemon=True).start()

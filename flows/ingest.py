@@ -160,10 +160,10 @@ def _share_api_with_workers() -> None:
 
 
 def process_shards(runner: TaskRunner[Any], config: IngestConfig, shards: list[list[InputFile]],
-                   paths: lakefs.RunPaths, done: list[int]) -> list[shard.ShardSummary]:
-    """Run the per-shard stages on the task runner, a bounded number of shards in flight, reporting progress.
-    The runner is used directly, not through a subflow: a subflow run costs ~1 s (its creation, and the wait
-    for its heartbeat thread at the end)."""
+                   paths: lakefs.RunPaths, done: list[int], whole: bool) -> list[shard.ShardSummary]:
+    """Run the per-shard stages, dedup's first one included (``whole``: the lake is searched whole), on the task
+    runner, a bounded number of shards in flight, reporting progress. The runner is used directly, not through a
+    subflow: a subflow run costs ~1 s (its creation, and the wait for its heartbeat thread at the end)."""
     workers = config.runner.worker_count()
     window = config.runner.shards_in_flight or 2 * workers
     todo = [n for n in range(len(shards)) if n not in done]
@@ -172,7 +172,7 @@ def process_shards(runner: TaskRunner[Any], config: IngestConfig, shards: list[l
     in_flight: list[PrefectFuture[shard.ShardSummary]] = []
     summaries: list[shard.ShardSummary] = []
     for number in todo:
-        in_flight.append(_submit_shard(runner, number, shards[number], config, paths))
+        in_flight.append(_submit_shard(runner, number, shards[number], config, paths, whole))
         while len(in_flight) >= window or (number == todo[-1] and in_flight):
             summaries.append(in_flight.pop(0).result())
             finished = len(done) + len(summaries)
@@ -182,20 +182,24 @@ def process_shards(runner: TaskRunner[Any], config: IngestConfig, shards: list[l
 
 
 def find_duplicates(runner: TaskRunner[Any], config: IngestConfig, paths: lakefs.RunPaths, numbers: list[int],
-                    listing: index_cache.IndexListing) -> dict[str, int]:
-    """Dedup as distributed stages (``flows.dedup.stages``), each a task on the runner: one per shard, one per
+                    listing: index_cache.IndexListing, prepared: dict[int, int] | None = None) -> dict[str, int]:
+    """Dedup as distributed stages (``flows.dedup.stages``), each a task on the runner: one per shard (but those
+    ``prepared`` by their shard task, with their count of documents), one per
     partition of the band keys (its links, and its candidates from the lake's same partition, staged), one per index
     partition given candidates (verified against the entries homed there), one per index partition homing the kept
     documents of the lake clusters matched, the decision, then one per index partition writing the run's segment of
     it. A task opens only its own partitions of the lake's index (a bucket lake's: in its machine's cache); a lake
     with segments the partition tasks cannot search is searched whole (``IndexListing.searched_whole``). Tasks hand
-    each other files in the run's staging (``flows.dedup.staged``): this process holds counts only."""
+    each other files in the run's staging (``flows.dedup.staged``): this process holds counts only. The run's
+    segment of the index is written after (``index_run``)."""
     whole = listing.searched_whole(config.dedup)
     parts = range(config.dedup.partitions)
     submit = {"paths": paths, "numbers": numbers, "config": config.dedup}
     on_lake = {"config": config.dedup, "storage": config.storage, "whole": whole}
-    prepared = [runner.submit(prepare_task, {"paths": paths, "number": n, **on_lake}) for n in numbers]
-    documents = sum(future.result() for future in prepared)
+    prepared = prepared or {}
+    preparing = [runner.submit(prepare_task, {"paths": paths, "number": n, **on_lake})
+                 for n in numbers if n not in prepared]
+    documents = sum(prepared.values()) + sum(future.result() for future in preparing)
     on_home = _home_machines(runner)
     linking = _per_partition(runner, link_task, {part: {**submit, **on_lake, "part": part} for part in parts}, on_home)
     linked = [future.result() for future in linking.values()]
@@ -210,12 +214,17 @@ def find_duplicates(runner: TaskRunner[Any], config: IngestConfig, paths: lakefs
                                                         "sources": match_sources(wanted, part),
                                                         "storage": config.storage} for part in kept}, on_home)
     fetched = sum(work.downloaded for work in [*linked, *matches.values(), *(f.result() for f in keeping.values())])
-    counts = {"documents": documents, **({"index_bytes_downloaded": fetched} if paths.lake.remote else {}),
-              **runner.submit(decide_task, {**submit, **on_lake, "matched": matched, "kept": kept}).result()}
-    indexed = {part: runner.submit(index_task, {**submit, "part": part}) for part in parts}
+    return {"documents": documents, **({"index_bytes_downloaded": fetched} if paths.lake.remote else {}),
+            **runner.submit(decide_task, {**submit, **on_lake, "matched": matched, "kept": kept}).result()}
+
+
+def index_run(runner: TaskRunner[Any], config: IngestConfig, paths: lakefs.RunPaths, numbers: list[int],
+              listing: index_cache.IndexListing) -> None:
+    """The run's segment of the lake's index, staged for the commit: one task per index partition."""
+    submit = {"paths": paths, "numbers": numbers, "config": config.dedup}
+    indexed = {part: runner.submit(index_task, {**submit, "part": part}) for part in range(config.dedup.partitions)}
     new_index = listing.index_file is None
     run_dedup.stage_index(paths, {part: future.result() for part, future in indexed.items()}, config.dedup, new_index)
-    return counts
 
 
 def _home_machines(runner: TaskRunner[Any]) -> Callable[[int], AbstractContextManager[object]]:
@@ -242,12 +251,12 @@ def _per_partition(runner: TaskRunner[Any], task: Any, parameters: dict[int, dic
 
 
 @task(name="shard", cache_policy=NO_CACHE, persist_result=False, retries=2, retry_delay_seconds=_IO_RETRY_DELAYS)
-def shard_task(number: int, files: list[InputFile], config: IngestConfig,
-               paths: lakefs.RunPaths) -> shard.ShardSummary:
+def shard_task(number: int, files: list[InputFile], config: IngestConfig, paths: lakefs.RunPaths,
+               whole: bool = False) -> shard.ShardSummary:
     """Every stage of one shard, in the worker that reads it: the shard's pages never travel back to
     the flow's process. The shard goes through the stages a chunk at a time, extraction overlapping
-    the other stages (``shard.process_shard``). A retry (an I/O error while reading or staging)
-    redoes the shard.
+    the other stages (``shard.process_shard``), then dedup's first stage (``run_dedup.prepare_dedup``;
+    ``whole``: the lake is searched whole). A retry (an I/O error while reading or staging) redoes the shard.
 
     The stages are plain calls: a Prefect task run costs ~9 ms of CPU between the client and the
     server, and one per stage took 7% of a run's CPU (bench/e2e). ``runner.stage_tasks`` makes
@@ -255,8 +264,13 @@ def shard_task(number: int, files: list[InputFile], config: IngestConfig,
     """
     lakefs.use_system_memory_pool()  # this worker's process, as the flow's
     if config.runner.stage_tasks:
-        return _stages_as_tasks(number, files, config, paths)
-    return shard.process_shard(number, files, config, paths)
+        summary = _stages_as_tasks(number, files, config, paths)
+    else:
+        summary = shard.process_shard(number, files, config, paths)
+    # Here rather than as a task of its own per shard: a task run costs the Prefect API ~30 ms of CPU, and
+    # the shard's rows are on this machine already. A shard staged by an earlier attempt gets its own task.
+    run_dedup.prepare_dedup(paths, number, config.dedup, config.storage, whole)
+    return summary
 
 
 def _stages_as_tasks(number: int, files: list[InputFile], config: IngestConfig,
@@ -278,7 +292,7 @@ def _quoted(batch: shard.ShardBatch) -> shard.ShardBatch:
 
 
 def _submit_shard(runner: TaskRunner[Any], number: int, files: list[InputFile], config: IngestConfig,
-                  paths: lakefs.RunPaths) -> PrefectFuture[shard.ShardSummary]:
+                  paths: lakefs.RunPaths, whole: bool) -> PrefectFuture[shard.ShardSummary]:
     """Submit a shard to the task runner: only its file list goes out and a small summary comes back.
 
     Submitting each stage from the flow instead would send every shard's pages through the flow's
@@ -286,7 +300,7 @@ def _submit_shard(runner: TaskRunner[Any], number: int, files: list[InputFile], 
     against 1.5 GB this way (bench/e2e).
     """
     summary: PrefectFuture[shard.ShardSummary] = runner.submit(
-        shard_task, {"number": number, "files": files, "config": config, "paths": paths})
+        shard_task, {"number": number, "files": files, "config": config, "paths": paths, "whole": whole})
     return summary
 
 
@@ -319,12 +333,17 @@ def ingest(config: IngestConfig = IngestConfig()) -> dict[str, Any]:  # noqa: B0
         done = sorted(shard.staged_shards(paths))
         if done:
             logger.info("resuming run %s: %d of %d shards already staged", paths.run_id, len(done), len(shards))
+        listing = _list_index(lake, config)
         with task_runner(config.runner, config.extract.sandbox) as runner:
-            process_shards(runner, config, shards, paths, done)
-            listing = _list_index(lake, config)
-            dedup = find_duplicates(runner, config, paths, list(range(len(shards))), listing)
-            # The documents file is written by a worker: the pages never pass through this process.
-            written = runner.submit(documents_task, {"paths": paths, "numbers": list(range(len(shards)))}).result()
+            summaries = process_shards(runner, config, shards, paths, done, listing.searched_whole(config.dedup))
+            numbers = list(range(len(shards)))
+            prepared = {summary.number: summary.documents for summary in summaries}
+            dedup = find_duplicates(runner, config, paths, numbers, listing, prepared)
+            # The documents file is written by a worker (the pages never pass through this process) while the
+            # other workers write the run's index segment: both need only the decisions.
+            documents = runner.submit(documents_task, {"paths": paths, "numbers": numbers})
+            index_run(runner, config, paths, numbers, listing)
+            written = documents.result()
         lakefs.pull_staged(paths)  # shards staged by workers on other machines: their counts, then their rows
         counts, seconds = report.run_counts(paths, dedup)
         counts.update(shards=len(shards), shards_resumed=len(done), files_unchanged=unchanged,

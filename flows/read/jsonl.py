@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from typing import IO
+from typing import IO, Any
+
+import orjson
 
 from flows.document import Document, Reject
 from flows.read.units import STAGE, ReadConfig, UnitError, fail, unit_id
@@ -50,10 +52,24 @@ def _may_hold_surrogates(line: bytes) -> bool:
     return b"\\ud" in line or b"\\uD" in line or b"\xed" in line or b"\x00" in line
 
 
+def _loads(line: bytes) -> tuple[Any, bool]:
+    """The line's JSON value, and whether its strings may hold lone surrogates.
+
+    orjson first: it parses a page twice as fast as ``json``, and it refuses lone surrogates (escaped or
+    UTF-8-encoded), so what it returns needs no scan for them (the scan alone cost as much as its parse). ``json``
+    reads what orjson refuses: lone surrogates, a BOM, UTF-16, ``NaN``. (orjson reads an integer past 64 bits as a
+    float: no field a unit keeps is a number.)
+    """
+    try:
+        return orjson.loads(line), False
+    except orjson.JSONDecodeError:
+        return json.loads(line), _may_hold_surrogates(line)
+
+
 def _jsonl_unit(source_uri: str, line: bytes) -> Document | Reject:
     uid = unit_id(source_uri, line)
     try:
-        record = json.loads(line)
+        record, scrub = _loads(line)
     except (ValueError, RecursionError) as err:
         return Reject(uid, source_uri, STAGE, "jsonl_invalid_json", f"the line is not valid JSON: {err}")
     if not isinstance(record, dict):
@@ -67,7 +83,7 @@ def _jsonl_unit(source_uri: str, line: bytes) -> Document | Reject:
     if bad or not isinstance(body, str):
         return Reject(uid, source_uri, STAGE, "jsonl_bad_field", f"field(s) {bad or [field]} must be strings")
     url, title = record.get("url"), record.get("title")
-    if _may_hold_surrogates(line):
+    if scrub:
         body, url, title = _scrub(body), url and _scrub(url), title and _scrub(title)
     doc = Document(doc_id=uid, source_uri=source_uri, text=body, kind=kind,  # type: ignore[arg-type]
                    url=url, title=title, meta={"bytes": len(line)})

@@ -93,6 +93,29 @@ def test_justext_paragraphs_are_justexts_own(corpora: Path) -> None:
     assert compared > 100
 
 
+def test_plain_element_classes_extract_what_lxml_html_classes_extract(corpora: Path) -> None:
+    # The extraction process parses into plain HtmlElement nodes (a C lookup) instead of lxml.html's per-tag
+    # classes (a Python call per node): if trafilatura or justext ever relied on a form element's helpers,
+    # a page's text would change. 30 gold pages, forms and all, must come out the same either way.
+    import lxml.html
+    import trafilatura.utils
+
+    form = "<html><body><form><p>x</p></form></body></html>"
+    assert type(extract_html_module.load_html(form).find(".//form")) is lxml.html.HtmlElement
+    pages = [decode_html(page.raw) for name in GOLD_SETS for page in load_sample(name, 6, root=corpora)]
+    options = extract_html_module.HtmlOptions()
+    plain = [extract_html_module.extract_html(html, options) for html in pages]
+    parser = trafilatura.utils.HTML_PARSER
+    parser.set_element_class_lookup(lxml.html.HtmlElementClassLookup())
+    try:
+        assert type(extract_html_module.load_html(form).find(".//form")) is lxml.html.FormElement
+        stock = [extract_html_module.extract_html(html, options) for html in pages]
+    finally:
+        extract_html_module._plain_element_classes()
+    assert plain == stock
+    assert sum(bool(result.text) for result in plain) >= 25
+
+
 # Extraction quality may not regress: per-gold-set F1 floors on a small fixed dev sample.
 #
 # Ten pages spread over each gold set's dev split (``load_sample``), scored as bench/extraction.py
