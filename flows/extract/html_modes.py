@@ -40,6 +40,8 @@ _CONTINUATION = re.compile(r"\n[ \t]+(?=\S)")
 # is reliable there. Pages without it (older, table-laid-out, multi-post) are where it keeps one
 # block of a longer text.
 _ARTICLE_MARKUP = re.compile(r"<article\b|<main\b|articlebody", re.IGNORECASE)
+# Under IGNORECASE, "i" also matches these two; lower() turns the first into two characters.
+_DOTTED_I = ("\u0130", "\u0131")
 _WORD = re.compile(r"\w+")
 # What a document has and a fragment lacks.
 _DOCUMENT_MARKUP = re.compile(r"<(?:html|head|body|!doctype|\?xml)\b", re.IGNORECASE)
@@ -131,7 +133,7 @@ class _PageCandidates:
 
     @cached_property
     def has_markup(self) -> bool:
-        return _ARTICLE_MARKUP.search(self._html) is not None
+        return has_article_markup(self._html)
 
     @cached_property
     def fast(self) -> str:
@@ -210,6 +212,27 @@ def _without_markup(page: Candidates, options: HtmlOptions) -> str:
         return paragraphs if len(paragraphs) >= options.justext_min_chars else chosen
     longer = len(paragraphs) > options.justext_min_ratio * len(recall)
     return paragraphs if longer and page.cover >= options.justext_min_cover else chosen
+
+
+def has_article_markup(html: str) -> bool:
+    """``_ARTICLE_MARKUP.search(html) is not None``, ten times faster: a case-insensitive regex tries every
+    position of a page (0.7 ms), substring searches of the lower-cased page do not (the regex is kept for pages
+    with a dotted or dotless i, the one letter whose case variants lower() does not give one for one)."""
+    if any(char in html for char in _DOTTED_I):
+        return _ARTICLE_MARKUP.search(html) is not None
+    low = html.lower()
+    return "articlebody" in low or _tag_in(low, html, "<article") or _tag_in(low, html, "<main")
+
+
+def _tag_in(low: str, html: str, opening: str) -> bool:
+    """Whether ``opening`` occurs in ``low`` (``html`` lower-cased, same length) followed by no word character."""
+    start = low.find(opening)
+    while start >= 0:
+        after = start + len(opening)
+        if after == len(html) or not (html[after].isalnum() or html[after] == "_"):  # regex's \b after a letter
+            return True
+        start = low.find(opening, start + 1)
+    return False
 
 
 def _page_text_length(tree: HtmlElement) -> int:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from bench.support.gold import GOLD_SETS, decode_html, load_sample, score_set
 from flows.document import Document
@@ -114,6 +116,21 @@ def test_plain_element_classes_extract_what_lxml_html_classes_extract(corpora: P
         extract_html_module._plain_element_classes()
     assert plain == stock
     assert sum(bool(result.text) for result in plain) >= 25
+
+
+_MARKUP_PIECES = st.sampled_from(["<", "article", "ARTICLE", "ArtIcle", "<main", "MAIN", "body", "Body", ">", " ", "_",
+                                   "x", "7", "é", "\u0130", "\u0131", "\u212a", "\n", "ß"])
+
+
+@given(st.lists(_MARKUP_PIECES, max_size=12).map("".join))
+@example("<artIcle>")
+@example("<art\u0131cle x>")
+@example("<main_content>")
+@example("<maIné")
+def test_article_markup_is_found_as_the_case_insensitive_pattern_finds_it(page: str) -> None:
+    # The pattern decides which trafilatura mode a page gets: the fast search must agree with it on any text.
+    expected = extract_html_module._ARTICLE_MARKUP.search(page) is not None
+    assert extract_html_module.has_article_markup(page) == expected
 
 
 # Extraction quality may not regress: per-gold-set F1 floors on a small fixed dev sample.
