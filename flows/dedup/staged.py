@@ -161,17 +161,31 @@ def picked_file_rows(paths: RunPaths, relative_path: str, wanted: np.ndarray) ->
     """The rows ``wanted`` (sorted, distinct) of the staged array at ``relative_path``."""
     wanted = np.asarray(wanted, dtype=np.int64)
     breaks = np.flatnonzero(np.diff(wanted) != 1) + 1
-    return _read_rows(paths, relative_path, [(int(run[0]), len(run)) for run in np.split(wanted, breaks) if len(run)])
+    runs = [(int(run[0]), len(run)) for run in np.split(wanted, breaks) if len(run)]
+    return _read_rows(paths, relative_path, runs, wanted)
 
 
-def _read_rows(paths: RunPaths, relative_path: str, runs: list[tuple[int, int]]) -> np.ndarray:
-    """The rows of ``runs`` (first row, count; ascending) of the staged array at ``relative_path``, a read per run:
-    of the local file, or (when this machine lacks it) of the store's copy."""
+# A local file's wanted rows are read in one piece, from the first to the last, unless that piece is this many
+# times their size: a read per run of adjacent rows costs a system call and a Python loop each.
+_SPAN_READ_MAX = 4
+
+
+def _read_rows(paths: RunPaths, relative_path: str, runs: list[tuple[int, int]],
+               wanted: np.ndarray | None = None) -> np.ndarray:
+    """The rows of ``runs`` (first row, count; ascending; ``wanted``: the same rows one by one) of the staged array
+    at ``relative_path``, a read per run: of the local file, or (when this machine lacks it) of the store's copy."""
     if (layout := _layout(paths, relative_path)) is not None:
         path, shape, dtype, offset = layout
         descriptor = os.open(path, os.O_RDONLY)
         try:
-            return _gather_runs(partial(_pread, descriptor), shape, dtype, offset, runs)
+            read = partial(_pread, descriptor)
+            if wanted is not None and len(runs) > 1:
+                first, span = runs[0][0], runs[-1][0] + runs[-1][1] - runs[0][0]
+                if span <= _SPAN_READ_MAX * len(wanted):
+                    piece = _gather_runs(read, shape, dtype, offset, [(first, span)])
+                    picked: np.ndarray = piece[wanted - first]
+                    return picked
+            return _gather_runs(read, shape, dtype, offset, runs)
         finally:
             os.close(descriptor)
     with paths.lake.open_ranged(f"{paths.staging_key}/{relative_path}", _RANGE_BLOCK) as stream:
