@@ -215,9 +215,10 @@ def _without_markup(page: Candidates, options: HtmlOptions) -> str:
 
 
 def has_article_markup(html: str) -> bool:
-    """``_ARTICLE_MARKUP.search(html) is not None``, ten times faster: a case-insensitive regex tries every
-    position of a page (0.7 ms), substring searches of the lower-cased page do not (the regex is kept for pages
-    with a dotted or dotless i, the one letter whose case variants lower() does not give one for one)."""
+    """``_ARTICLE_MARKUP.search(html) is not None``, faster: the case-insensitive regex tries every position of a
+    page, substring searches of the lower-cased page do not. On the gold pages 0.40 -> 0.07 ms an ASCII page,
+    0.89 -> 0.50 ms another (lower-casing those costs most). The regex is kept for pages with a dotted or dotless
+    i, the one letter whose case variants lower() does not give one for one."""
     if any(char in html for char in _DOTTED_I):
         return _ARTICLE_MARKUP.search(html) is not None
     low = html.lower()
