@@ -247,7 +247,11 @@ def commit_run(paths: lakefs.RunPaths, manifest: dict[str, Any], documents: RunD
     cache_segment(paths, cache_dir)
     if lease is not None:
         lease.check()  # never commit into a lake another run has taken over
-    lakefs.commit(paths, moves)
+    # Mirrored to a bucket lake's staging by the tasks that wrote them in this attempt (``write_documents``, the
+    # index tasks): uploaded once, not again by the commit (the documents file is the run's largest; a segment is
+    # 15 objects in each of ``dedup.partitions``).
+    segments = [move for move in index_moves(paths) if (paths.staging / move).is_dir()]
+    lakefs.commit(paths, moves, mirrored=[documents.relative, *segments])
     return moves
 
 

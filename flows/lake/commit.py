@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from flows.lake.layout import COMMIT, FORGET_PREFIX, RUNS, SEGMENT_META, STAGING, RunPaths, as_store
@@ -87,19 +87,22 @@ def fault_point(name: str) -> None:
     os._exit(137)
 
 
-def commit(paths: RunPaths, moves: Sequence[str], manifest: str = "", deletes: Sequence[str] = ()) -> None:
+def commit(paths: RunPaths, moves: Sequence[str], manifest: str = "", deletes: Sequence[str] = (),
+           mirrored: Collection[str] = ()) -> None:
     """Make a staged run visible: record the moves, perform them, delete ``deletes`` (keys or prefixes of
     the lake that the moves make obsolete), publish the manifest (to ``manifest``, relative to the lake;
     default ``_runs/<run_id>.json``). All of it is rolled forward after a crash.
 
     On a local lake a move is a rename (an index segment moves as one folder). On an object store
     the run's files are first put under its staging prefix, then each is copied to its place (one
-    atomic object each; a segment's ``meta.json`` last, so readers see whole segments only).
+    atomic object each; a segment's ``meta.json`` last, so readers see whole segments only). ``mirrored``: moves
+    (files or folders) that the tasks which wrote them, in this attempt, put under the staging prefix already
+    (``persist``, after their last write): not uploaded again.
     """
     fault_point("commit:before_marker")
     store = paths.lake
     if store.remote:
-        moves = _upload_for_commit(paths, moves)
+        moves = _upload_for_commit(paths, moves, set(mirrored))
     plan = {"moves": list(moves), "manifest": manifest or f"{RUNS}/{paths.run_id}.json", "deletes": list(deletes)}
     store.write_bytes(f"{paths.staging_key}/{COMMIT}", json.dumps(plan).encode())
     _roll_forward(store, paths.run_id)
@@ -107,9 +110,9 @@ def commit(paths: RunPaths, moves: Sequence[str], manifest: str = "", deletes: S
         shutil.rmtree(paths.staging, ignore_errors=True)
 
 
-def _upload_for_commit(paths: RunPaths, moves: Sequence[str]) -> list[str]:
-    """Put the run's local files under its staging prefix; return the object moves, folders expanded. A file
-    this machine lacks is one a worker mirrored there already."""
+def _upload_for_commit(paths: RunPaths, moves: Sequence[str], mirrored: set[str]) -> list[str]:
+    """Put the run's local files under its staging prefix (but those of ``mirrored`` moves); return the object
+    moves, folders expanded. A file this machine lacks is one a worker mirrored there already."""
     objects: list[str] = []
     for relative in moves:
         local = paths.staging / relative
@@ -121,7 +124,8 @@ def _upload_for_commit(paths: RunPaths, moves: Sequence[str]) -> list[str]:
         for path in files:
             if path.is_file():
                 objects.append(path.relative_to(paths.staging).as_posix())
-                persist(paths, path)
+                if relative not in mirrored:
+                    persist(paths, path)
     persist(paths, paths.manifest)
     return objects
 

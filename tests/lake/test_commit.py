@@ -7,6 +7,8 @@ from pathlib import Path
 
 from flows import lake as lakefs
 from flows.document import Reject
+from flows.storage import Store
+from tests.support.servers import S3Server
 
 
 def staged_run(lake: Path, run_id: str = "20260101T000000Z-test") -> tuple[lakefs.RunPaths, list[str]]:
@@ -52,3 +54,24 @@ def test_a_takedown_without_commit_marker_is_discarded_not_resumed(tmp_path: Pat
     paths, _ = staged_run(tmp_path, "forget-20260101T000000Z-test")
     assert lakefs.unfinished_runs(tmp_path) == []
     assert lakefs.recover(tmp_path) == [] and not paths.staging.exists()
+
+
+def test_a_bucket_lake_s_commit_uploads_only_what_its_tasks_did_not_mirror(tmp_path: Path, s3_server: S3Server) -> None:
+    # A segment folder and the documents file are mirrored by the tasks that write them; the commit moves them
+    # without a second upload (a segment is 15 objects per partition). Here each local copy is changed after its
+    # mirror: what lands shows which copy the commit published.
+    lake = Store(f"{s3_server.bucket('commit-mirrored')}/lake", s3_server.storage_options())
+    paths = lakefs.RunPaths(lake, "20260101T000000Z-m", "2026-01-01", str(tmp_path / "scratch"))
+    segment = "_index/p0001/20260101T000000Z-m"
+    for name in ("keys.npy", "meta.json"):
+        (paths.staging / segment).mkdir(parents=True, exist_ok=True)
+        (paths.staging / segment / name).write_text(f"{name} as its task wrote it")
+        lakefs.persist(paths, paths.staging / segment / name)
+        (paths.staging / segment / name).write_text("changed after the mirror")
+    (paths.staging / "notes.txt").write_text("local only")
+    paths.manifest.write_text(json.dumps({"run_id": paths.run_id}))
+    lakefs.commit(paths, ["notes.txt", segment], mirrored=[segment])
+    assert lake.read_bytes(f"{segment}/keys.npy") == b"keys.npy as its task wrote it"
+    assert lake.read_bytes(f"{segment}/meta.json") == b"meta.json as its task wrote it"
+    assert lake.read_bytes("notes.txt") == b"local only"
+    assert lakefs.read_manifests(lake) == [{"run_id": paths.run_id}] and not lake.files(lakefs.STAGING)
